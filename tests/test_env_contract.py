@@ -1,0 +1,113 @@
+"""The interface contract, checked on every one of the 16 paper environments.
+
+Batch and step counts are tiny (brax steps at ~50/s on a 2-core CPU); episode
+ends are forced inside the rollout with `with_time_limit` so that auto-reset
+and the reported episode returns are always exercised.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from esbench.envs import PAPER_ENVS, Box, Discrete, make
+
+N_ENVS = 3
+# (steps in the rollout, time limit that forces episode ends inside it)
+ROLLOUT = {"brax": (6, 3), "craftax": (12, 5), "kinetix": (10, 4)}
+DEFAULT_ROLLOUT = (40, 15)
+
+
+def random_action(spec, key):
+    if isinstance(spec.action, Discrete):
+        return jax.random.randint(key, (), 0, spec.action.n, dtype=jnp.int32)
+    low = jnp.asarray(spec.action.low)
+    high = jnp.asarray(spec.action.high)
+    return jax.random.uniform(key, (spec.action.dim,), minval=low, maxval=high)
+
+
+def rollout(env, key, n_steps):
+    """jit(vmap(scan(step))) with random actions; returns per-step arrays [T, B, ...]."""
+
+    def one_env(key):
+        reset_key, run_key = jax.random.split(key)
+        obs, state = env.reset(reset_key)
+
+        def body(carry, step_key):
+            obs, state = carry
+            act_key, env_key = jax.random.split(step_key)
+            action = random_action(env.spec, act_key)
+            next_obs, state, reward, done, info = env.step(env_key, state, action)
+            return (next_obs, state), (obs, reward, done, info)
+
+        _, traj = jax.lax.scan(body, (obs, state), jax.random.split(run_key, n_steps))
+        return traj
+
+    return jax.jit(jax.vmap(one_env))(jax.random.split(key, N_ENVS))
+
+
+@pytest.fixture(scope="module", params=PAPER_ENVS)
+def env_and_traj(request):
+    env = make(request.param)
+    n_steps, limit = ROLLOUT.get(env.spec.suite, DEFAULT_ROLLOUT)
+    short = env.with_time_limit(limit)
+    traj = rollout(short, jax.random.PRNGKey(0), n_steps)
+    return env, short, n_steps, traj
+
+
+def test_spec_matches_what_env_produces(env_and_traj):
+    env, short, n_steps, (obs, reward, done, info) = env_and_traj
+    spec = env.spec
+    assert obs.shape == (N_ENVS, n_steps, spec.obs_dim)
+    assert obs.dtype == jnp.float32
+    assert reward.shape == (N_ENVS, n_steps) and reward.dtype == jnp.float32
+    assert done.shape == (N_ENVS, n_steps) and done.dtype == jnp.bool_
+    assert np.all(np.isfinite(np.asarray(obs))) and np.all(np.isfinite(np.asarray(reward)))
+    assert spec.max_episode_steps >= 1
+    assert isinstance(spec.action, (Discrete, Box))
+    if isinstance(spec.action, Box):
+        assert len(spec.action.low) == len(spec.action.high) == spec.action.dim
+        assert all(lo < hi for lo, hi in zip(spec.action.low, spec.action.high))
+    obs0, _ = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    assert obs0.shape == (spec.obs_dim,) and obs0.dtype == jnp.float32
+
+
+def test_auto_reset_reports_hand_summed_episode_returns(env_and_traj):
+    env, short, n_steps, (obs, reward, done, info) = env_and_traj
+    reward, done = np.asarray(reward), np.asarray(done)
+    ep_done, ep_ret, ep_len = (np.asarray(x) for x in (info.episode_done, info.episode_return, info.episode_length))
+    np.testing.assert_array_equal(ep_done, done)
+    limit = short.spec.max_episode_steps
+    assert done.any(axis=1).all(), "the time limit must end an episode inside the rollout"
+    for b in range(N_ENVS):
+        running, length = 0.0, 0
+        for t in range(n_steps):
+            running += float(reward[b, t])
+            length += 1
+            assert length <= limit
+            if done[b, t]:
+                assert ep_ret[b, t] == pytest.approx(running, rel=1e-5, abs=1e-4)
+                assert ep_len[b, t] == length
+                running, length = 0.0, 0
+            else:
+                assert ep_ret[b, t] == 0.0 and ep_len[b, t] == 0
+
+
+def test_same_key_same_trajectory(env_and_traj):
+    env, short, n_steps, traj = env_and_traj
+    again = rollout(short, jax.random.PRNGKey(0), n_steps)
+    for a, b in zip(jax.tree_util.tree_leaves(traj), jax.tree_util.tree_leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_wrong_action_fails_at_trace_time(env_and_traj):
+    env = env_and_traj[0]
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    spec = env.spec
+    if isinstance(spec.action, Discrete):
+        bad = [jnp.zeros((2,), jnp.int32), jnp.asarray(0.5, jnp.float32)]
+    else:
+        bad = [jnp.zeros((spec.action.dim + 1,), jnp.float32), jnp.zeros((spec.action.dim,), jnp.int32)]
+    for action in bad:
+        with pytest.raises(TypeError, match="expected a"):
+            jax.jit(env.step).lower(jax.random.PRNGKey(1), state, action)
