@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from esbench.envs import PAPER_ENVS, Box, Discrete, make
+from esbench.envs.check import random_rollout
 
 N_ENVS = 3
 # (steps in the rollout, time limit that forces episode ends inside it)
@@ -18,40 +19,12 @@ ROLLOUT = {"brax": (6, 3), "craftax": (12, 5), "kinetix": (10, 4)}
 DEFAULT_ROLLOUT = (40, 15)
 
 
-def random_action(spec, key):
-    if isinstance(spec.action, Discrete):
-        return jax.random.randint(key, (), 0, spec.action.n, dtype=jnp.int32)
-    low = jnp.asarray(spec.action.low)
-    high = jnp.asarray(spec.action.high)
-    return jax.random.uniform(key, (spec.action.dim,), minval=low, maxval=high)
-
-
-def rollout(env, key, n_steps):
-    """jit(vmap(scan(step))) with random actions; returns per-step arrays [T, B, ...]."""
-
-    def one_env(key):
-        reset_key, run_key = jax.random.split(key)
-        obs, state = env.reset(reset_key)
-
-        def body(carry, step_key):
-            obs, state = carry
-            act_key, env_key = jax.random.split(step_key)
-            action = random_action(env.spec, act_key)
-            next_obs, state, reward, done, info = env.step(env_key, state, action)
-            return (next_obs, state), (obs, reward, done, info)
-
-        _, traj = jax.lax.scan(body, (obs, state), jax.random.split(run_key, n_steps))
-        return traj
-
-    return jax.jit(jax.vmap(one_env))(jax.random.split(key, N_ENVS))
-
-
 @pytest.fixture(scope="module", params=PAPER_ENVS)
 def env_and_traj(request):
     env = make(request.param)
     n_steps, limit = ROLLOUT.get(env.spec.suite, DEFAULT_ROLLOUT)
     short = env.with_time_limit(limit)
-    traj = rollout(short, jax.random.PRNGKey(0), n_steps)
+    traj = random_rollout(short, jax.random.PRNGKey(0), N_ENVS, n_steps)
     return env, short, n_steps, traj
 
 
@@ -95,7 +68,7 @@ def test_auto_reset_reports_hand_summed_episode_returns(env_and_traj):
 
 def test_same_key_same_trajectory(env_and_traj):
     env, short, n_steps, traj = env_and_traj
-    again = rollout(short, jax.random.PRNGKey(0), n_steps)
+    again = random_rollout(short, jax.random.PRNGKey(0), N_ENVS, n_steps)
     for a, b in zip(jax.tree_util.tree_leaves(traj), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

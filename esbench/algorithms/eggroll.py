@@ -1,0 +1,90 @@
+"""EGGROLL (Sarkar et al., 2025): ES with low-rank matrix perturbations.
+
+For a weight matrix W (m x n), pair j draws A in R^(m x r), B in R^(n x r)
+with iid N(0, 1) entries, and member i = 2j (+) / 2j+1 (-) uses
+
+    E_i = s A B^T / sqrt(r)          (unit-variance entries for any r)
+
+without ever forming it: the perturbed product is
+
+    x (W + sigma E_i)^T = x W^T + sigma s ((x B) A^T) / sqrt(r)
+
+so x W^T is one batched matmul for the whole population and a member costs
+O(r (m + n)) more. The gradient sum_j w_j A_j B_j^T / sqrt(r) is one dense
+product of the fitness-weighted A's (m x P r) against the B's (P r x n).
+Everything else (pairs, keys, fitness shaping, optimizer) is `es.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from esbench.algorithms import es
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(es.ESConfig):
+    """Defaults: the CartPole-v1 row of paper/hparams.yaml."""
+
+    pop_size: int = 2048
+    sigma: float = 0.2
+    sigma_decay: float = 0.999
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    lr_decay: float = 0.9995
+    n_parallel_evaluations: int = 1
+    deterministic_policy: bool = False
+    rank_transform: bool = False
+    rank: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 1:
+            raise es._invalid("eggroll.Config", "rank", self.rank, "an integer >= 1")
+
+
+def sample(key, shape, dtype, cfg):
+    """One pair's factors (A: m x r, B: n x r), iid N(0, 1)."""
+    m, n = shape
+    ab = jax.random.normal(key, (m + n, cfg.rank), dtype)
+    return ab[:m], ab[m:]
+
+
+def matmul(w, x, factors, sign, sigma, cfg):
+    a, b = factors
+    return x @ w.T + (sigma * sign / math.sqrt(cfg.rank)) * ((x @ b) @ a.T)
+
+
+def gradient(factors, weights, cfg):
+    """sum_j w_j A_j B_j^T / sqrt(r) as one (m x P r) @ (P r x n) product."""
+    a, b = factors  # (P, m, r), (P, n, r)
+    # Contracting over (pair, rank) together: one dense product, no per-pair m x n matrix.
+    return jnp.einsum("pmr,pnr->mn", a * weights[:, None, None], b) / math.sqrt(cfg.rank)
+
+
+def gradient_from_keys(keys, weights, shape, dtype, cfg):
+    # The factors of all pairs are small (P r (m + n)), so draw them and reuse `gradient`.
+    return gradient(jax.vmap(lambda key: sample(key, shape, dtype, cfg))(keys), weights, cfg)
+
+
+def stored_size(shape, cfg):
+    return (shape[0] + shape[1]) * cfg.rank
+
+
+MATRIX_NOISE = es.MatrixNoise(sample, matmul, gradient, gradient_from_keys, stored_size)
+
+
+def init(key: jax.Array, env, cfg: Config) -> es.ESState:
+    return es.init(key, env, cfg)
+
+
+def update(state: es.ESState, env, cfg: Config):
+    return es.update(state, env, cfg, MATRIX_NOISE)
+
+
+policy = es.policy
+env_steps_per_update = es.env_steps_per_update

@@ -1,0 +1,74 @@
+"""OpenES (Salimans et al., 2017) on the same machinery as EGGROLL.
+
+For a weight matrix W (m x n), pair j draws eps in R^(m x n) with iid N(0, 1)
+entries and member i = 2j (+) / 2j+1 (-) uses E_i = s eps. Its forward pass
+forms each member's matrix W + sigma E_i: that per-member matrix is exactly
+the cost EGGROLL removes, so this baseline is deliberately not given
+EGGROLL's shortcut. Everything else (pairs, keys, fitness shaping,
+optimizer) is `es.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from esbench.algorithms import es
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(es.ESConfig):
+    """Defaults: the CartPole-v1 OpenES row of paper/hparams.yaml."""
+
+    pop_size: int = 512
+    sigma: float = 0.5
+    sigma_decay: float = 0.9995
+    optimizer: str = "adamw"
+    learning_rate: float = 0.1
+    lr_decay: float = 0.9995
+    n_parallel_evaluations: int = 4
+    deterministic_policy: bool = True
+    rank_transform: bool = True
+
+
+def sample(key, shape, dtype, cfg):
+    return jax.random.normal(key, shape, dtype)
+
+
+def matmul(w, x, eps, sign, sigma, cfg):
+    return x @ (w + sigma * sign * eps).T
+
+
+def gradient(eps, weights, cfg):
+    return jnp.tensordot(weights, eps, axes=1)
+
+
+def gradient_from_keys(keys, weights, shape, dtype, cfg):
+    # One m x n matrix at a time, so "step" mode never holds every pair's noise.
+    def add(total, key_and_weight):
+        key, weight = key_and_weight
+        return total + weight * sample(key, shape, dtype, cfg), None
+
+    total, _ = jax.lax.scan(add, jnp.zeros(shape, dtype), (keys, weights))
+    return total
+
+
+def stored_size(shape, cfg):
+    return shape[0] * shape[1]
+
+
+MATRIX_NOISE = es.MatrixNoise(sample, matmul, gradient, gradient_from_keys, stored_size)
+
+
+def init(key: jax.Array, env, cfg: Config) -> es.ESState:
+    return es.init(key, env, cfg)
+
+
+def update(state: es.ESState, env, cfg: Config):
+    return es.update(state, env, cfg, MATRIX_NOISE)
+
+
+policy = es.policy
+env_steps_per_update = es.env_steps_per_update

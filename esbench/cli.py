@@ -1,0 +1,206 @@
+"""`esbench <command>`: a thin layer that parses arguments and calls the layers below."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+EXIT_BAD_INPUT = 2
+
+
+def _parse_set(pairs: list[str]) -> dict:
+    """`--set key=value`: values parsed as YAML (0.1 -> float, [64, 64] -> list, true -> bool)."""
+    from esbench.runner.config import ConfigError
+
+    hparams = {}
+    for pair in pairs or []:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set learning_rate=0.01")
+        try:
+            hparams[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: cannot parse the value: {err}") from None
+    return hparams
+
+
+def cmd_envs(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from esbench.envs import PAPER_ENVS, make, registered_ids
+    from esbench.envs.check import check_env
+
+    console = Console()
+    if args.check is None:
+        table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
+        for column in ("id", "suite", "obs dim", "action", "episode limit", "paper"):
+            table.add_column(column)
+        for env_id in registered_ids():
+            spec = make(env_id).spec
+            table.add_row(env_id, spec.suite, str(spec.obs_dim), spec.action.describe(), str(spec.max_episode_steps),
+                          "yes" if env_id in PAPER_ENVS else "")
+        console.print(table)
+        return 0
+    ids = args.check or list(PAPER_ENVS)
+    envs = [make(env_id) for env_id in ids]  # unknown ids fail before anything is compiled
+    table = Table(title=f"Random-action check: jit + vmap({args.num_envs}) + scan({args.steps})")
+    for column in ("id", "obs dim", "action", "compile s", "steps/s", "episodes ended"):
+        table.add_column(column, justify="right" if column != "id" else "left")
+    failures = 0
+    for env in envs:
+        with console.status(f"checking {env.spec.id} ..."):
+            try:
+                result = check_env(env, args.num_envs, args.steps)
+            except Exception as err:  # report every env, then fail
+                failures += 1
+                table.add_row(env.spec.id, str(env.spec.obs_dim), env.spec.action.describe(), "-", f"FAILED: {err}", "-")
+                continue
+        table.add_row(env.spec.id, str(env.spec.obs_dim), env.spec.action.describe(), f"{result.compile_s:.1f}",
+                      f"{result.steps_per_s:,.0f}", str(result.episodes_finished))
+    console.print(table)
+    return 1 if failures else 0
+
+
+def _print_outcome(outcome, out: Path) -> int:
+    print(f"ran {len(outcome.ran)} trial(s), skipped {len(outcome.skipped)} already finished; results in {out}")
+    if outcome.diverged:
+        print(f"diverged (all seeds): {', '.join(outcome.diverged)}")
+    for trial_id, err in outcome.failed.items():
+        print(f"FAILED {trial_id}: {err}", file=sys.stderr)
+    return 1 if outcome.failed else 0
+
+
+def cmd_run(args) -> int:
+    from esbench.results import ResultStore
+    from esbench.runner import TrialSpec, run_trials
+
+    spec = TrialSpec(
+        env=args.env, algo=args.algo, hparams=_parse_set(args.set), seeds=tuple(range(args.seeds)),
+        env_steps=args.env_steps, num_logs=args.num_logs, eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes, max_episode_steps=args.max_episode_steps,
+    )
+    spec.validate()
+    out = Path(args.out)
+    outcome = run_trials([spec], ResultStore(out), backend="local", progress=not args.quiet)
+    _print_summary(out, spec.resolved()["trial_id"])
+    return _print_outcome(outcome, out)
+
+
+def _print_summary(out: Path, trial_id: str) -> None:
+    from esbench.results import read_trial, trial_path
+
+    _, _, summary = read_trial(trial_path(out, trial_id))
+    finals = ", ".join(f"seed {s}: {'diverged' if v is None else f'{v:.2f}'}" for s, v in summary["final_eval_return"].items())
+    print(f"{trial_id}: final eval return {finals}")
+    print(f"  env steps {summary['env_steps']:,}  compile {summary['compile_s']:.1f}s  run {summary['run_s']:.1f}s  "
+          f"throughput {summary['throughput_sps'] or 0:,.0f} steps/s  on {summary['device']}")
+
+
+def cmd_sweep(args) -> int:
+    from esbench.results import ResultStore
+    from esbench.runner import expand_sweep, load_sweep_file, run_trials
+    from esbench.runner.backends import check_budgets
+
+    specs = expand_sweep(load_sweep_file(args.file), args.budget)
+    out = Path(args.out)
+    store = ResultStore(out)
+    if args.dry_run:
+        check_budgets(specs)
+        for spec in specs:
+            trial_id = spec.resolved()["trial_id"]
+            state = "done" if store.is_finished(trial_id) else "todo"
+            print(f"{state}  {trial_id}  env={spec.env} algo={spec.algo} seeds={len(spec.seeds)} "
+                  f"env_steps={spec.env_steps:,} hparams={spec.hparams}")
+        print(f"{len(specs)} trial(s)")
+        return 0
+    outcome = run_trials(specs, store, backend=args.backend, address=args.address, progress=not args.quiet)
+    return _print_outcome(outcome, out)
+
+
+def cmd_report(args) -> int:
+    from esbench.report import build_report
+    from esbench.results import load
+
+    df = load(args.results)
+    if df.empty:
+        print(f"error: no finished trials in {args.results}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else Path("plots") / Path(args.results).resolve().name
+    paths = build_report(df, out, n_bootstrap=args.bootstrap)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from esbench.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("envs", help="list registered environments, or check that they step")
+    p.add_argument("--check", nargs="*", metavar="ID", help="reset and step these ids (default: the 16 paper envs)")
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--steps", type=int, default=100)
+    p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("run", help="run one trial")
+    p.add_argument("--env", required=True)
+    p.add_argument("--algo", required=True, help="eggroll, openes, ppo, or evosax:<Strategy>")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--env-steps", type=int, required=True)
+    p.add_argument("--num-logs", type=int, default=20)
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--eval-episodes", type=int, default=16)
+    p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument("--out", default="results/runs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run (or resume) a sweep file")
+    p.add_argument("file")
+    p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
+    p.add_argument("--backend", default="local", help="local or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dry-run", action="store_true", help="list the trials it would run")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="figures and tables from a results folder")
+    p.add_argument("results")
+    p.add_argument("--out", default=None, help="default: plots/<results folder name>")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for CIs")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="throughput benchmarks (see benchmarks/)")
+    p.add_argument("--mode", choices=("quick", "full"), default="quick")
+    p.add_argument("--out", default="benchmarks/results")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from esbench.algorithms import UnknownAlgorithmError
+    from esbench.envs import UnknownEnvError
+    from esbench.runner.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

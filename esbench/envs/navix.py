@@ -1,0 +1,53 @@
+"""navix adapter: any registered navix id, fully observable symbolic grid, discrete actions.
+
+navix's symbolic observation is a u8[H, W, 3] grid of (object, colour, state)
+triples; the esbench wrapper flattens it to float32.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import navix
+import numpy as np
+from navix.environments.registry import registry
+
+from esbench.envs.core import Discrete, Env, EnvSpec, build_env
+
+
+def registered_ids() -> tuple[str, ...]:
+    return tuple(sorted(registry()))
+
+
+def make_navix_env(name: str, env_id: str | None = None) -> Env:
+    if name not in registry():
+        from esbench.envs.registry import UnknownEnvError
+
+        ids = registered_ids()
+        close = difflib.get_close_matches(name, ids, n=5, cutoff=0.5)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise UnknownEnvError(f"unknown navix environment {name!r}.{hint} navix has: {', '.join(ids)}")
+    env = navix.make(name, observation_fn=navix.observations.symbolic)
+
+    # navix keeps a running return in `info`; esbench does its own bookkeeping,
+    # and an empty dict keeps the state's structure and dtypes fixed across steps.
+    def raw_reset(key):
+        timestep = env.reset(key)
+        return timestep.observation, timestep.replace(info={})
+
+    # `_step` rather than `step`: navix's `step` auto-resets, the esbench wrapper does that once.
+    # navix draws its own randomness (e.g. moving obstacles) from the key carried in its state.
+    def raw_step(key, timestep, action):
+        timestep = env._step(timestep, action).replace(info={})
+        # Only a true termination: the wrapper truncates at max_steps itself, so a
+        # time-out is reported as `info.truncated` rather than as a terminal state.
+        return timestep.observation, timestep, timestep.reward, timestep.is_termination()
+
+    spec = EnvSpec(
+        id=env_id or f"navix/{name}",
+        suite="navix",
+        obs_dim=int(np.prod(env.observation_space.shape)),
+        action=Discrete(int(env.action_space.n)),
+        max_episode_steps=int(env.max_steps),
+    )
+    return build_env(spec, raw_reset, raw_step)

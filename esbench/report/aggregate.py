@@ -1,0 +1,323 @@
+"""Statistics over stored results: trial selection, final returns, intervals, rliable aggregates.
+
+Input everywhere is the DataFrame of `esbench.results.load`: one row per
+(trial, seed, log point). The rules below are the report's rules; `report.md`
+restates them (see `RULES`).
+
+Final return of a seed: its evaluation return at its last log point (largest
+env_steps) that has a finite `eval_return_mean` and is not marked `diverged`.
+A diverged seed therefore stays in every mean with its last finite evaluation
+before it diverged (dropping it would flatter the algorithm that diverges); a
+seed that diverged before its first evaluation has no final return and is only
+counted.
+
+Aggregates follow rliable (Agarwal et al., 2021): per-environment min-max
+normalised final returns, the interquartile mean (`rliable.metrics.aggregate_iqm`)
+and the probability of improvement (`rliable.metrics.probability_of_improvement`),
+with 95% percentile intervals from a stratified bootstrap (seeds resampled with
+replacement inside each environment, environments kept fixed; rliable's
+`StratifiedBootstrap` with `task_bootstrap=False`). The bootstrap is done here
+with a seeded numpy Generator because `rliable.library` cannot be imported next
+to pandas 3 (its dependency arch 7.2 fails on import), and because rliable's
+resampling draws from numpy's global RNG; doing it here also lets environments
+have different numbers of seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+from rliable import metrics as rly_metrics
+
+from esbench.envs.registry import PAPER_ENVS
+
+REQUIRED_COLUMNS = (
+    "trial_id", "env", "algo", "seed", "update", "env_steps", "wall_clock_s", "train_return",
+    "eval_return_mean", "eval_return_std", "throughput_sps", "diverged",
+)
+MAIN_ALGOS = ("eggroll", "openes", "ppo")
+ALGO_LABELS = {"eggroll": "EGGROLL", "openes": "OpenES", "ppo": "PPO"}
+CONFIDENCE = 0.95
+
+RULES = {
+    "final_return": "Final return of a seed = its evaluation return at its last log point (largest env_steps) "
+                    "with a finite eval_return_mean that is not marked diverged.",
+    "diverged": "Diverged seeds are kept, with their last finite evaluation before divergence (in curves it is "
+                "carried forward to later log points); a seed that diverged before its first evaluation has no "
+                "final return and is only counted (n_no_eval).",
+    "table_ci": "Table intervals: 95% Student-t interval of the mean over seeds, mean +- t(0.975, n-1) * s / sqrt(n) "
+                "with s the sample standard deviation (ddof=1); with one seed no interval is given.",
+    "curve_ci": "Curve bands: 95% percentile bootstrap interval of the mean over seeds (seeds resampled with "
+                "replacement, fixed RNG seed), at the log points all of a curve's seeds share; the wall-clock "
+                "x value of a point is the mean over seeds of wall_clock_s at that point.",
+    "matches": "EGGROLL matches or beats OpenES in an environment unless its mean final return is lower AND the two "
+               "95% t-intervals do not overlap (a single seed's interval is its value). Win: higher mean, no overlap; "
+               "tie: intervals overlap; loss: lower mean, no overlap. N counts environments where both have final returns.",
+    "best": "Bold = highest mean final return in the row (all of them if tied).",
+    "normalisation": "Normalised score = (R - min) / (max - min), min and max over the final returns of every seed of "
+                     "every algorithm shown in that environment (0.5 for all if max == min).",
+    "aggregate": "IQM of normalised scores over all (environment, seed) pairs of an algorithm, over the environments "
+                 "where it has results; probability of improvement P(EGGROLL > OpenES) averaged over environments where "
+                 "both have results (ties count 1/2). 95% percentile intervals from a stratified bootstrap (seeds "
+                 "resampled within each environment).",
+    "selection": "When several trials share (env, algo) (a sweep), the trial with the highest mean final return over "
+                 "its seeds is shown (ties: smallest trial id).",
+    "throughput": "Throughput = mean over seeds of each seed's mean throughput_sps over its log points (env steps per "
+                  "second of training, compile time excluded); whiskers span the seeds' min..max.",
+}
+
+
+# ---------------------------------------------------------------- ordering --
+
+def algo_order(algos: Iterable[str]) -> list[str]:
+    """EGGROLL, OpenES, PPO first (when present), then the others alphabetically."""
+    algos = set(algos)
+    return [a for a in MAIN_ALGOS if a in algos] + sorted(algos - set(MAIN_ALGOS))
+
+
+def env_order(envs: Iterable[str]) -> list[str]:
+    """The paper's 16 in paper order first, then any others alphabetically."""
+    envs = set(envs)
+    return [e for e in PAPER_ENVS if e in envs] + sorted(envs - set(PAPER_ENVS))
+
+
+def algo_label(algo: str) -> str:
+    return ALGO_LABELS.get(algo, algo)
+
+
+# -------------------------------------------------------------- cleaning ----
+
+def check_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate the schema and return a cleaned copy (typed columns, sorted rows)."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"results DataFrame lacks columns {missing}; expected {list(REQUIRED_COLUMNS)}")
+    if len(df) == 0:
+        raise ValueError("results DataFrame is empty: no trial has written metrics yet")
+    out = df.copy()
+    for col in ("trial_id", "env", "algo"):
+        out[col] = out[col].astype(str)
+    out["seed"] = out["seed"].astype(np.int64)
+    for col in ("env_steps", "wall_clock_s", "train_return", "eval_return_mean", "eval_return_std", "throughput_sps"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    # a missing flag means "not diverged"
+    out["diverged"] = out["diverged"].astype("boolean").fillna(False).astype(bool)
+    return out.sort_values(["trial_id", "seed", "env_steps", "update"], kind="stable").reset_index(drop=True)
+
+
+def valid_evals(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that carry a usable evaluation: finite eval_return_mean, seed not (yet) diverged."""
+    return df[np.isfinite(df["eval_return_mean"].to_numpy()) & ~df["diverged"].to_numpy()]
+
+
+# ---------------------------------------------------------- final returns ---
+
+def final_returns(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, seed): final_return (NaN when never evaluated), final_env_steps, diverged."""
+    keys = ["trial_id", "env", "algo", "seed"]
+    seeds = df.groupby(keys, sort=False)["diverged"].any().rename("diverged").reset_index()
+    last = valid_evals(df).groupby(keys, sort=False).tail(1)
+    last = last[keys + ["env_steps", "eval_return_mean"]].rename(
+        columns={"env_steps": "final_env_steps", "eval_return_mean": "final_return"})
+    out = seeds.merge(last, on=keys, how="left")
+    return out[keys + ["final_return", "final_env_steps", "diverged"]]
+
+
+def select_trials(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep per (env, algo) the trial with the best mean final return.
+
+    Returns (rows of the chosen trials, selection table with one row per (env,
+    algo): trial_id, n_candidates, candidates, mean_final_return).
+    """
+    finals = final_returns(df)
+    per_trial = (finals.groupby(["env", "algo", "trial_id"])["final_return"].mean()
+                 .rename("mean_final_return").reset_index())
+    rows = []
+    for (env, algo), group in per_trial.groupby(["env", "algo"], sort=False):
+        # never-evaluated trials rank last; ties go to the smallest id so the choice is deterministic
+        group = group.assign(_key=group["mean_final_return"].fillna(-np.inf))
+        group = group.sort_values(["_key", "trial_id"], ascending=[False, True], kind="stable")
+        best = group.iloc[0]
+        rows.append({"env": env, "algo": algo, "trial_id": best["trial_id"], "n_candidates": len(group),
+                     "candidates": sorted(group["trial_id"]), "mean_final_return": float(best["mean_final_return"])})
+    selection = pd.DataFrame(rows, columns=["env", "algo", "trial_id", "n_candidates", "candidates", "mean_final_return"])
+    order = {e: i for i, e in enumerate(env_order(selection["env"]))}
+    aorder = {a: i for i, a in enumerate(algo_order(selection["algo"]))}
+    selection = selection.sort_values(["env", "algo"], key=lambda s: s.map(order if s.name == "env" else aorder))
+    chosen = df[df["trial_id"].isin(set(selection["trial_id"]))]
+    return chosen.reset_index(drop=True), selection.reset_index(drop=True)
+
+
+def require_one_trial_per_cell(df: pd.DataFrame) -> None:
+    counts = df.groupby(["env", "algo"])["trial_id"].nunique()
+    if (counts > 1).any():
+        cells = [f"{e}/{a}" for (e, a) in counts[counts > 1].index]
+        raise ValueError(f"several trials for {cells}; pass the rows of `select_trials(df)[0]`")
+
+
+# -------------------------------------------------------------- intervals ---
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, lower, upper) Student-t interval of the mean; bounds NaN for fewer than 2 values."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int, seed: int = 0,
+                      confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of the mean over axis 0 (seeds), for every column (log point).
+
+    The same resampled seed sets are used for every column, so a band is the
+    band of whole curves.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = x.shape[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_bootstrap, n))
+    means = x[idx].mean(axis=1)  # (n_bootstrap, n_points)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.percentile(means, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return lo, hi
+
+
+def summarise_finals(finals: pd.DataFrame) -> pd.DataFrame:
+    """Per (env, algo): n_seeds (with a final return), n_diverged, n_no_eval, mean, ci_low, ci_high."""
+    rows = []
+    for (env, algo), g in finals.groupby(["env", "algo"], sort=False):
+        vals = g["final_return"].to_numpy(dtype=float)
+        ok = np.isfinite(vals)
+        mean, lo, hi = t_interval(vals[ok])
+        rows.append({"env": env, "algo": algo, "trial_id": g["trial_id"].iloc[0], "n_seeds": int(ok.sum()),
+                     "n_diverged": int(g["diverged"].sum()), "n_no_eval": int((~ok).sum()),
+                     "mean": mean, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["env", "algo", "trial_id", "n_seeds", "n_diverged", "n_no_eval",
+                                       "mean", "ci_low", "ci_high"])
+
+
+def _interval(row) -> tuple[float, float]:
+    # a single seed's "interval" is its value, so two single seeds overlap only when equal
+    if np.isfinite(row["ci_low"]):
+        return row["ci_low"], row["ci_high"]
+    return row["mean"], row["mean"]
+
+
+def head_to_head(summary: pd.DataFrame, a: str = "eggroll", b: str = "openes") -> dict:
+    """Win/tie/loss of `a` against `b` per environment (rule: RULES['matches'])."""
+    per_env = {}
+    for env in env_order(summary["env"]):
+        cell = summary[(summary["env"] == env) & (summary["n_seeds"] > 0)].set_index("algo")
+        if a not in cell.index or b not in cell.index:
+            continue
+        ra, rb = cell.loc[a], cell.loc[b]
+        (la, ua), (lb, ub) = _interval(ra), _interval(rb)
+        if la <= ub and lb <= ua:
+            outcome = "tie"
+        else:
+            outcome = "win" if ra["mean"] > rb["mean"] else "loss"
+        per_env[env] = outcome
+    counts = {k: sum(v == k for v in per_env.values()) for k in ("win", "tie", "loss")}
+    return {"a": a, "b": b, "per_env": per_env, "wins": counts["win"], "ties": counts["tie"],
+            "losses": counts["loss"], "matches_or_beats": counts["win"] + counts["tie"], "n": len(per_env)}
+
+
+# ------------------------------------------------------- rliable aggregates --
+
+def normalised_scores(finals: pd.DataFrame) -> pd.DataFrame:
+    """`finals` (rows with a final return) plus a `score` column, min-max normalised per environment."""
+    f = finals[np.isfinite(finals["final_return"].to_numpy(dtype=float))].copy()
+    lo = f.groupby("env")["final_return"].transform("min")
+    hi = f.groupby("env")["final_return"].transform("max")
+    span = (hi - lo).to_numpy()
+    raw = (f["final_return"] - lo).to_numpy()
+    f["score"] = np.where(span > 0, raw / np.where(span > 0, span, 1.0), 0.5)
+    return f
+
+
+def _per_env_arrays(scores: pd.DataFrame, algo: str, envs: Sequence[str]) -> list[np.ndarray]:
+    s = scores[scores["algo"] == algo]
+    return [s.loc[s["env"] == e, "score"].to_numpy(dtype=float) for e in envs]
+
+
+def _stratified_resamples(arrays: list[np.ndarray], n_bootstrap: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """(n_bootstrap, n_seeds) resamples per environment: seeds drawn with replacement inside each environment."""
+    return [x[rng.integers(0, x.size, size=(n_bootstrap, x.size))] for x in arrays]
+
+
+def _percentile_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    alpha = (1 - confidence) / 2
+    lo, hi = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def iqm(arrays: list[np.ndarray]) -> float:
+    """rliable's IQM (25% trimmed mean) over every (environment, seed) score."""
+    return float(rly_metrics.aggregate_iqm(np.concatenate(arrays)))
+
+
+def probability_of_improvement(xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
+    """rliable's P(X > Y) (+1/2 P(X = Y)) per environment, averaged over environments."""
+    return float(np.mean([rly_metrics.probability_of_improvement(x[:, None], y[:, None]) for x, y in zip(xs, ys)]))
+
+
+# The bootstrap replicates compute the same two statistics, vectorised over
+# replicates (rliable's per-call versions cost milliseconds each through scipy's
+# wrappers, which made 2000 replicates x 16 environments take over a minute).
+
+def _iqm_rows(samples: np.ndarray) -> np.ndarray:
+    return scipy.stats.trim_mean(samples, proportiontocut=0.25, axis=1)
+
+
+def _poi_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mann-Whitney U / (n_x n_y) per row: P(x > y) + P(x = y) / 2 over all pairs."""
+    diff = x[:, :, None] - y[:, None, :]
+    return (diff > 0).mean(axis=(1, 2)) + 0.5 * (diff == 0).mean(axis=(1, 2))
+
+
+def aggregate_statistics(finals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
+                         a: str = "eggroll", b: str = "openes") -> dict:
+    """IQM of normalised final returns per algorithm, and P(a > b), each with a 95% stratified-bootstrap CI."""
+    scores = normalised_scores(finals)
+    result = {"n_bootstrap": int(n_bootstrap), "seed": int(seed), "iqm": {}, "probability_of_improvement": None}
+    for i, algo in enumerate(algo_order(scores["algo"])):
+        envs = env_order(scores.loc[scores["algo"] == algo, "env"])
+        arrays = _per_env_arrays(scores, algo, envs)
+        rng = np.random.default_rng([seed, i])
+        boots = _iqm_rows(np.concatenate(_stratified_resamples(arrays, n_bootstrap, rng), axis=1))
+        lo, hi = _percentile_ci(boots)
+        result["iqm"][algo] = {"iqm": iqm(arrays), "ci_low": lo, "ci_high": hi, "envs": envs,
+                               "n_scores": int(sum(x.size for x in arrays))}
+    algos = set(scores["algo"])
+    if a in algos and b in algos:
+        envs = [e for e in env_order(scores["env"])
+                if {a, b} <= set(scores.loc[scores["env"] == e, "algo"])]
+        if envs:
+            xs, ys = _per_env_arrays(scores, a, envs), _per_env_arrays(scores, b, envs)
+            rng = np.random.default_rng([seed, 1_000_003])
+            bx, by = _stratified_resamples(xs, n_bootstrap, rng), _stratified_resamples(ys, n_bootstrap, rng)
+            boots = np.mean([_poi_rows(x, y) for x, y in zip(bx, by)], axis=0)
+            lo, hi = _percentile_ci(boots)
+            result["probability_of_improvement"] = {"a": a, "b": b, "value": probability_of_improvement(xs, ys),
+                                                    "ci_low": lo, "ci_high": hi, "envs": envs}
+    return result
+
+
+# ------------------------------------------------------------- throughput ---
+
+def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (env, algo): mean over seeds of each seed's mean finite throughput_sps, and the seeds' min/max."""
+    finite = df[np.isfinite(df["throughput_sps"].to_numpy())]
+    per_seed = finite.groupby(["env", "algo", "seed"])["throughput_sps"].mean().reset_index()
+    out = per_seed.groupby(["env", "algo"])["throughput_sps"].agg(["mean", "min", "max", "count"]).reset_index()
+    return out.rename(columns={"count": "n_seeds"})

@@ -1,0 +1,52 @@
+"""Load a trained policy back from a results folder, ready to act or be evaluated."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+from flax import serialization
+
+from esbench.algorithms import evaluate, networks
+from esbench.envs import Env
+from esbench.runner.trial import make_trial_env
+from esbench.results.store import CorruptResultsError, load_policy_params, read_json, trial_path
+
+
+@dataclass(frozen=True)
+class TrainedPolicy:
+    env: Env
+    params: dict
+    activation: str
+    deterministic: bool
+
+    def act(self, obs: jax.Array, key: jax.Array) -> jax.Array:
+        return networks.act(self.params, obs, key, self.env.spec.action, self.deterministic, self.activation)
+
+    def evaluate(self, key: jax.Array, n_episodes: int = 16) -> evaluate.EpisodeStats:
+        run = jax.jit(lambda k: evaluate.evaluate_policy(k, self.env, self.params, n_episodes, self.deterministic, self.activation))
+        return run(key)
+
+
+def load_trained_policy(out_dir: str | os.PathLike, trial_id: str, seed: int | None = None) -> TrainedPolicy:
+    """The final policy of `seed` (default: the trial's first seed) of a stored trial."""
+    config = read_json(trial_path(out_dir, trial_id) / "config.json")
+    seeds = list(config["seeds"])
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ValueError(f"trial {trial_id} has no seed {seed}; its seeds are {seeds}")
+    stacked = load_policy_params(out_dir, trial_id)
+    state_dict = jax.tree_util.tree_map(lambda x: np.asarray(x)[seeds.index(seed)], stacked)
+    env = make_trial_env(config)
+    hparams = config["hparams"]
+    template = networks.init_policy(
+        jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, tuple(hparams.get("hidden", networks.DEFAULT_HIDDEN)),
+        obs_norm="obs_norm" in state_dict,
+    )
+    try:
+        params = serialization.from_state_dict(template, state_dict)
+    except (ValueError, KeyError) as err:
+        raise CorruptResultsError(f"saved policy of trial {trial_id} does not match its config: {err}") from err
+    return TrainedPolicy(env, params, hparams.get("activation", "pqn"), bool(hparams.get("deterministic_policy", True)))

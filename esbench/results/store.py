@@ -1,0 +1,174 @@
+"""The results store: one folder per sweep, one sub-folder per finished trial.
+
+    OUT/trials/<trial_id>/config.json      resolved trial config
+    OUT/trials/<trial_id>/metrics.parquet  one row per seed x log point
+    OUT/trials/<trial_id>/summary.json     status, final returns, timings, device, versions
+    OUT/trials/<trial_id>/policy.msgpack   final policy params of every seed (leading seed axis)
+
+A trial folder is written under a temporary name and renamed into place, so a
+folder named by a trial id is always complete; a killed run leaves at most a
+`.tmp-*` folder, which `load` reports and the next run replaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from flax import serialization
+
+from esbench.runner.trial import TrialResult
+
+TRIALS_DIR = "trials"
+TMP_PREFIX = ".tmp-"
+FILES = ("config.json", "metrics.parquet", "summary.json", "policy.msgpack")
+METRIC_COLUMNS = (
+    "seed", "update", "env_steps", "valid_env_steps", "wall_clock_s", "train_return",
+    "eval_return_mean", "eval_return_std", "throughput_sps", "diverged",
+)
+
+
+class CorruptResultsError(RuntimeError):
+    """A trial folder that is missing files or cannot be read."""
+
+
+class ResultStore:
+    """The sink a sweep writes into: which trials are finished, and writing a new one."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.out_dir = Path(out_dir)
+
+    def is_finished(self, trial_id: str) -> bool:
+        return is_finished(self.out_dir, trial_id)
+
+    def write(self, result: TrialResult) -> Path:
+        return write_trial(self.out_dir, result)
+
+
+def trials_dir(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / TRIALS_DIR
+
+
+def trial_path(out_dir: str | os.PathLike, trial_id: str) -> Path:
+    return trials_dir(out_dir) / trial_id
+
+
+def is_finished(out_dir: str | os.PathLike, trial_id: str) -> bool:
+    path = trial_path(out_dir, trial_id)
+    return all((path / name).is_file() for name in FILES)
+
+
+def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
+    """Write a trial atomically: all files into a temp folder, then one rename."""
+    trial_id = result.config["trial_id"]
+    root = trials_dir(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{trial_id}-", dir=root))
+    try:
+        (tmp / "config.json").write_text(json.dumps(result.config, indent=2, sort_keys=True))
+        result.metrics.to_parquet(tmp / "metrics.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=float))
+        (tmp / "policy.msgpack").write_bytes(result.policy_bytes)
+        final = root / trial_id
+        if final.exists():  # an older, incomplete or superseded copy
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CorruptResultsError(f"cannot read {path}: {err}") from err
+
+
+def read_trial(path: str | os.PathLike) -> tuple[dict, pd.DataFrame, dict]:
+    """(config, metrics, summary) of one trial folder; CorruptResultsError if incomplete."""
+    path = Path(path)
+    missing = [name for name in FILES if not (path / name).is_file()]
+    if missing:
+        raise CorruptResultsError(f"trial folder {path} is incomplete: missing {', '.join(missing)}")
+    config = read_json(path / "config.json")
+    summary = read_json(path / "summary.json")
+    try:
+        metrics = pd.read_parquet(path / "metrics.parquet")
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise CorruptResultsError(f"cannot read {path / 'metrics.parquet'}: {err}") from err
+    return config, metrics, summary
+
+
+def _trial_folders(out_dir: str | os.PathLike, strict: bool) -> list[Path]:
+    root = trials_dir(out_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no results in {out_dir}: expected a folder {root} (written by `esbench run` or `esbench sweep`)")
+    folders = []
+    for path in sorted(root.iterdir()):
+        if not path.is_dir():
+            continue
+        if path.name.startswith(TMP_PREFIX):
+            msg = f"ignoring unfinished trial folder {path} (a run was interrupted while writing it)"
+            if strict:
+                raise CorruptResultsError(msg)
+            warnings.warn(msg, stacklevel=3)
+            continue
+        folders.append(path)
+    return folders
+
+
+def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
+    """One DataFrame over every trial in `out_dir`: a row per trial x seed x log point.
+
+    Columns: trial_id, env, algo, then METRIC_COLUMNS. Incomplete or unreadable
+    trial folders are reported with a warning and skipped (or raise, with
+    `strict=True`), never silently read.
+    """
+    frames = []
+    for path in _trial_folders(out_dir, strict):
+        try:
+            config, metrics, _ = read_trial(path)
+        except CorruptResultsError as err:
+            if strict:
+                raise
+            warnings.warn(f"skipping {err}", stacklevel=2)
+            continue
+        metrics = metrics.copy()
+        metrics.insert(0, "algo", config["algo"])
+        metrics.insert(0, "env", config["env"])
+        metrics.insert(0, "trial_id", config["trial_id"])
+        frames.append(metrics)
+    if not frames:
+        return pd.DataFrame(columns=["trial_id", "env", "algo", *METRIC_COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_summaries(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
+    """One row per trial: its config fields and summary (status, timings, device)."""
+    rows = []
+    for path in _trial_folders(out_dir, strict):
+        try:
+            config, _, summary = read_trial(path)
+        except CorruptResultsError as err:
+            if strict:
+                raise
+            warnings.warn(f"skipping {err}", stacklevel=2)
+            continue
+        rows.append({"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"], **summary})
+    return pd.DataFrame(rows)
+
+
+def load_policy_params(out_dir: str | os.PathLike, trial_id: str) -> dict:
+    """The raw state dict of the final policy params of every seed (leading seed axis)."""
+    path = trial_path(out_dir, trial_id) / "policy.msgpack"
+    if not path.is_file():
+        raise CorruptResultsError(f"no saved policy at {path}")
+    return serialization.msgpack_restore(path.read_bytes())

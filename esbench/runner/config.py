@@ -1,0 +1,180 @@
+"""Trial configs: resolution of hyperparameters against an algorithm's Config, and validation.
+
+Every problem is reported as one `ConfigError` naming the field path and the
+allowed values, before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from esbench.algorithms import get_algorithm
+from esbench.envs import resolve
+
+DEFAULT_NUM_LOGS = 20
+DEFAULT_EVAL_EPISODES = 16
+
+
+class ConfigError(ValueError):
+    """A bad trial or sweep config; the message names the field and the allowed values."""
+
+
+def suggest(name: str, allowed) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _coerce(value: Any, annotation: Any, path: str) -> Any:
+    """`value` as the field's declared type, or a ConfigError naming path and type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{path}: {value!r} is not allowed; allowed values: {', '.join(map(repr, allowed))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis] or [Any]
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {type(value).__name__} {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    return value
+
+
+def check_hparam_names(algo_name: str, hparams: Any, path: str) -> dict[str, Any]:
+    """`hparams` if it is a mapping of names the algorithm's Config has; ConfigError otherwise."""
+    try:
+        algo = get_algorithm(algo_name)
+    except KeyError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if hparams is None:
+        return {}
+    if not isinstance(hparams, dict):
+        raise ConfigError(f"{path}: expected a mapping of hyperparameters, got {type(hparams).__name__} {hparams!r}")
+    fields = [f.name for f in dataclasses.fields(algo.Config)]
+    for key in hparams:
+        if key not in fields:
+            raise ConfigError(
+                f"{path}.{key}: unknown hyperparameter for {algo_name}.{suggest(str(key), fields)} "
+                f"Allowed: {', '.join(fields)}"
+            )
+    return hparams
+
+
+def build_algo_config(algo_name: str, hparams: dict[str, Any], path: str = "hparams"):
+    """The algorithm's Config with `hparams` applied, type-checked and validated."""
+    hparams = check_hparam_names(algo_name, hparams, path)
+    algo = get_algorithm(algo_name)
+    hints = typing.get_type_hints(algo.Config)
+    values = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in hparams.items()}
+    cfg = algo.Config(**values)
+    try:
+        cfg.validate()
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    return cfg
+
+
+def config_to_dict(cfg) -> dict[str, Any]:
+    """A JSON-ready dict of a Config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: env x algorithm x hyperparameters x seeds x budget x logging cadence."""
+
+    env: str
+    algo: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    env_steps: int = 100_000
+    num_logs: int = DEFAULT_NUM_LOGS
+    eval_every: int = 1
+    eval_episodes: int = DEFAULT_EVAL_EPISODES
+    max_episode_steps: int | None = None
+    num_gpus: float = 0.0
+
+    def validate(self, path: str = "trial") -> None:
+        """Raise ConfigError on the first problem; resolves env and algorithm names."""
+        try:
+            resolve(self.env)
+        except KeyError as err:
+            raise ConfigError(f"{path}.env: {err}") from err
+        try:
+            get_algorithm(self.algo)
+        except KeyError as err:
+            raise ConfigError(f"{path}.algo: {err}") from err
+        if not self.seeds:
+            raise ConfigError(f"{path}.seeds: at least one seed is required")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{path}.seeds: seeds must be distinct, got {list(self.seeds)}")
+        for name in ("env_steps", "num_logs", "eval_every", "eval_episodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{path}.{name}: must be a positive integer, got {value!r}")
+        if self.max_episode_steps is not None and (not isinstance(self.max_episode_steps, int) or self.max_episode_steps < 1):
+            raise ConfigError(f"{path}.max_episode_steps: must be a positive integer or null, got {self.max_episode_steps!r}")
+        if not isinstance(self.num_gpus, (int, float)) or self.num_gpus < 0:
+            raise ConfigError(f"{path}.num_gpus: must be >= 0, got {self.num_gpus!r}")
+        build_algo_config(self.algo, self.hparams, f"{path}.hparams")
+
+    def resolved(self) -> dict[str, Any]:
+        """The full config with every algorithm default filled in, as stored with the results."""
+        cfg = build_algo_config(self.algo, self.hparams)
+        resolved = {
+            "env": self.env,
+            "algo": self.algo,
+            "hparams": config_to_dict(cfg),
+            "seeds": list(self.seeds),
+            "env_steps": self.env_steps,
+            "num_logs": self.num_logs,
+            "eval_every": self.eval_every,
+            "eval_episodes": self.eval_episodes,
+            "max_episode_steps": self.max_episode_steps,
+        }
+        resolved["trial_id"] = trial_id(resolved)
+        return resolved
+
+
+def trial_id(resolved: dict[str, Any]) -> str:
+    """Stable id: readable env/algo prefix + hash of the resolved config (resources excluded)."""
+    body = {k: v for k, v in resolved.items() if k != "trial_id"}
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{resolved['env']}-{resolved['algo']}").strip("_")
+    return f"{slug}-{digest}"

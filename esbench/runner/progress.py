@@ -1,0 +1,40 @@
+"""Progress bar of a running trial: env steps, train return and throughput (rich)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class TrialProgress:
+    """`with TrialProgress(name, total_env_steps) as bar: bar.advance(env_steps, ret, sps)`."""
+
+    def __init__(self, name: str, total_env_steps: int, enabled: bool = True):
+        self.name = name
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("env steps  return {task.fields[ret]}  {task.fields[sps]} steps/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task(name, total=total_env_steps, ret="-", sps="-")
+
+    def __enter__(self) -> "TrialProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def advance(self, env_steps: int, train_return: float, sps: float) -> None:
+        ret = "nan" if math.isnan(train_return) else f"{train_return:.4g}"
+        self.progress.update(self.task, completed=env_steps, ret=ret, sps=f"{sps:,.0f}")

@@ -1,0 +1,215 @@
+"""Run one trial: seeds vmapped inside one compiled chunk of K updates, logged after each chunk.
+
+    chunk = jit(vmap(scan(update, K)))      # one program between two log points
+    compile once (timed apart), then loop chunks until the env-step budget is spent;
+    after each chunk: block_until_ready, wall-clock, env steps, train return, throughput;
+    every `eval_every` chunks: evaluation return of policy(state) over fresh episodes.
+
+A seed whose parameters or returns become non-finite is marked `diverged`;
+the others carry on (all diverged: the trial stops early).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from flax import serialization
+
+from esbench import __version__
+from esbench.algorithms import get_algorithm
+from esbench.algorithms.evaluate import evaluate_policy
+from esbench.envs import Env, make
+from esbench.runner.config import ConfigError, TrialSpec, build_algo_config
+from esbench.runner.progress import TrialProgress
+
+SUITE_PACKAGES = {"gymnax": "gymnax", "brax": "brax", "craftax": "craftax", "jumanji": "jumanji",
+                  "kinetix": "kinetix-env", "navix": "navix"}
+
+
+@dataclass
+class TrialResult:
+    """What running one trial produces; the results store writes it."""
+
+    config: dict[str, Any]
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+    policy_bytes: bytes
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How a budget of env steps is cut into compiled chunks."""
+
+    env_steps_per_update: int
+    updates_per_chunk: int
+    n_chunks: int
+
+    @property
+    def env_steps(self) -> int:
+        return self.env_steps_per_update * self.updates_per_chunk * self.n_chunks
+
+
+def make_trial_env(config: dict[str, Any]) -> Env:
+    env = make(config["env"])
+    if config.get("max_episode_steps"):
+        env = env.with_time_limit(config["max_episode_steps"])
+    return env
+
+
+def plan_trial(spec: TrialSpec, env: Env, cfg) -> TrialPlan:
+    """Updates per chunk and chunk count: at most `num_logs` log points, never over the budget."""
+    per_update = int(get_algorithm(spec.algo).env_steps_per_update(env, cfg))
+    n_updates = spec.env_steps // per_update
+    if n_updates < 1:
+        raise ConfigError(
+            f"env_steps: a budget of {spec.env_steps} env steps is smaller than one {spec.algo} update on "
+            f"{spec.env} ({per_update} env steps); raise env_steps to at least {per_update} or shrink the update"
+        )
+    per_chunk = math.ceil(n_updates / spec.num_logs)
+    return TrialPlan(per_update, per_chunk, n_updates // per_chunk)
+
+
+def package_versions(suite: str) -> dict[str, str]:
+    names = {"jax": "jax", "jaxlib": "jaxlib", "flax": "flax", "optax": "optax"}
+    if suite in SUITE_PACKAGES:
+        names[suite] = SUITE_PACKAGES[suite]
+    versions = {"esbench": __version__}
+    for key, dist in names.items():
+        try:
+            versions[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[key] = "unknown"
+    return versions
+
+
+def device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{getattr(device, 'device_kind', 'unknown')} x{jax.device_count()}"
+
+
+def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(init key, evaluation key) of a seed."""
+    init_key, eval_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, eval_key
+
+
+def evaluation_key(seed: jax.Array, chunk_index: int) -> jax.Array:
+    """The key of the evaluation after chunk `chunk_index` (0-based): fresh episodes each time."""
+    return jax.random.fold_in(seed_keys(seed)[1], chunk_index)
+
+
+def all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def compile_programs(algo, env: Env, cfg, plan: TrialPlan, eval_episodes: int):
+    """jit(vmap(...)) programs for init, one chunk, evaluation and the divergence check."""
+    init = jax.jit(jax.vmap(lambda key: algo.init(key, env, cfg)))
+
+    def scan_updates(state):
+        return jax.lax.scan(lambda s, _: algo.update(s, env, cfg), state, None, length=plan.updates_per_chunk)
+
+    chunk = jax.jit(jax.vmap(scan_updates))
+    evaluate = jax.jit(jax.vmap(lambda state, key: evaluate_policy(
+        key, env, algo.policy(state), eval_episodes, cfg.deterministic_policy, cfg.activation)))
+    finite = jax.jit(jax.vmap(lambda state: all_finite(algo.policy(state))))
+    return init, chunk, evaluate, finite
+
+
+def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], None] | None = None) -> TrialResult:
+    """Run `spec` and return its config, metrics, summary and final policies (nothing is written)."""
+    spec.validate()
+    config = spec.resolved()
+    algo = get_algorithm(spec.algo)
+    cfg = build_algo_config(spec.algo, spec.hparams)
+    env = make_trial_env(config)
+    plan = plan_trial(spec, env, cfg)
+    seeds = np.asarray(spec.seeds, dtype=np.uint32)
+    init_keys = jax.vmap(lambda s: seed_keys(s)[0])(seeds)
+
+    t0 = time.perf_counter()
+    init, chunk, evaluate, finite = compile_programs(algo, env, cfg, plan, spec.eval_episodes)
+    state = init(init_keys)
+    chunk_compiled = chunk.lower(state).compile()
+    eval_compiled = evaluate.lower(state, init_keys).compile()
+    finite_compiled = finite.lower(state).compile()
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t0
+
+    n_seeds = len(seeds)
+    rows: list[dict[str, Any]] = []
+    diverged = np.zeros(n_seeds, bool)
+    valid_steps = np.zeros(n_seeds, np.int64)
+    final_eval = np.full(n_seeds, np.nan)
+    final_eval_std = np.full(n_seeds, np.nan)
+    run_s = eval_s = 0.0
+    chunks_done = 0
+    with TrialProgress(config["trial_id"], plan.env_steps, enabled=progress) as bar:
+        for c in range(plan.n_chunks):
+            t = time.perf_counter()
+            state, metrics = chunk_compiled(state)
+            jax.block_until_ready((state, metrics))
+            dt = time.perf_counter() - t
+            run_s += dt
+            chunks_done = c + 1
+            metrics = jax.device_get(metrics)  # dict of [seeds, K]
+            train_return = np.asarray(metrics["train_return"][:, -1], np.float64)
+            valid_steps += np.asarray(metrics["valid_env_steps"], np.int64).sum(axis=1)
+            diverged |= ~np.asarray(finite_compiled(state)) | ~np.isfinite(train_return)
+            env_steps = chunks_done * plan.updates_per_chunk * plan.env_steps_per_update
+            eval_mean = eval_std = np.full(n_seeds, np.nan)
+            if chunks_done % spec.eval_every == 0 or chunks_done == plan.n_chunks:
+                t = time.perf_counter()
+                stats = eval_compiled(state, jax.vmap(evaluation_key, (0, None))(seeds, c))
+                returns = np.asarray(jax.device_get(stats.returns), np.float64)
+                eval_s += time.perf_counter() - t
+                eval_mean, eval_std = returns.mean(axis=1), returns.std(axis=1)
+                diverged |= ~np.isfinite(eval_mean)
+                final_eval = np.where(diverged, final_eval, eval_mean)
+                final_eval_std = np.where(diverged, final_eval_std, eval_std)
+            sps = plan.updates_per_chunk * plan.env_steps_per_update / dt
+            extra = {f"m_{k}": np.asarray(v[:, -1], np.float64) for k, v in metrics.items()
+                     if k not in ("train_return", "valid_env_steps")}
+            for i, seed in enumerate(spec.seeds):
+                rows.append({
+                    "seed": int(seed), "update": chunks_done * plan.updates_per_chunk, "env_steps": env_steps,
+                    "valid_env_steps": int(valid_steps[i]), "wall_clock_s": run_s, "train_return": train_return[i],
+                    "eval_return_mean": eval_mean[i], "eval_return_std": eval_std[i], "throughput_sps": sps,
+                    "diverged": bool(diverged[i]), **{k: v[i] for k, v in extra.items()},
+                })
+            bar.advance(env_steps, float(np.nanmean(np.where(diverged, np.nan, train_return))) if not diverged.all() else float("nan"), sps)
+            if on_chunk is not None:
+                on_chunk(chunks_done)
+            if diverged.all():
+                break
+
+    params = jax.device_get(algo.policy(state))
+    suite = make(spec.env).spec.suite
+    summary = {
+        "status": "diverged" if diverged.all() else "finished",
+        "seed_status": {str(s): ("diverged" if d else "finished") for s, d in zip(spec.seeds, diverged)},
+        "final_eval_return": {str(s): (None if np.isnan(v) else float(v)) for s, v in zip(spec.seeds, final_eval)},
+        "final_eval_return_std": {str(s): (None if np.isnan(v) else float(v)) for s, v in zip(spec.seeds, final_eval_std)},
+        "final_eval_return_mean": float(np.nanmean(final_eval)) if np.isfinite(final_eval).any() else None,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "eval_s": eval_s,
+        "env_steps": chunks_done * plan.updates_per_chunk * plan.env_steps_per_update,
+        "env_steps_per_update": plan.env_steps_per_update,
+        "updates_per_chunk": plan.updates_per_chunk,
+        "chunks": chunks_done,
+        "throughput_sps": (chunks_done * plan.updates_per_chunk * plan.env_steps_per_update / run_s) if run_s > 0 else None,
+        "device": device_description(),
+        "versions": package_versions(suite),
+    }
+    policy_bytes = serialization.msgpack_serialize(serialization.to_state_dict(params))
+    return TrialResult(config, pd.DataFrame(rows), summary, policy_bytes)

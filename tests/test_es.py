@@ -1,0 +1,370 @@
+"""EGGROLL and OpenES: exact maths against materialised perturbations, noise statistics,
+memory scaling from the compiled program, determinism, config errors, and the evosax adapter.
+
+Shapes are tiny and the maths checks run in float64, so equalities hold to ~1e-12.
+"""
+
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from esbench.algorithms import eggroll, es, evaluate, get_algorithm, networks, noise, openes
+from esbench.envs import Box, Discrete, make
+
+ES_MODULES = {"eggroll": eggroll, "openes": openes}
+SIGMA = 0.3
+
+
+def small_cfg(name, **kw):
+    kw = {"pop_size": 6, **kw}
+    if name == "eggroll":
+        return eggroll.Config(rank=2, **kw)
+    return openes.Config(**kw)
+
+
+def small_params(key, dtype):
+    """Two matrices, two biases and a log_std (every kind of leaf ES perturbs)."""
+    params = networks.init_policy(key, 3, Box.make(-1.0, 1.0, 4), hidden=(5,))
+    params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
+    # Non-zero biases and log_std, so that a wrong vector perturbation shows.
+    return jax.tree_util.tree_map(lambda a: a + 0.1 * jnp.arange(a.size, dtype=dtype).reshape(a.shape), params)
+
+
+def materialised_E(name, cfg, pair_noise_k, j, sign):
+    """E_i for the matrix whose stacked pair noise is `pair_noise_k`, written out from the paper's formula."""
+    if name == "eggroll":
+        a, b = pair_noise_k
+        return sign * (a[j] @ b[j].T) / math.sqrt(cfg.rank)
+    return sign * pair_noise_k[j]
+
+
+def explicit_member_params(name, cfg, params, pair_noise, i):
+    """params with W + sigma E_i and v + sigma s eps_v, every leaf written out."""
+    j, sign = i // 2, (1.0 if i % 2 == 0 else -1.0)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    out = []
+    for leaf, eps in zip(leaves, pair_noise):
+        if leaf.ndim == 2:
+            out.append(leaf + SIGMA * materialised_E(name, cfg, eps, j, sign))
+        else:
+            out.append(leaf + SIGMA * sign * eps[j])
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+def test_perturbed_forward_equals_materialised_weights(name):
+    mod = ES_MODULES[name]
+    cfg = small_cfg(name)
+    n = cfg.pop_size
+    with jax.enable_x64(True):
+        params = small_params(jax.random.PRNGKey(0), jnp.float64)
+        obs = jax.random.normal(jax.random.PRNGKey(1), (n, 2, 3), jnp.float64)  # 2 observations per member
+        eps = es.draw_noise(jax.random.PRNGKey(2), jnp.int32(7), params, n // 2, cfg, mod.MATRIX_NOISE, "generation")
+
+        def fn(member_params, matmul, x):
+            return networks.forward(member_params, x, "pqn", matmul), member_params["log_std"]
+
+        population = jax.jit(lambda p, e, x: es.population_map(fn, p, e, SIGMA, cfg, mod.MATRIX_NOISE, "generation", x))
+        out, log_std = population(params, eps, obs)
+        assert out.shape == (n, 2, 4) and out.dtype == jnp.float64
+        for i in range(n):
+            explicit = explicit_member_params(name, cfg, params, eps, i)
+            np.testing.assert_allclose(out[i], networks.forward(explicit, obs[i], "pqn"), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(log_std[i], explicit["log_std"], rtol=1e-12, atol=1e-12)
+        # The perturbation is not trivially zero.
+        assert float(jnp.max(jnp.abs(out[0] - networks.forward(params, obs[0], "pqn")))) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+@pytest.mark.parametrize("mode", ["generation", "step"])
+def test_gradient_equals_sum_over_materialised_perturbations(name, mode):
+    mod = ES_MODULES[name]
+    cfg = small_cfg(name)
+    n = cfg.pop_size
+    with jax.enable_x64(True):
+        params = small_params(jax.random.PRNGKey(0), jnp.float64)
+        root, t = jax.random.PRNGKey(3), jnp.int32(4)
+        eps = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE, "generation")
+        noise_in_mode = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE, mode)
+        f = jax.random.normal(jax.random.PRNGKey(5), (n,), jnp.float64)
+        grad = es.estimate_gradient(params, noise_in_mode, f, SIGMA, cfg, mod.MATRIX_NOISE, mode)
+
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        expected = []
+        for leaf, e in zip(leaves, eps):
+            total = jnp.zeros_like(leaf)
+            for i in range(n):
+                j, sign = i // 2, (1.0 if i % 2 == 0 else -1.0)
+                e_i = materialised_E(name, cfg, e, j, sign) if leaf.ndim == 2 else sign * e[j]
+                total = total + f[i] * e_i
+            expected.append(total / (n * SIGMA))
+        for got, want in zip(jax.tree_util.tree_leaves(grad), expected):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+def test_antithetic_members_are_exact_negatives(name):
+    """With W = 0 and b = 0 a one-layer member's output is sigma s (E x + eps_b): pairs must negate bit for bit."""
+    mod = ES_MODULES[name]
+    cfg = small_cfg(name, pop_size=8)
+    params = networks.init_policy(jax.random.PRNGKey(0), 5, Discrete(3), hidden=())
+    params = jax.tree_util.tree_map(jnp.zeros_like, params)
+    eps = es.draw_noise(jax.random.PRNGKey(1), jnp.int32(0), params, 4, cfg, mod.MATRIX_NOISE, "generation")
+    x = jnp.broadcast_to(jnp.eye(5, dtype=jnp.float32), (8, 5, 5))
+    out = es.population_map(
+        lambda p, mm, xi: networks.forward(p, xi, "pqn", mm), params, eps, SIGMA, cfg, mod.MATRIX_NOISE, "generation", x
+    )
+    np.testing.assert_array_equal(np.asarray(out[0::2]), -np.asarray(out[1::2]))
+    assert float(jnp.min(jnp.abs(out))) > 0  # every entry perturbed
+    # Different pairs get different noise.
+    assert not np.allclose(out[0], out[2])
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+def test_same_key_same_noise_in_forward_and_update(name):
+    """Noise is a pure function of (root, leaf, t, j): drawn per generation, regenerated per step, or alone."""
+    mod = ES_MODULES[name]
+    cfg = small_cfg(name)
+    params = small_params(jax.random.PRNGKey(0), jnp.float32)
+    root, t = jax.random.PRNGKey(11), jnp.int32(3)
+    eps = es.draw_noise(root, t, params, 3, cfg, mod.MATRIX_NOISE, "generation")
+    for k, leaf in enumerate(jax.tree_util.tree_leaves(params)):
+        for j in range(3):
+            key = noise.noise_key(root, k, t, j)
+            alone = mod.sample(key, leaf.shape, leaf.dtype, cfg) if leaf.ndim == 2 else jax.random.normal(key, leaf.shape)
+            for got, want in zip(jax.tree_util.tree_leaves(alone), jax.tree_util.tree_leaves(eps[k])):
+                np.testing.assert_array_equal(np.asarray(want[j]), np.asarray(got))
+    # A different generation or pair gives different noise.
+    other = es.draw_noise(root, t + 1, params, 3, cfg, mod.MATRIX_NOISE, "generation")
+    assert not np.allclose(jax.tree_util.tree_leaves(eps[0])[0], jax.tree_util.tree_leaves(other[0])[0])
+
+    # The forward pass regenerating the noise inside the hook ("step" mode) sees the same numbers.
+    obs = jax.random.normal(jax.random.PRNGKey(1), (6, 2, 3))
+    fwd = lambda p, mm, x: networks.forward(p, x, "pqn", mm)  # noqa: E731
+    step_noise = es.draw_noise(root, t, params, 3, cfg, mod.MATRIX_NOISE, "step")
+    by_generation = es.population_map(fwd, params, eps, SIGMA, cfg, mod.MATRIX_NOISE, "generation", obs)
+    by_step = es.population_map(fwd, params, step_noise, SIGMA, cfg, mod.MATRIX_NOISE, "step", obs)
+    np.testing.assert_allclose(by_step, by_generation, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [1, 4, 16])
+def test_eggroll_perturbation_entries_have_zero_mean_unit_variance(rank):
+    """E = A B^T / sqrt(r), read back through EGGROLL's own matmul (W = 0, x = I, sigma = 1).
+
+    Diagonal entries E[a, a] = sum_k A[a, k] B[a, k] / sqrt(r) of one draw use
+    disjoint factor rows, so over K draws they are n = K m iid samples. Their
+    mean has std 1/sqrt(n); the sample variance has std sqrt((mu4 - 1)/n) with
+    the fourth moment mu4 = 3 + 6/r. Tolerances are 5 of those stds.
+    """
+    cfg = eggroll.Config(rank=rank)
+    m, draws = 64, 2000
+    keys = noise.pair_keys(jax.random.PRNGKey(rank), 0, jnp.int32(0), draws)
+    eye = jnp.eye(m, dtype=jnp.float32)
+
+    def e_transposed(key):
+        factors = eggroll.sample(key, (m, m), jnp.float32, cfg)
+        return eggroll.matmul(jnp.zeros((m, m)), eye, factors, 1.0, 1.0, cfg)
+
+    e = jax.jit(jax.vmap(e_transposed))(keys)
+    samples = np.asarray(jnp.diagonal(e, axis1=1, axis2=2), np.float64).ravel()
+    n = samples.size
+    assert abs(samples.mean()) < 5 / math.sqrt(n)
+    assert abs(samples.var() - 1.0) < 5 * math.sqrt((2 + 6 / rank) / n)
+    # The entries are really rank-r products, not Gaussians: the fourth moment is 3 + 6/r.
+    if rank == 1:
+        assert abs(np.mean(samples**4) - 9.0) < 1.5
+
+
+def test_eggroll_never_materialises_population_matrices():
+    """Compiled temp memory of one generation's population forward + gradient at N=4096, m=n=1024.
+
+    N m n float32 = 16 GiB. EGGROLL's factors are N/2 r (m + n) numbers (64 MiB);
+    OpenES must form every member's W + sigma E. Lowered and compiled only, never run.
+    """
+    n_pop, m, n = 4096, 1024, 1024
+    population_bytes = n_pop * m * n * 4
+    spec = jax.ShapeDtypeStruct
+    params = {"layers": [{"w": spec((m, n), jnp.float32), "b": spec((m,), jnp.float32)}]}
+    args = (params, spec((n_pop, n), jnp.float32), spec((2,), jnp.uint32), spec((n_pop,), jnp.float32))
+
+    def temp_bytes(mod, cfg):
+        def generation(params, obs, root, fitness):
+            eps = es.draw_noise(root, jnp.int32(0), params, n_pop // 2, cfg, mod.MATRIX_NOISE, "generation")
+            fwd = lambda p, mm, x: networks.forward(p, x, "pqn", mm)  # noqa: E731
+            out = es.population_map(fwd, params, eps, 0.1, cfg, mod.MATRIX_NOISE, "generation", obs)
+            return out, es.estimate_gradient(params, eps, fitness, 0.1, cfg, mod.MATRIX_NOISE, "generation")
+
+        return jax.jit(generation).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    eggroll_temp = temp_bytes(eggroll, eggroll.Config(pop_size=n_pop, rank=4))
+    openes_temp = temp_bytes(openes, openes.Config(pop_size=n_pop))
+    assert eggroll_temp < population_bytes / 50, eggroll_temp
+    assert openes_temp >= population_bytes, openes_temp
+
+
+# ---------------------------------------------------------------- full generations
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return make("CartPole-v1").with_time_limit(25)
+
+
+def tiny(name, **kw):
+    base = dict(pop_size=8, hidden=(8,), n_parallel_evaluations=2)
+    if name == "eggroll":
+        return eggroll.Config(rank=2, **base, **kw)
+    return openes.Config(**base, **kw)
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+def test_update_is_deterministic_and_reports_metrics(name, cartpole):
+    mod = ES_MODULES[name]
+    cfg = tiny(name)
+    update = jax.jit(lambda s: mod.update(s, cartpole, cfg))
+
+    def run(seed, generations=2):
+        state = mod.init(jax.random.PRNGKey(seed), cartpole, cfg)
+        history = []
+        for _ in range(generations):
+            state, metrics = update(state)
+            history.append(metrics)
+        return state, history
+
+    state_a, hist_a = run(0)
+    state_b, hist_b = run(0)
+    for a, b in zip(jax.tree_util.tree_leaves((state_a, hist_a)), jax.tree_util.tree_leaves((state_b, hist_b))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    state_c, _ = run(1)
+    assert not np.array_equal(state_a.params["layers"][0]["w"], state_c.params["layers"][0]["w"])
+
+    assert int(state_a.generation) == 2
+    steps = mod.env_steps_per_update(cartpole, cfg)
+    assert steps == 8 * 2 * 25
+    for metrics in hist_a:
+        for key in ("train_return", "valid_env_steps", "fitness_std", "sigma", "lr"):
+            assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
+            assert np.isfinite(float(metrics[key]))
+        assert 8 * 2 <= float(metrics["valid_env_steps"]) <= steps
+        assert 1.0 <= float(metrics["train_return"]) <= 25.0
+    # sigma and lr decay geometrically per generation
+    np.testing.assert_allclose(float(hist_a[1]["sigma"]), cfg.sigma * cfg.sigma_decay, rtol=1e-6)
+    np.testing.assert_allclose(float(hist_a[1]["lr"]), cfg.learning_rate * cfg.lr_decay, rtol=1e-6)
+    # the update moved the policy, and policy() is what evaluation runs
+    init_state = mod.init(jax.random.PRNGKey(0), cartpole, cfg)
+    assert not np.array_equal(mod.policy(state_a)["layers"][0]["w"], init_state.params["layers"][0]["w"])
+    stats = evaluate.evaluate_policy(jax.random.PRNGKey(0), cartpole, mod.policy(state_a), 2, True)
+    assert stats.returns.shape == (2,)
+
+
+def test_update_step_mode_equals_generation_mode(cartpole):
+    """Regenerating EGGROLL's factors in every env step gives the same generation as drawing them once."""
+    cfg = tiny("eggroll", noise_mode="generation")
+    state = eggroll.init(jax.random.PRNGKey(0), cartpole, cfg)
+    by_generation, m_gen = jax.jit(lambda s: eggroll.update(s, cartpole, cfg))(state)
+    step_cfg = tiny("eggroll", noise_mode="step")
+    by_step, m_step = jax.jit(lambda s: eggroll.update(s, cartpole, step_cfg))(state)
+    assert float(m_gen["train_return"]) == float(m_step["train_return"])
+    for a, b in zip(jax.tree_util.tree_leaves(by_generation.params), jax.tree_util.tree_leaves(by_step.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_noise_mode_picks_generation_unless_too_large():
+    small = {"layers": [{"w": jnp.zeros((256, 256)), "b": jnp.zeros(256)}]}
+    assert es.resolve_noise_mode(small, eggroll.Config(), eggroll.MATRIX_NOISE) == "generation"
+    assert es.resolve_noise_mode(small, openes.Config(), openes.MATRIX_NOISE) == "generation"
+    wide = {"layers": [{"w": jnp.zeros((1024, 1024)), "b": jnp.zeros(1024)}]}
+    assert es.resolve_noise_mode(wide, eggroll.Config(pop_size=4096), eggroll.MATRIX_NOISE) == "generation"
+    assert es.resolve_noise_mode(wide, openes.Config(pop_size=4096), openes.MATRIX_NOISE) == "step"
+    assert es.resolve_noise_mode(wide, openes.Config(pop_size=4096, noise_mode="generation"), openes.MATRIX_NOISE) == (
+        "generation"
+    )
+
+
+def test_fitness_shaping():
+    f = jnp.array([3.0, 1.0, 2.0, 2.0, 10.0])
+    np.testing.assert_allclose(noise.centered_ranks(f), [0.25, -0.5, -0.125, -0.125, 0.5])
+    z = noise.zscore(f)
+    np.testing.assert_allclose(z, (f - f.mean()) / f.std(), rtol=1e-5)
+    np.testing.assert_array_equal(noise.zscore(jnp.ones(4)), jnp.zeros(4))
+    np.testing.assert_array_equal(noise.pair_weights(jnp.array([1.0, 4.0, 2.0, 2.0])), [-3.0, 0.0])
+    np.testing.assert_array_equal(noise.member_sign(jnp.arange(4)), [1.0, -1.0, 1.0, -1.0])
+
+
+def test_config_defaults_are_the_cartpole_rows():
+    e, o = eggroll.Config(), openes.Config()
+    assert (e.pop_size, e.rank, e.sigma, e.sigma_decay, e.optimizer, e.learning_rate, e.lr_decay) == (
+        2048, 4, 0.2, 0.999, "sgd", 0.1, 0.9995)
+    assert (e.n_parallel_evaluations, e.deterministic_policy, e.rank_transform) == (1, False, False)
+    assert (o.pop_size, o.sigma, o.sigma_decay, o.optimizer, o.learning_rate, o.lr_decay) == (
+        512, 0.5, 0.9995, "adamw", 0.1, 0.9995)
+    assert (o.n_parallel_evaluations, o.deterministic_policy, o.rank_transform) == (4, True, True)
+    assert e.hidden == o.hidden == (256, 256, 256) and e.activation == o.activation == "pqn"
+    assert not hasattr(o, "rank")
+    e.validate()
+    o.validate()
+    assert eggroll.Config(hidden=[64, 64]).hidden == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "module, field, value, allowed",
+    [
+        (eggroll, "pop_size", 7, "even"),
+        (eggroll, "pop_size", 0, "even"),
+        (eggroll, "rank", 0, ">= 1"),
+        (eggroll, "sigma", 0.0, "> 0"),
+        (openes, "sigma_decay", 1.5, r"\(0, 1\]"),
+        (openes, "optimizer", "rmsprop", "sgd, adam, adamw"),
+        (eggroll, "learning_rate", -1.0, "> 0"),
+        (openes, "lr_decay", 0.0, r"\(0, 1\]"),
+        (openes, "n_parallel_evaluations", 0, ">= 1"),
+        (eggroll, "activation", "gelu", "pqn"),
+        (eggroll, "noise_mode", "sometimes", "auto, generation, step"),
+        (openes, "hidden", (64, -1), "positive"),
+        (openes, "rank_transform", "yes", "true, false"),
+    ],
+)
+def test_config_validation_names_field_and_allowed_values(module, field, value, allowed):
+    cfg = module.Config(**{field: value})
+    with pytest.raises(ValueError, match=field) as err:
+        cfg.validate()
+    assert re.search(allowed, str(err.value)), str(err.value)
+    with pytest.raises(ValueError, match=field):
+        module.init(jax.random.PRNGKey(0), make("CartPole-v1"), cfg)
+
+
+# ---------------------------------------------------------------- evosax adapter
+
+
+@pytest.mark.parametrize("strategy", ["CMA_ES", "Open_ES"])
+def test_evosax_adapter_runs_a_few_generations(strategy, cartpole):
+    alg = get_algorithm(f"evosax:{strategy}")
+    cfg = alg.Config(pop_size=8, hidden=(8,))
+    cfg.validate()
+    state = alg.init(jax.random.PRNGKey(0), cartpole, cfg)
+    template = networks.init_policy(jax.random.PRNGKey(0), 4, Discrete(2), (8,))
+    update = jax.jit(lambda s: alg.update(s, cartpole, cfg))
+    for _ in range(3):
+        state, metrics = update(state)
+        for key in ("train_return", "valid_env_steps", "fitness_std"):
+            assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
+            assert np.isfinite(float(metrics[key]))
+        assert 8 <= float(metrics["valid_env_steps"]) <= alg.env_steps_per_update(cartpole, cfg) == 8 * 25
+    params = alg.policy(state)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(template)
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    assert [leaf.shape for leaf in jax.tree_util.tree_leaves(params)] == [
+        leaf.shape for leaf in jax.tree_util.tree_leaves(template)
+    ]
+
+
+def test_unknown_evosax_strategy_lists_the_strategies():
+    with pytest.raises(KeyError) as err:
+        get_algorithm("evosax:CMA-ES")
+    message = str(err.value)
+    assert "CMA-ES" in message and "CMA_ES" in message and "SNES" in message and "Open_ES" in message

@@ -1,0 +1,397 @@
+"""PPO: GAE, loss and gradient against explicit computations, seeds under vmap,
+normalisation statistics, config validation, continuous actions.
+
+Networks and batches are tiny so that the file runs in about a minute on 2 CPU cores.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from esbench.algorithms import networks, ppo
+from esbench.algorithms.evaluate import evaluate_policy
+from esbench.envs import Box, Discrete, make
+
+TINY = ppo.Config(num_envs=4, num_steps=8, num_epochs=2, num_minibatches=2, hidden=(16, 16))
+
+
+def run_updates(env, cfg, key, k):
+    """init + k updates inside one scan (what the runner does per seed)."""
+    state = ppo.init(key, env, cfg)
+    return jax.lax.scan(lambda s, _: ppo.update(s, env, cfg), state, None, length=k)
+
+
+# ---------------------------------------------------------------------------
+# GAE
+
+
+def test_gae_matches_python_loop():
+    rng = np.random.default_rng(0)
+    T, N, gamma, lam = 9, 3, 0.97, 0.8
+    reward = rng.normal(size=(T, N)).astype(np.float32)
+    value = rng.normal(size=(T, N)).astype(np.float32)
+    done = np.zeros((T, N), bool)
+    done[2, 0] = done[3, 0] = done[5, 1] = done[T - 1, 2] = True  # ends inside, back to back, and at the end
+    last_value = rng.normal(size=(N,)).astype(np.float32)
+
+    adv, target = jax.jit(ppo.gae, static_argnums=(4, 5))(reward, value, done, last_value, gamma, lam)
+
+    expected = np.zeros((T, N))
+    for n in range(N):
+        running = 0.0
+        for t in reversed(range(T)):
+            next_value = last_value[n] if t == T - 1 else value[t + 1, n]
+            if done[t, n]:
+                delta = float(reward[t, n]) - float(value[t, n])
+                running = delta
+            else:
+                delta = float(reward[t, n]) + gamma * float(next_value) - float(value[t, n])
+                running = delta + gamma * lam * running
+            expected[t, n] = running
+    np.testing.assert_allclose(np.asarray(adv), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(target), expected + value, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Loss and gradient, against an explicit version written here from the formulas
+
+
+def np_pqn(x):
+    mu = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return np.maximum((x - mu) / np.sqrt(var + networks.LAYER_NORM_EPS), 0.0)
+
+
+def np_mlp(layers, x):
+    for i, layer in enumerate(layers):
+        x = x @ np.asarray(layer["w"], np.float64).T + np.asarray(layer["b"], np.float64)
+        if i < len(layers) - 1:
+            x = np_pqn(x)
+    return x
+
+
+def np_loss(params, batch, space, cfg):
+    """The PPO loss in float64 numpy, written out term by term."""
+    b = {k: np.asarray(v, np.float64) for k, v in batch._asdict().items()}
+    out = np_mlp(params["actor"]["layers"], b["obs"])
+    if isinstance(space, Discrete):
+        z = out - out.max(-1, keepdims=True)
+        logp_all = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        logp = logp_all[np.arange(len(out)), b["action"].astype(int)]
+        ent = -(np.exp(logp_all) * logp_all).sum(-1).mean()
+    else:
+        log_std = np.asarray(params["actor"]["log_std"], np.float64)
+        std = np.exp(log_std)
+        logp = (-0.5 * ((b["action"] - out) / std) ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+        ent = (log_std + 0.5 * np.log(2 * np.pi * np.e)).sum()
+    ratio = np.exp(logp - b["log_prob"])
+    adv = (b["advantage"] - b["advantage"].mean()) / (b["advantage"].std() + 1e-8)
+    pg = -np.minimum(ratio * adv, np.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
+    v = np_mlp(params["critic"], b["obs"])[:, 0]
+    if cfg.clip_value_loss:
+        v_clip = b["value"] + np.clip(v - b["value"], -cfg.clip_eps, cfg.clip_eps)
+        vl = 0.5 * np.maximum((v - b["target"]) ** 2, (v_clip - b["target"]) ** 2).mean()
+    else:
+        vl = 0.5 * ((v - b["target"]) ** 2).mean()
+    total = pg - cfg.ent_coef * ent + cfg.vf_coef * vl
+    return total, {"policy_loss": pg, "value_loss": vl, "entropy": ent, "ratio": ratio, "value": v}
+
+
+def jnp_loss(params, batch, space, cfg):
+    """The same loss in jnp, independent of esbench code, for jax.grad."""
+
+    def mlp(layers, x):
+        for i, layer in enumerate(layers):
+            x = x @ layer["w"].T + layer["b"]
+            if i < len(layers) - 1:
+                mu = x.mean(-1, keepdims=True)
+                x = jnp.maximum((x - mu) / jnp.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5), 0.0)
+        return x
+
+    out = mlp(params["actor"]["layers"], batch.obs)
+    if isinstance(space, Discrete):
+        logp_all = out - jax.scipy.special.logsumexp(out, axis=-1, keepdims=True)
+        logp = jnp.sum(logp_all * jax.nn.one_hot(batch.action, space.n), -1)
+        ent = -(jnp.exp(logp_all) * logp_all).sum(-1).mean()
+    else:
+        log_std = params["actor"]["log_std"]
+        logp = (-0.5 * ((batch.action - out) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)).sum(-1)
+        ent = (log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e)).sum()
+    ratio = jnp.exp(logp - batch.log_prob)
+    a = batch.advantage
+    adv = (a - a.mean()) / (jnp.sqrt(((a - a.mean()) ** 2).mean()) + 1e-8)
+    pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
+    v = mlp(params["critic"], batch.obs)[:, 0]
+    if cfg.clip_value_loss:
+        v_clip = batch.value + jnp.clip(v - batch.value, -cfg.clip_eps, cfg.clip_eps)
+        vl = 0.5 * jnp.maximum((v - batch.target) ** 2, (v_clip - batch.target) ** 2).mean()
+    else:
+        vl = 0.5 * ((v - batch.target) ** 2).mean()
+    return pg - cfg.ent_coef * ent + cfg.vf_coef * vl
+
+
+def fixed_batch(space, clip_value_loss):
+    """Params and a batch whose old log-probs / values put some samples inside and some outside the clips."""
+    key = jax.random.PRNGKey(7)
+    ka, kc, kb, ko, kx, kv, kt, kl = jax.random.split(key, 8)
+    obs_dim, B = 3, 32
+    actor = networks.init_policy(ka, obs_dim, space, hidden=(6, 5))
+    actor["layers"][-1]["w"] = actor["layers"][-1]["w"] * 50.0  # a non-uniform policy
+    if isinstance(space, Box):
+        actor["log_std"] = jnp.array([-0.3, 0.2], jnp.float32)
+    critic = networks.init_mlp(kc, [obs_dim, 6, 5, 1], output_scale=1.0)
+    params = {"actor": actor, "critic": critic}
+    cfg = dataclasses.replace(ppo.Config(), hidden=(6, 5), ent_coef=0.05, vf_coef=0.7, clip_value_loss=clip_value_loss)
+
+    obs = jax.random.normal(ko, (B, obs_dim))
+    out = networks.mlp(actor["layers"], obs)
+    if isinstance(space, Discrete):
+        action = jax.random.randint(kx, (B,), 0, space.n)
+    else:
+        action = out + jax.random.normal(kx, out.shape)
+    new_logp = networks.log_prob(space, actor, out, action)
+    value_now = networks.mlp(critic, obs)[:, 0]
+    batch = ppo.Batch(
+        obs=obs,
+        action=action,
+        log_prob=new_logp + 0.4 * jax.random.normal(kl, (B,)),
+        value=value_now + 0.5 * jax.random.normal(kv, (B,)),
+        advantage=jax.random.normal(kb, (B,)) * 2.0 + 0.5,
+        target=value_now + jax.random.normal(kt, (B,)),
+    )
+    return params, batch, cfg
+
+
+@pytest.mark.parametrize("clip_value_loss", [False, True], ids=["unclipped_value", "clipped_value"])
+@pytest.mark.parametrize("space", [Discrete(3), Box.make(-1.0, 1.0, 2)], ids=["discrete", "gaussian"])
+def test_loss_and_gradient_match_explicit_computation(space, clip_value_loss):
+    params, batch, cfg = fixed_batch(space, clip_value_loss)
+    total, aux = jax.jit(lambda p, b: ppo.loss(p, b, space, cfg))(params, batch)
+    expected_total, expected = np_loss(params, batch, space, cfg)
+
+    # Both sides of both clips are exercised by this batch.
+    outside = np.abs(expected["ratio"] - 1) > cfg.clip_eps
+    assert 0 < outside.mean() < 1
+    np.testing.assert_allclose(float(aux["clip_frac"]), outside.mean(), rtol=1e-6)
+    if clip_value_loss:
+        v_outside = np.abs(expected["value"] - np.asarray(batch.value)) > cfg.clip_eps
+        assert 0 < v_outside.mean() < 1
+
+    np.testing.assert_allclose(float(total), expected_total, rtol=2e-5, atol=1e-6)
+    for name in ("policy_loss", "value_loss", "entropy"):
+        np.testing.assert_allclose(float(aux[name]), expected[name], rtol=2e-5, atol=1e-6, err_msg=name)
+    log_ratio = np.log(expected["ratio"])
+    np.testing.assert_allclose(float(aux["approx_kl"]), np.mean(expected["ratio"] - 1 - log_ratio), rtol=1e-4)
+
+    grads, _ = jax.grad(ppo.loss, has_aux=True)(params, batch, space, cfg)
+    expected_grads = jax.grad(jnp_loss)(params, batch, space, cfg)
+    flat, _ = jax.tree_util.tree_flatten(grads)
+    flat_expected, _ = jax.tree_util.tree_flatten(expected_grads)
+    assert len(flat) == len(flat_expected)
+    for g, e in zip(flat, flat_expected):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-4, atol=1e-6)
+    assert max(float(jnp.max(jnp.abs(g))) for g in flat) > 1e-3  # a gradient that is not trivially zero
+
+
+# ---------------------------------------------------------------------------
+# Seeds under vmap, determinism
+
+
+def test_vmapped_seeds_equal_separate_runs():
+    env = make("CartPole-v1")
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    k = 2
+    vmapped = jax.jit(jax.vmap(lambda key: run_updates(env, TINY, key, k)))
+    single = jax.jit(lambda key: run_updates(env, TINY, key, k))
+    v_state, v_metrics = vmapped(keys)
+    for i, key in enumerate(keys):
+        s_state, s_metrics = single(key)
+        for name, value in s_metrics.items():
+            np.testing.assert_array_equal(np.asarray(v_metrics[name][i]), np.asarray(value), err_msg=name)
+        v_params = jax.tree_util.tree_map(lambda x: x[i], ppo.policy(v_state))
+        jax.tree_util.tree_map(np.testing.assert_array_equal, v_params, ppo.policy(s_state))
+    # Different seeds differ; the same seed again is identical.
+    assert not np.array_equal(np.asarray(v_metrics["value_loss"][0]), np.asarray(v_metrics["value_loss"][1]))
+    first, _ = single(keys[0])
+    again, _ = single(keys[0])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, ppo.policy(again), ppo.policy(first))
+
+
+def test_metrics_and_train_return_bookkeeping():
+    env = make("CartPole-v1")
+    cfg = dataclasses.replace(TINY, num_steps=32)
+    state = ppo.init(jax.random.PRNGKey(0), env, cfg)
+    _, _, info = jax.jit(lambda s: ppo.rollout(s, env, cfg))(state)
+    new_state, metrics = jax.jit(lambda s: ppo.update(s, env, cfg))(state)
+    done = np.asarray(info.episode_done)
+    assert done.sum() > 0
+    expected = np.asarray(info.episode_return)[done].mean()
+    np.testing.assert_allclose(float(metrics["train_return"]), expected, rtol=1e-6)
+    assert float(metrics["episodes_finished"]) == done.sum()
+    assert float(metrics["valid_env_steps"]) == cfg.num_envs * cfg.num_steps == ppo.env_steps_per_update(env, cfg)
+    assert set(metrics) >= {"train_return", "valid_env_steps", "policy_loss", "value_loss", "entropy", "approx_kl"}
+    assert all(v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v)) for v in metrics.values())
+    assert int(new_state.iteration) == 1
+
+    # No episode can end in 2 CartPole steps: the previous value is carried over.
+    short = dataclasses.replace(cfg, num_steps=2, num_minibatches=1)
+    carried = ppo.init(jax.random.PRNGKey(1), env, short).replace(train_return=jnp.float32(123.0))
+    _, m = jax.jit(lambda s: ppo.update(s, env, short))(carried)
+    assert float(m["episodes_finished"]) == 0 and float(m["train_return"]) == 123.0
+
+
+def test_anneal_lr_stops_learning_after_budget():
+    env = make("CartPole-v1")
+    cfg = dataclasses.replace(TINY, anneal_lr=True, anneal_env_steps=TINY.num_envs * TINY.num_steps)
+    state, _ = run_updates(env, cfg, jax.random.PRNGKey(0), 1)
+    after, _ = jax.jit(lambda s: ppo.update(s, env, cfg))(state)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, after.actor, state.actor)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, after.critic, state.critic)
+    plain, _ = jax.jit(lambda s: ppo.update(s, env, TINY))(state)
+    assert not np.array_equal(np.asarray(plain.actor["layers"][0]["w"]), np.asarray(state.actor["layers"][0]["w"]))
+
+
+# ---------------------------------------------------------------------------
+# Normalisation
+
+
+def test_update_stats_equals_numpy_over_uneven_batches():
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(3.0, 2.0, size=(n, 5)).astype(np.float32) for n in (1, 7, 64, 3)]
+    stats = ppo.init_stats((5,))
+    for b in batches:
+        stats = ppo.update_stats(stats, jnp.asarray(b))
+    seen = np.concatenate(batches).astype(np.float64)
+    np.testing.assert_allclose(np.asarray(stats.mean), seen.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(stats.var), seen.var(0), rtol=1e-5, atol=1e-6)
+    assert float(stats.count) == len(seen)
+
+
+def test_observation_stats_equal_numpy_over_observations_seen():
+    env = make("CartPole-v1")
+    state = ppo.init(jax.random.PRNGKey(2), env, TINY)
+    obs0 = np.asarray(state.obs)
+    state1, traj, _, raw = jax.jit(lambda s: ppo.rollout(s, env, TINY, keep_raw_obs=True))(state)
+    seen = np.concatenate([obs0, np.asarray(raw).reshape(-1, env.spec.obs_dim)]).astype(np.float64)
+    assert float(state1.obs_stats.count) == len(seen) == TINY.num_envs * (TINY.num_steps + 1)
+    np.testing.assert_allclose(np.asarray(state1.obs_stats.mean), seen.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(state1.obs_stats.var), seen.var(0), rtol=1e-5, atol=1e-6)
+
+    # The first stored obs was normalised with the reset obs' statistics, clipped to [-10, 10].
+    expected0 = np.clip((obs0 - obs0.mean(0)) / np.sqrt(obs0.var(0) + 1e-8), -10, 10)
+    np.testing.assert_allclose(np.asarray(traj.obs[0]), expected0, rtol=1e-4, atol=1e-5)
+
+    # policy(state) carries the statistics, so networks.forward sees what the actor saw in training.
+    params = ppo.policy(state1)
+    np.testing.assert_array_equal(np.asarray(params["obs_norm"]["mean"]), np.asarray(state1.obs_stats.mean))
+    np.testing.assert_array_equal(np.asarray(params["obs_norm"]["var"]), np.asarray(state1.obs_stats.var))
+    last = state1.obs
+    np.testing.assert_array_equal(
+        np.asarray(networks.forward(params, last)),
+        np.asarray(networks.mlp(state1.actor["layers"], ppo.normalize(state1.obs_stats, last))),
+    )
+    # Without normalisation there are no statistics and no obs_norm.
+    raw_cfg = dataclasses.replace(TINY, normalize_obs=False)
+    assert "obs_norm" not in ppo.policy(ppo.init(jax.random.PRNGKey(2), env, raw_cfg))
+
+
+def test_reward_normalisation_by_discounted_return_std():
+    env = make("CartPole-v1")  # reward is 1 on every step, so the discounted returns are known from `done`
+    cfg = dataclasses.replace(TINY, normalize_rew=True, num_steps=24, gamma=0.9)
+    state = ppo.init(jax.random.PRNGKey(4), env, cfg)
+    state1, traj, _ = jax.jit(lambda s: ppo.rollout(s, env, cfg))(state)
+    done = np.asarray(traj.done)
+    assert done.any()
+    g = np.zeros(cfg.num_envs)
+    seen = []
+    for t in range(cfg.num_steps):
+        g = g * cfg.gamma + 1.0
+        seen.append(g.copy())
+        var_t = np.concatenate(seen).var()
+        np.testing.assert_allclose(np.asarray(traj.reward[t]), 1.0 / np.sqrt(var_t + 1e-8), rtol=1e-4)
+        g = np.where(done[t], 0.0, g)
+    np.testing.assert_allclose(float(state1.rew_stats.var), np.concatenate(seen).var(), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Config validation
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"num_minibatches": 3}, "num_minibatches"),  # 4 * 8 is not divisible by 3
+        ({"num_envs": 0}, "num_envs"),
+        ({"num_steps": 2.5}, "num_steps"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"gae_lambda": -0.1}, "gae_lambda"),
+        ({"clip_eps": 0.0}, "clip_eps"),
+        ({"learning_rate": -1e-3}, "learning_rate"),
+        ({"ent_coef": -0.1}, "ent_coef"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"activation": "gelu"}, "activation"),
+        ({"hidden": ()}, "hidden"),
+        ({"normalize_obs": "yes"}, "normalize_obs"),
+        ({"anneal_lr": True}, "anneal_env_steps"),
+    ],
+)
+def test_config_validation_names_field(changes, field):
+    cfg = dataclasses.replace(TINY, **changes)
+    with pytest.raises(ValueError, match=field) as err:
+        cfg.validate()
+    assert "allowed" in str(err.value)
+    with pytest.raises(ValueError, match=field):
+        ppo.init(jax.random.PRNGKey(0), make("CartPole-v1"), cfg)
+
+
+def test_config_defaults_are_the_cartpole_row_and_valid():
+    cfg = ppo.Config().validate()
+    assert (cfg.num_envs, cfg.num_steps, cfg.num_epochs, cfg.num_minibatches) == (256, 128, 4, 32)
+    assert (cfg.learning_rate, cfg.gamma, cfg.gae_lambda, cfg.clip_eps) == (3e-4, 0.995, 0.9, 0.2)
+    assert (cfg.ent_coef, cfg.vf_coef, cfg.max_grad_norm) == (1e-4, 0.5, 0.5)
+    assert cfg.normalize_obs and not cfg.normalize_rew and cfg.hidden == (256, 256, 256) and cfg.activation == "pqn"
+    assert ppo.Config(hidden=[8, 8]).hidden == (8, 8)  # YAML lists become hashable tuples
+    hash(ppo.Config(hidden=[8, 8]))
+
+
+# ---------------------------------------------------------------------------
+# Continuous actions
+
+
+def test_pendulum_runs_with_actions_in_bounds_and_logprob_of_unclipped_sample():
+    env = make("Pendulum-v1").with_time_limit(10)
+    space = env.spec.action
+    assert isinstance(space, Box)
+    cfg = dataclasses.replace(TINY, num_steps=16)
+    state = ppo.init(jax.random.PRNGKey(5), env, cfg)
+    # Push the mean beyond the upper bound so that clipping matters.
+    layers = state.actor["layers"]
+    layers[-1]["b"] = layers[-1]["b"] + 1.8
+    state = state.replace(actor={**state.actor, "layers": layers})
+
+    _, traj, _ = jax.jit(lambda s: ppo.rollout(s, env, cfg))(state)
+    action = np.asarray(traj.action)
+    assert action.shape == (cfg.num_steps, cfg.num_envs, space.dim)
+    assert (action > space.high[0]).any()  # the stored sample is unclipped ...
+    out = networks.mlp(state.actor["layers"], traj.obs)
+    np.testing.assert_allclose(  # ... and its log-prob is that of the unclipped sample
+        np.asarray(traj.log_prob), np.asarray(networks.log_prob(space, state.actor, out, traj.action)), rtol=1e-5, atol=1e-5
+    )
+
+    state, metrics = jax.jit(lambda s: jax.lax.scan(lambda s, _: ppo.update(s, env, cfg), s, None, length=2))(state)
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in metrics.values())
+    assert float(metrics["episodes_finished"][-1]) > 0
+    params = ppo.policy(state)
+    assert params["log_std"].shape == (space.dim,) and "obs_norm" in params
+
+    # What the env receives is clipped to the bounds, sampled or deterministic.
+    obs = jax.random.normal(jax.random.PRNGKey(0), (256, env.spec.obs_dim)) * 3
+    for deterministic in (False, True):
+        acts = networks.act(params, obs, jax.random.PRNGKey(1), space, deterministic)
+        assert acts.shape == (256, space.dim)
+        assert np.all(np.asarray(acts) >= space.low[0]) and np.all(np.asarray(acts) <= space.high[0])
+    stats = jax.jit(lambda p: evaluate_policy(jax.random.PRNGKey(2), env, p, 4, True))(params)
+    assert np.all(np.isfinite(np.asarray(stats.returns))) and np.all(np.asarray(stats.lengths) == 10)
