@@ -185,6 +185,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput benchmarks (see benchmarks/)")
     p.add_argument("--mode", choices=("quick", "full"), default="quick")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--only", choices=("all", "forward", "training"), default="all", help="run one benchmark")
+    g = p.add_argument_group("forward benchmark (defaults: the mode's)")
+    g.add_argument("--pops", type=int, nargs="+", metavar="N", help="population sizes (even)")
+    g.add_argument("--widths", type=int, nargs="+", metavar="W", help="layer widths")
+    g.add_argument("--ranks", type=int, nargs="+", metavar="R", help="EGGROLL ranks")
+    g.add_argument("--depth", type=int, help="number of width x width layers")
+    g.add_argument("--repeats", type=int, help="timed runs per measurement (median reported)")
+    g.add_argument("--warmup", type=int, help="untimed runs after compilation (>= 1)")
+    g.add_argument("--min-time-s", type=float,
+                   help="a timed repeat loops a short program until this long (quick: 0.1, full: 0.05; 0: one call)")
+    g.add_argument("--openes-mem-cap-gib", type=float,
+                   help="skip OpenES where N*width*width*4 bytes exceeds this (quick: 1, full: 8)")
+    g.add_argument("--noise-mode", choices=("generation", "step"), default=None,
+                   help="ES noise drawn once per generation (default) or regenerated in every forward pass")
+    g = p.add_argument_group("training-loop benchmark (defaults: the mode's)")
+    g.add_argument("--envs", nargs="+", metavar="ID", help="environments (full: CartPole-v1 brax/ant "
+                   "craftax/Craftax-Classic-Symbolic; quick: CartPole-v1)")
+    g.add_argument("--algos", nargs="+", choices=("eggroll", "openes", "ppo"))
+    g.add_argument("--scale", help="multiplies pop_size (ES) and num_envs (PPO), e.g. 1/16 (quick: 1/16, full: 1)")
+    g.add_argument("--max-episode-steps", type=int, help="cap on episode length (for CPU)")
+    g.add_argument("--hidden", type=int, nargs="+", metavar="H", help="policy hidden sizes (default: the paper's)")
+    g.add_argument("--train-repeats", type=int, help="timed updates per measurement")
+    g.add_argument("--train-warmup", type=int, help="untimed updates after compilation")
     p.set_defaults(func=cmd_bench)
     return parser
 

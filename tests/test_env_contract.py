@@ -84,3 +84,11 @@ def test_wrong_action_fails_at_trace_time(env_and_traj):
     for action in bad:
         with pytest.raises(TypeError, match="expected a"):
             jax.jit(env.step).lower(jax.random.PRNGKey(1), state, action)
+
+
+def test_time_limit_end_is_reported_as_truncation():
+    env = make("CartPole-v1").with_time_limit(3)
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    for t in range(3):
+        obs, state, reward, done, info = env.step(jax.random.PRNGKey(t), state, jnp.int32(t % 2))
+    assert bool(done) and bool(info.truncated) and int(info.episode_length) == 3

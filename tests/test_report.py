@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import scipy.stats
 from PIL import Image
-from rliable import metrics as rly_metrics
 
 from esbench.envs import PAPER_ENVS
 from esbench.report import aggregate as agg
@@ -242,6 +241,12 @@ def test_throughput_bars_are_mean_over_seeds_of_per_seed_means():
 
 # ------------------------------------------------------------ aggregates ----
 
+def pairwise_improvement(x, y):
+    """P(x > y) + P(x = y) / 2 over all pairs, by explicit pair counting."""
+    d = np.subtract.outer(np.asarray(x, float), np.asarray(y, float))
+    return float((d > 0).mean() + 0.5 * (d == 0).mean())
+
+
 def test_normalisation_iqm_and_probability_of_improvement():
     df = agg.check_results(frame(
         trial_rows("e1", "CartPole-v1", "eggroll", {s: [v] for s, v in enumerate([1.0, 2.0, 3.0])}),
@@ -256,26 +261,79 @@ def test_normalisation_iqm_and_probability_of_improvement():
     np.testing.assert_array_equal(scores.loc["Pendulum-v1"], 0.5)  # max == min
 
     stats = agg.aggregate_statistics(finals, n_bootstrap=200, seed=0)
-    assert stats["iqm"]["eggroll"]["iqm"] == pytest.approx(
-        scipy.stats.trim_mean([0.2, 0.4, 0.6, 0.5, 0.5], 0.25))
-    assert stats["iqm"]["eggroll"]["envs"] == ["CartPole-v1", "Pendulum-v1"]
+    egg = stats["iqm"]["eggroll"]
+    # eggroll has 3 CartPole seeds and 2 Pendulum seeds: rliable's matrix keeps seeds 0 and 1 of each
+    assert (egg["envs"], egg["n_seeds_per_env"], egg["n_scores"], egg["n_dropped"]) == \
+        (["CartPole-v1", "Pendulum-v1"], 2, 4, 1)
+    assert egg["iqm"] == pytest.approx(scipy.stats.trim_mean(np.ravel([[0.2, 0.5], [0.4, 0.5]]), 0.25), abs=1e-12)
     assert stats["iqm"]["ppo"]["ci_low"] == stats["iqm"]["ppo"]["ci_high"] == 0.5  # no spread, no width
     for s in stats["iqm"].values():
         assert s["ci_low"] <= s["iqm"] <= s["ci_high"]
+    assert egg["ci_low"] < egg["ci_high"]
     # hand count over the 9 CartPole pairs: 1>0; 2>0, 2=2; 3>0, 3>2 -> (4 + 0.5) / 9
     poi = stats["probability_of_improvement"]
-    assert poi["envs"] == ["CartPole-v1"] and poi["value"] == pytest.approx(0.5)
-    assert poi["ci_low"] <= poi["value"] <= poi["ci_high"]
-    assert agg.aggregate_statistics(finals, n_bootstrap=200, seed=0) == stats  # fixed seed: same numbers
+    assert poi["envs"] == ["CartPole-v1"] and poi["value"] == pytest.approx(0.5, abs=1e-12)
+    assert poi["n_seeds_per_env"] == {"eggroll": 3, "openes": 3} and poi["n_dropped"] == {"eggroll": 0, "openes": 0}
+    assert poi["ci_low"] <= poi["value"] <= poi["ci_high"] and poi["ci_low"] < poi["ci_high"]
 
 
-def test_vectorised_bootstrap_statistics_equal_rliable():
+def test_aggregate_intervals_are_deterministic_and_leave_numpy_global_rng_alone():
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 4, size=(20, 5)).astype(float)  # integers: plenty of ties
-    y = rng.integers(0, 4, size=(20, 7)).astype(float)
-    expected = [rly_metrics.probability_of_improvement(x[i][:, None], y[i][:, None]) for i in range(20)]
-    np.testing.assert_allclose(agg._poi_rows(x, y), expected, rtol=1e-12)
-    np.testing.assert_allclose(agg._iqm_rows(x), [rly_metrics.aggregate_iqm(row) for row in x], rtol=1e-12)
+    parts = []
+    for e, env in enumerate(["CartPole-v1", "Pendulum-v1", "brax/ant"]):
+        for algo, shift in (("eggroll", 0.5), ("openes", 0.0)):
+            parts.append(trial_rows(f"{algo}{e}", env, algo, {s: [float(v)] for s, v in
+                                                              enumerate(rng.normal(shift, 1.0, size=5))}))
+    finals = agg.final_returns(agg.check_results(frame(*parts)))
+    np.random.seed(123)
+    before = np.random.get_state()
+    first = agg.aggregate_statistics(finals, n_bootstrap=300, seed=7)
+    after = np.random.get_state()
+    assert all(np.array_equal(u, v) for u, v in zip(before, after))  # the caller's global RNG state is restored
+    np.random.seed(999)  # rliable draws from the global RNG: a different caller state must not change anything
+    assert agg.aggregate_statistics(finals, n_bootstrap=300, seed=7) == first
+    other = agg.aggregate_statistics(finals, n_bootstrap=300, seed=8)
+    assert other["iqm"]["eggroll"]["iqm"] == first["iqm"]["eggroll"]["iqm"]  # point estimates do not resample
+    assert (other["iqm"]["eggroll"]["ci_low"], other["iqm"]["eggroll"]["ci_high"]) != \
+        (first["iqm"]["eggroll"]["ci_low"], first["iqm"]["eggroll"]["ci_high"])
+    for s in (*first["iqm"].values(), *other["iqm"].values()):
+        assert s["ci_low"] <= s["iqm"] <= s["ci_high"]
+    poi = first["probability_of_improvement"]
+    assert poi["ci_low"] <= poi["value"] <= poi["ci_high"]
+
+
+def test_aggregates_with_unequal_seeds_and_missing_environments():
+    # eggroll: seeds {9, 2, 5, 7} on CartPole, {4, 1, 8} on Pendulum, {0, 3, 6} on brax/ant (no OpenES there);
+    # openes: 2 seeds on CartPole and Pendulum. Seed ids are not in order on purpose.
+    egg = {"CartPole-v1": {9: 4.0, 2: 1.0, 5: 3.0, 7: 0.0}, "Pendulum-v1": {4: -1.0, 1: -3.0, 8: -2.0},
+           "brax/ant": {0: 10.0, 3: 30.0, 6: 20.0}}
+    opn = {"CartPole-v1": {0: 2.0, 1: 4.0}, "Pendulum-v1": {0: -2.0, 1: -5.0}}
+    parts = [trial_rows(f"e-{env}", env, "eggroll", {s: [v] for s, v in vals.items()}) for env, vals in egg.items()]
+    parts += [trial_rows(f"o-{env}", env, "openes", {s: [v] for s, v in vals.items()}) for env, vals in opn.items()]
+    finals = agg.final_returns(agg.check_results(frame(*parts)))
+    stats = agg.aggregate_statistics(finals, n_bootstrap=200, seed=0)
+
+    def norm(env, value):  # min-max over every seed of both algorithms in that environment
+        allv = list(egg[env].values()) + list(opn.get(env, {}).values())
+        return (value - min(allv)) / (max(allv) - min(allv))
+
+    def kept(table, env, n):  # the n smallest seed ids
+        return [norm(env, table[env][s]) for s in sorted(table[env])[:n]]
+
+    s = stats["iqm"]["eggroll"]
+    assert (s["envs"], s["n_seeds_per_env"], s["n_dropped"]) == (["CartPole-v1", "Pendulum-v1", "brax/ant"], 3, 1)
+    flat = [v for env in s["envs"] for v in kept(egg, env, 3)]  # seed 9 of CartPole is left out
+    assert s["iqm"] == pytest.approx(scipy.stats.trim_mean(flat, 0.25), abs=1e-12)
+    s = stats["iqm"]["openes"]
+    assert (s["envs"], s["n_seeds_per_env"], s["n_dropped"]) == (["CartPole-v1", "Pendulum-v1"], 2, 0)
+    assert s["iqm"] == pytest.approx(scipy.stats.trim_mean([norm(e, v) for e in opn for v in opn[e].values()], 0.25))
+
+    poi = stats["probability_of_improvement"]
+    assert poi["envs"] == ["CartPole-v1", "Pendulum-v1"]  # brax/ant has no OpenES
+    assert poi["n_seeds_per_env"] == {"eggroll": 3, "openes": 2} and poi["n_dropped"] == {"eggroll": 1, "openes": 0}
+    expected = np.mean([pairwise_improvement(kept(egg, e, 3), kept(opn, e, 2)) for e in poi["envs"]])
+    assert poi["value"] == pytest.approx(expected, abs=1e-12)
+    assert poi["ci_low"] <= poi["value"] <= poi["ci_high"]
 
 
 # ----------------------------------------------------------- selection -----
@@ -347,6 +405,9 @@ def test_build_report_writes_valid_figures_tables_and_summary(tmp_path):
     for rule in agg.RULES.values():
         assert rule in report
     assert written["final_return.md"].read_text() in report
+    egg = summary["aggregate"]["iqm"]["eggroll"]
+    assert (egg["n_seeds_per_env"], egg["n_dropped"], len(egg["envs"])) == (3, 0, 3)
+    assert f"| EGGROLL | {egg['iqm']:.3f} | [{egg['ci_low']:.3f}, {egg['ci_high']:.3f}] | 3 | 3 | 0 |" in report
 
 
 def test_build_report_with_one_algorithm_and_one_seed(tmp_path):

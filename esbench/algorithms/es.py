@@ -295,8 +295,8 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
         "fitness_max": jnp.max(returns),
         "sigma": sigma,
         "lr": lr_schedule(cfg)(t).astype(jnp.float32),
-        "grad_norm": optax.global_norm(grad).astype(jnp.float32),
-        "param_norm": optax.global_norm(params).astype(jnp.float32),
+        "grad_norm": optax.tree.norm(grad).astype(jnp.float32),
+        "param_norm": optax.tree.norm(params).astype(jnp.float32),
     }
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
     return ESState(params, opt_state, key, state.noise_root, t + 1), metrics

@@ -12,7 +12,9 @@ One `update` is one PPO iteration, and reads like the algorithm:
 
 As in rejax (the implementation the paper credits) the actor and the critic
 are separate MLPs with their own adam optimiser and their own global-norm
-gradient clipping, and advantages are normalised per minibatch.
+gradient clipping (so, adam being scale-invariant, `vf_coef` acts only
+through the critic's gradient clip), and advantages are normalised per
+minibatch.
 
 The value loss is UNCLIPPED by default (`clip_value_loss=False`), unlike
 rejax and PureJaxRL, which clip the value change to `clip_eps` per
@@ -91,15 +93,21 @@ class Config:
                 self.num_minibatches,
                 f"a divisor of num_envs * num_steps = {self.num_envs * self.num_steps}",
             )
+
+        def number(name):
+            value = getattr(self, name)
+            # PyYAML reads "3e-4" (no dot) as a string: say so rather than fail on a comparison.
+            return value if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+
         for name in ("learning_rate", "clip_eps", "max_grad_norm"):
-            if not getattr(self, name) > 0:
+            if not number(name) > 0:
                 fail(name, getattr(self, name), "a number > 0")
         for name in ("ent_coef", "vf_coef"):
-            if not getattr(self, name) >= 0:
+            if not number(name) >= 0:
                 fail(name, getattr(self, name), "a number >= 0")
-        if not 0 < self.gamma <= 1:
+        if not 0 < number("gamma") <= 1:
             fail("gamma", self.gamma, "a number in (0, 1]")
-        if not 0 <= self.gae_lambda <= 1:
+        if not 0 <= number("gae_lambda") <= 1:
             fail("gae_lambda", self.gae_lambda, "a number in [0, 1]")
         if self.activation not in networks.ACTIVATIONS:
             fail("activation", self.activation, ", ".join(networks.ACTIVATIONS))

@@ -29,6 +29,8 @@ def make_gymnax_env(name: str, env_id: str | None = None) -> Env:
     action_shape = env.action_space(params).shape
 
     # step_env/reset_env rather than step/reset: the esbench wrapper does the auto-reset once.
+    # `done` is gymnax's natural termination only; the wrapper truncates at the same
+    # max_steps_in_episode, so `info.truncated` tells a time-out from a terminal state.
     def raw_reset(key):
         return env.reset_env(key, params)
 
@@ -36,7 +38,7 @@ def make_gymnax_env(name: str, env_id: str | None = None) -> Env:
         if isinstance(action, Box):
             action_in = jnp.reshape(action_in, action_shape)
         obs, state, reward, terminated, _ = env.step_env(key, state, action_in, params)
-        return obs, state, reward, jnp.logical_or(terminated, env.is_truncated(state, params))
+        return obs, state, reward, terminated
 
     obs_dim = int(np.prod(env.observation_space(params).shape))
     spec = EnvSpec(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import difflib
 
+import jax.numpy as jnp
 import navix
 import numpy as np
 from navix.environments.registry import registry
+from navix.rendering.cache import TILE_SIZE, RenderingCache
 
 from esbench.envs.core import Discrete, Env, EnvSpec, build_env
 
@@ -29,11 +31,16 @@ def make_navix_env(name: str, env_id: str | None = None) -> Env:
         raise UnknownEnvError(f"unknown navix environment {name!r}.{hint} navix has: {', '.join(ids)}")
     env = navix.make(name, observation_fn=navix.observations.symbolic)
 
+    # The rendering cache (tile images of the whole grid) only serves RGB observations;
+    # an empty one keeps it out of the carried state and lets XLA drop its construction.
+    no_cache = RenderingCache(patches=jnp.zeros((0, TILE_SIZE, TILE_SIZE, 3), jnp.uint8))
+
     # navix keeps a running return in `info`; esbench does its own bookkeeping,
     # and an empty dict keeps the state's structure and dtypes fixed across steps.
     def raw_reset(key):
         timestep = env.reset(key)
-        return timestep.observation, timestep.replace(info={})
+        timestep = timestep.replace(state=timestep.state.replace(cache=no_cache), info={})
+        return timestep.observation, timestep
 
     # `_step` rather than `step`: navix's `step` auto-resets, the esbench wrapper does that once.
     # navix draws its own randomness (e.g. moving obstacles) from the key carried in its state.

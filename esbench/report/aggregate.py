@@ -11,26 +11,31 @@ before it diverged (dropping it would flatter the algorithm that diverges); a
 seed that diverged before its first evaluation has no final return and is only
 counted.
 
-Aggregates follow rliable (Agarwal et al., 2021): per-environment min-max
-normalised final returns, the interquartile mean (`rliable.metrics.aggregate_iqm`)
-and the probability of improvement (`rliable.metrics.probability_of_improvement`),
-with 95% percentile intervals from a stratified bootstrap (seeds resampled with
-replacement inside each environment, environments kept fixed; rliable's
-`StratifiedBootstrap` with `task_bootstrap=False`). The bootstrap is done here
-with a seeded numpy Generator because `rliable.library` cannot be imported next
-to pandas 3 (its dependency arch 7.2 fails on import), and because rliable's
-resampling draws from numpy's global RNG; doing it here also lets environments
-have different numbers of seeds.
+Aggregates follow rliable (Agarwal et al., 2021) and are computed by it:
+per-environment min-max normalised final returns, the interquartile mean
+(`rliable.metrics.aggregate_iqm`) and the probability of improvement
+(`rliable.metrics.probability_of_improvement`), with 95% percentile intervals
+from `rliable.library.get_interval_estimates` (stratified bootstrap: seeds
+resampled with replacement inside each environment, environments kept fixed).
+rliable needs a (seeds, environments) matrix per algorithm, so each
+algorithm's matrix keeps the environments where it has final returns and, in
+each of them, its seeds with the smallest ids up to the smallest seed count
+among those environments (RULES['aggregate_seeds']); what is left out is
+counted in the result. The curve bands of the return figures use the same
+rliable bootstrap, with one stratum and the log points as a third axis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import zlib
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.stats
+from rliable import library as rly
 from rliable import metrics as rly_metrics
 
 from esbench.envs.registry import PAPER_ENVS
@@ -51,19 +56,27 @@ RULES = {
                 "final return and is only counted (n_no_eval).",
     "table_ci": "Table intervals: 95% Student-t interval of the mean over seeds, mean +- t(0.975, n-1) * s / sqrt(n) "
                 "with s the sample standard deviation (ddof=1); with one seed no interval is given.",
-    "curve_ci": "Curve bands: 95% percentile bootstrap interval of the mean over seeds (seeds resampled with "
-                "replacement, fixed RNG seed), at the log points all of a curve's seeds share; the wall-clock "
-                "x value of a point is the mean over seeds of wall_clock_s at that point.",
+    "curve_ci": "Curve bands: 95% percentile bootstrap interval of the mean over seeds (rliable "
+                "get_interval_estimates: seeds resampled with replacement at each log point, fixed RNG seed), at the "
+                "log points all of a curve's seeds share; the wall-clock x value of a point is the mean over seeds "
+                "of wall_clock_s at that point.",
     "matches": "EGGROLL matches or beats OpenES in an environment unless its mean final return is lower AND the two "
                "95% t-intervals do not overlap (a single seed's interval is its value). Win: higher mean, no overlap; "
                "tie: intervals overlap; loss: lower mean, no overlap. N counts environments where both have final returns.",
     "best": "Bold = highest mean final return in the row (all of them if tied).",
     "normalisation": "Normalised score = (R - min) / (max - min), min and max over the final returns of every seed of "
                      "every algorithm shown in that environment (0.5 for all if max == min).",
-    "aggregate": "IQM of normalised scores over all (environment, seed) pairs of an algorithm, over the environments "
-                 "where it has results; probability of improvement P(EGGROLL > OpenES) averaged over environments where "
-                 "both have results (ties count 1/2). 95% percentile intervals from a stratified bootstrap (seeds "
-                 "resampled within each environment).",
+    "aggregate": "IQM of normalised scores over all (environment, seed) entries of an algorithm's score matrix; "
+                 "probability of improvement P(EGGROLL > OpenES) = P(X > Y) + P(X = Y) / 2 per environment, averaged "
+                 "over the environments where both have results. Both computed by rliable (metrics.aggregate_iqm, "
+                 "metrics.probability_of_improvement) with 95% percentile intervals from its stratified bootstrap "
+                 "(library.get_interval_estimates: seeds resampled within each environment, environments fixed; "
+                 "numpy's global RNG seeded from the report seed for the call and restored after).",
+    "aggregate_seeds": "rliable needs the same number of seeds in every environment: an algorithm's score matrix "
+                       "has the environments where it has final returns (for P(EGGROLL > OpenES): where both "
+                       "have) and in each the seeds with the smallest ids, as many as its fewest-seeded such "
+                       "environment has; the seeds left out are counted (dropped) and still count in the "
+                       "normalisation, tables and curves.",
     "selection": "When several trials share (env, algo) (a sweep), the trial with the highest mean final return over "
                  "its seeds is shown (ties: smallest trial id).",
     "throughput": "Throughput = mean over seeds of each seed's mean throughput_sps over its log points (env steps per "
@@ -173,22 +186,42 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     return mean, mean - half, mean + half
 
 
+@contextlib.contextmanager
+def seeded_global_rng(*seed: int):
+    """Seed numpy's global RNG for the block, then give the caller's state back.
+
+    rliable 1.2's bootstraps draw their indices with `np.random.choice` and never
+    use `random_state` (arch only warns that it is deprecated), so the global
+    RNG is the one thing that makes their intervals reproducible.
+    """
+    saved = np.random.get_state()
+    np.random.seed(list(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
+
+
+def _key_seed(key: str) -> int:
+    # a stable per-statistic stream: one algorithm's interval does not depend on which others are shown
+    return zlib.crc32(key.encode())
+
+
 def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int, seed: int = 0,
                       confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of the mean over axis 0 (seeds), for every column (log point).
 
-    The same resampled seed sets are used for every column, so a band is the
-    band of whole curves.
+    rliable's `get_interval_estimates` on a (seeds, 1 task, log points) array:
+    its stratified bootstrap with a single stratum resamples the seeds, drawn
+    afresh at every log point (a pointwise band).
     """
     x = np.asarray(values, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    n = x.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_bootstrap, n))
-    means = x[idx].mean(axis=1)  # (n_bootstrap, n_points)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.percentile(means, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    with seeded_global_rng(seed):
+        _, ci = rly.get_interval_estimates({"curve": x[:, None, :]}, lambda s: s[:, 0, :].mean(axis=0),
+                                           reps=n_bootstrap, confidence_interval_size=confidence)
+    lo, hi = ci["curve"]
     return lo, hi
 
 
@@ -245,71 +278,64 @@ def normalised_scores(finals: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
-def _per_env_arrays(scores: pd.DataFrame, algo: str, envs: Sequence[str]) -> list[np.ndarray]:
-    s = scores[scores["algo"] == algo]
-    return [s.loc[s["env"] == e, "score"].to_numpy(dtype=float) for e in envs]
+def score_matrix(scores: pd.DataFrame, algo: str, envs: Sequence[str]) -> tuple[np.ndarray, int]:
+    """(seeds, environments) matrix of `algo`'s normalised scores for rliable, and how many scores it leaves out.
+
+    Every environment keeps its seeds with the smallest ids, as many as the
+    fewest-seeded of `envs` has (rule: RULES['aggregate_seeds']).
+    """
+    s = scores[scores["algo"] == algo].sort_values("seed", kind="stable")
+    columns = [s.loc[s["env"] == e, "score"].to_numpy(dtype=float) for e in envs]
+    if not columns or min(c.size for c in columns) == 0:
+        raise ValueError(f"{algo} has no normalised score in some of {list(envs)}")
+    n = min(c.size for c in columns)
+    return np.stack([c[:n] for c in columns], axis=1), int(sum(c.size for c in columns) - n * len(columns))
 
 
-def _stratified_resamples(arrays: list[np.ndarray], n_bootstrap: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """(n_bootstrap, n_seeds) resamples per environment: seeds drawn with replacement inside each environment."""
-    return [x[rng.integers(0, x.size, size=(n_bootstrap, x.size))] for x in arrays]
+def _iqm(scores: np.ndarray) -> np.ndarray:
+    # get_interval_estimates wants a 1-D array from its statistic
+    return np.array([rly_metrics.aggregate_iqm(scores)])
 
 
-def _percentile_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    alpha = (1 - confidence) / 2
-    lo, hi = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
+def _ci(interval: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.ravel(interval)
     return float(lo), float(hi)
-
-
-def iqm(arrays: list[np.ndarray]) -> float:
-    """rliable's IQM (25% trimmed mean) over every (environment, seed) score."""
-    return float(rly_metrics.aggregate_iqm(np.concatenate(arrays)))
-
-
-def probability_of_improvement(xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
-    """rliable's P(X > Y) (+1/2 P(X = Y)) per environment, averaged over environments."""
-    return float(np.mean([rly_metrics.probability_of_improvement(x[:, None], y[:, None]) for x, y in zip(xs, ys)]))
-
-
-# The bootstrap replicates compute the same two statistics, vectorised over
-# replicates (rliable's per-call versions cost milliseconds each through scipy's
-# wrappers, which made 2000 replicates x 16 environments take over a minute).
-
-def _iqm_rows(samples: np.ndarray) -> np.ndarray:
-    return scipy.stats.trim_mean(samples, proportiontocut=0.25, axis=1)
-
-
-def _poi_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mann-Whitney U / (n_x n_y) per row: P(x > y) + P(x = y) / 2 over all pairs."""
-    diff = x[:, :, None] - y[:, None, :]
-    return (diff > 0).mean(axis=(1, 2)) + 0.5 * (diff == 0).mean(axis=(1, 2))
 
 
 def aggregate_statistics(finals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
                          a: str = "eggroll", b: str = "openes") -> dict:
-    """IQM of normalised final returns per algorithm, and P(a > b), each with a 95% stratified-bootstrap CI."""
+    """IQM of normalised final returns per algorithm, and P(a > b), each with rliable's 95% stratified-bootstrap CI.
+
+    Deterministic given `seed` (a non-negative int); numpy's global RNG is left as it was.
+    """
     scores = normalised_scores(finals)
     result = {"n_bootstrap": int(n_bootstrap), "seed": int(seed), "iqm": {}, "probability_of_improvement": None}
-    for i, algo in enumerate(algo_order(scores["algo"])):
+    for algo in algo_order(scores["algo"]):
         envs = env_order(scores.loc[scores["algo"] == algo, "env"])
-        arrays = _per_env_arrays(scores, algo, envs)
-        rng = np.random.default_rng([seed, i])
-        boots = _iqm_rows(np.concatenate(_stratified_resamples(arrays, n_bootstrap, rng), axis=1))
-        lo, hi = _percentile_ci(boots)
-        result["iqm"][algo] = {"iqm": iqm(arrays), "ci_low": lo, "ci_high": hi, "envs": envs,
-                               "n_scores": int(sum(x.size for x in arrays))}
+        matrix, dropped = score_matrix(scores, algo, envs)
+        with seeded_global_rng(seed, _key_seed(f"iqm|{algo}")):
+            point, ci = rly.get_interval_estimates({algo: matrix}, _iqm, reps=n_bootstrap,
+                                                   confidence_interval_size=CONFIDENCE)
+        lo, hi = _ci(ci[algo])
+        result["iqm"][algo] = {"iqm": float(point[algo][0]), "ci_low": lo, "ci_high": hi, "envs": envs,
+                               "n_seeds_per_env": int(matrix.shape[0]), "n_scores": int(matrix.size),
+                               "n_dropped": dropped}
     algos = set(scores["algo"])
     if a in algos and b in algos:
         envs = [e for e in env_order(scores["env"])
                 if {a, b} <= set(scores.loc[scores["env"] == e, "algo"])]
         if envs:
-            xs, ys = _per_env_arrays(scores, a, envs), _per_env_arrays(scores, b, envs)
-            rng = np.random.default_rng([seed, 1_000_003])
-            bx, by = _stratified_resamples(xs, n_bootstrap, rng), _stratified_resamples(ys, n_bootstrap, rng)
-            boots = np.mean([_poi_rows(x, y) for x, y in zip(bx, by)], axis=0)
-            lo, hi = _percentile_ci(boots)
-            result["probability_of_improvement"] = {"a": a, "b": b, "value": probability_of_improvement(xs, ys),
-                                                    "ci_low": lo, "ci_high": hi, "envs": envs}
+            (xa, dropped_a), (xb, dropped_b) = score_matrix(scores, a, envs), score_matrix(scores, b, envs)
+            key = f"{a},{b}"
+            # a list of two matrices: rliable resamples each algorithm's seeds independently (their counts may differ)
+            with seeded_global_rng(seed, _key_seed(f"poi|{key}")):
+                point, ci = rly.get_interval_estimates({key: [xa, xb]}, rly_metrics.probability_of_improvement,
+                                                       reps=n_bootstrap, confidence_interval_size=CONFIDENCE)
+            lo, hi = _ci(ci[key])
+            result["probability_of_improvement"] = {
+                "a": a, "b": b, "value": float(point[key]), "ci_low": lo, "ci_high": hi, "envs": envs,
+                "n_seeds_per_env": {a: int(xa.shape[0]), b: int(xb.shape[0])},
+                "n_dropped": {a: dropped_a, b: dropped_b}}
     return result
 
 

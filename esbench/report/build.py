@@ -72,18 +72,22 @@ def _selection_markdown(selection: pd.DataFrame) -> str:
 
 
 def _aggregate_markdown(stats: dict) -> str:
-    lines = ["| algorithm | IQM of normalised final return | 95% CI | environments |", "|---|---:|---|---:|"]
+    lines = ["| algorithm | IQM of normalised final return | 95% CI | environments | seeds per environment "
+             "| scores left out |", "|---|---:|---|---:|---:|---:|"]
     for algo in agg.algo_order(stats["iqm"]):
         s = stats["iqm"][algo]
         lines.append(f"| {agg.algo_label(algo)} | {s['iqm']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
-                     f"| {len(s['envs'])} |")
+                     f"| {len(s['envs'])} | {s['n_seeds_per_env']} | {s['n_dropped']} |")
     poi = stats["probability_of_improvement"]
     if poi:
-        lines += ["", f"Probability of improvement P({agg.algo_label(poi['a'])} > {agg.algo_label(poi['b'])}) = "
+        a, b = poi["a"], poi["b"]
+        lines += ["", f"Probability of improvement P({agg.algo_label(a)} > {agg.algo_label(b)}) = "
                       f"{poi['value']:.3f}, 95% CI [{poi['ci_low']:.3f}, {poi['ci_high']:.3f}], "
-                      f"over {len(poi['envs'])} environments."]
+                      f"over {len(poi['envs'])} environments, with {poi['n_seeds_per_env'][a]} and "
+                      f"{poi['n_seeds_per_env'][b]} seeds per environment "
+                      f"({poi['n_dropped'][a]} and {poi['n_dropped'][b]} scores left out)."]
     else:
-        lines += ["", "Probability of improvement EGGROLL > OpenES: not computed (one of them has no results)."]
+        lines += ["", "Probability of improvement EGGROLL > OpenES: not computed (no environment has results for both)."]
     return "\n".join(lines) + "\n"
 
 

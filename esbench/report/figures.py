@@ -192,6 +192,10 @@ def _n_envs(n: int) -> str:
     return f"{n} env" + ("" if n == 1 else "s")
 
 
+def _n_seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def plot_aggregate(stats: dict) -> Figure:
     """IQM of normalised final return per algorithm (and P(EGGROLL > OpenES)) with 95% CIs."""
     iqm = stats["iqm"]
@@ -206,7 +210,8 @@ def plot_aggregate(stats: dict) -> Figure:
         y = len(algos) - 1 - i
         ax.plot([s["ci_low"], s["ci_high"]], [y, y], color=colours[algo], lw=6, alpha=0.45, solid_capstyle="butt")
         ax.plot([s["iqm"]], [y], "|", color=colours[algo], ms=14, mew=2)
-    ax.set_yticks(range(len(algos)), [f"{algo_label(a)} ({_n_envs(len(iqm[a]['envs']))})" for a in algos[::-1]])
+    ax.set_yticks(range(len(algos)), [f"{algo_label(a)}\n({_n_envs(len(iqm[a]['envs']))} x "
+                                      f"{_n_seeds(iqm[a]['n_seeds_per_env'])})" for a in algos[::-1]])
     ax.set_xlabel("IQM of min-max normalised final return")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.7, len(algos) - 0.3)
@@ -217,10 +222,12 @@ def plot_aggregate(stats: dict) -> Figure:
                 solid_capstyle="butt")
         ax.plot([poi["value"]], [0], "|", color=FIXED_COLOURS["eggroll"], ms=14, mew=2)
         ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
-        ax.set_yticks([0], [f"P({algo_label(poi['a'])} > {algo_label(poi['b'])})\n({_n_envs(len(poi['envs']))})"])
+        seeds = poi["n_seeds_per_env"]
+        ax.set_yticks([0], [f"P({algo_label(poi['a'])} > {algo_label(poi['b'])})\n({_n_envs(len(poi['envs']))}; "
+                            f"{seeds[poi['a']]} vs {seeds[poi['b']]} seeds)"])
         ax.set_xlabel("probability of improvement")
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.7, 0.7)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Aggregates (95% stratified-bootstrap CIs)", fontsize=10)
+    fig.suptitle("Aggregates (rliable; 95% stratified-bootstrap CIs)", fontsize=10)
     return fig

@@ -1,0 +1,204 @@
+"""Benchmark output: a JSON file per benchmark, the Figure-2a style plot, and one-screen rich tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+SCHEMA_VERSION = 1
+REFERENCE_RANK = 4  # the rank whose speed-up over OpenES the summary table shows (EGGROLL's usual default)
+
+
+def reference_rank(ranks: list[int]) -> Optional[int]:
+    if not ranks:
+        return None
+    return REFERENCE_RANK if REFERENCE_RANK in ranks else ranks[0]
+
+
+def _clean(value):
+    """JSON-safe: non-finite floats become null, tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    """Write atomically (temp file + rename), so an interrupted run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_clean(payload), indent=1, allow_nan=False))
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Forward summary
+
+
+def _ok(records, **match) -> dict:
+    """The one ok record matching every key=value, or {}."""
+    for r in records:
+        if r["status"] == "ok" and all(r[k] == v for k, v in match.items()):
+            return r
+    return {}
+
+
+def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def forward_summary(records: list[dict]) -> list[dict]:
+    """Per (width, population): each method's throughput over pure inference, and EGGROLL's speed-up over OpenES.
+
+    speed-up = OpenES median seconds / EGGROLL median seconds, for the forward
+    pass and for the update (gradient estimate) separately; None where OpenES
+    was skipped.
+    """
+    ranks = sorted({r["rank"] for r in records if r["algorithm"] == "eggroll"})
+    rows = []
+    for width, pop in sorted({(r["width"], r["pop_size"]) for r in records}):
+        at = [r for r in records if r["width"] == width and r["pop_size"] == pop]
+        inference = _ok(at, method="inference", phase="forward")
+        openes_fwd = _ok(at, method="openes", phase="forward")
+        openes_upd = _ok(at, method="openes", phase="update")
+        row = {
+            "width": width,
+            "pop_size": pop,
+            "inference_samples_per_s": inference.get("samples_per_s"),
+            "normalized_throughput": {},
+            "speedup_vs_openes_forward": {},
+            "speedup_vs_openes_update": {},
+        }
+        for rank in ranks:
+            label = f"eggroll_r{rank}"
+            fwd = _ok(at, method=label, phase="forward")
+            upd = _ok(at, method=label, phase="update")
+            row["normalized_throughput"][label] = fwd.get("normalized_throughput")
+            row["speedup_vs_openes_forward"][label] = _ratio(openes_fwd.get("median_s"), fwd.get("median_s"))
+            row["speedup_vs_openes_update"][label] = _ratio(openes_upd.get("median_s"), upd.get("median_s"))
+        row["normalized_throughput"]["openes"] = openes_fwd.get("normalized_throughput")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Plot
+
+
+def plot_forward(records: list[dict], path: Path) -> Path:
+    """Normalised throughput (method / pure inference) against population size; one panel per width, log axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    forward = [r for r in records if r["phase"] == "forward"]
+    widths = sorted({r["width"] for r in forward})
+    labels = list(dict.fromkeys(r["method"] for r in forward))  # measurement order: inference, eggroll_r*, openes
+    colours = {"inference": "black", "openes": "tab:red"}
+    egg = [m for m in labels if m.startswith("eggroll")]
+    blues = matplotlib.colormaps["Blues"]
+    for i, label in enumerate(egg):
+        colours[label] = blues(0.45 + 0.5 * (i + 1) / max(len(egg), 1))
+
+    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.6), squeeze=False, sharey=True)
+    for ax, width in zip(axes[0], widths):
+        for label in labels:
+            points = sorted(
+                (r["pop_size"], r["normalized_throughput"])
+                for r in forward
+                if r["width"] == width and r["method"] == label and r["normalized_throughput"]
+            )
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            name = label.replace("eggroll_r", "EGGROLL r=").replace("openes", "OpenES").replace("inference", "pure inference")
+            ax.plot(xs, ys, marker="o", color=colours.get(label), label=name,
+                    linestyle="--" if label == "inference" else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        title = f"width {width}, depth {forward[0]['depth']}"
+        not_run = {}
+        for r in forward:
+            if r["width"] == width and r["status"] != "ok":
+                not_run.setdefault(r["method"], []).append(r["pop_size"])
+        if not_run:  # skipped (memory cap) or failed: say so rather than leave a silent gap
+            title += "\nnot run: " + "; ".join(f"{m} N={','.join(map(str, sorted(ns)))}" for m, ns in not_run.items())
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("population size")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("throughput / pure inference")
+    axes[0][-1].legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Tables
+
+
+def _fmt(value: Optional[float], spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def forward_table(payload: dict):
+    from rich.table import Table
+
+    rows = payload["summary"]
+    ranks = payload["settings"]["ranks"]
+    ref = reference_rank(ranks)
+    device = payload["device"]["description"]
+    table = Table(title=f"Population forward pass, throughput / pure inference ({payload['mode']}, {device})")
+    table.add_column("width", justify="right")
+    table.add_column("N", justify="right")
+    table.add_column("inference samples/s", justify="right")
+    for rank in ranks:
+        table.add_column(f"EGGROLL r={rank}", justify="right")
+    table.add_column("OpenES", justify="right")
+    if ref is not None:
+        table.add_column(f"EGGROLL r={ref} / OpenES fwd", justify="right")
+        table.add_column(f"EGGROLL r={ref} / OpenES update", justify="right")
+    for row in rows:
+        cells = [str(row["width"]), str(row["pop_size"]), _fmt(row["inference_samples_per_s"], ",.0f")]
+        cells += [_fmt(row["normalized_throughput"].get(f"eggroll_r{rank}"), ".2f") for rank in ranks]
+        cells.append(_fmt(row["normalized_throughput"].get("openes"), ".3f"))
+        if ref is not None:
+            cells.append(_fmt(row["speedup_vs_openes_forward"].get(f"eggroll_r{ref}"), ".1f", "x"))
+            cells.append(_fmt(row["speedup_vs_openes_update"].get(f"eggroll_r{ref}"), ".1f", "x"))
+        table.add_row(*cells)
+    not_ok = [r for r in payload["records"] if r["status"] != "ok"]
+    if not_ok:
+        table.caption = f"{len(not_ok)} measurement(s) not run (see 'reason' in the JSON); '-' = not measured"
+    return table
+
+
+def training_table(payload: dict):
+    from rich.table import Table
+
+    device = payload["device"]["description"]
+    table = Table(title=f"Training loop: env steps/s of one update ({payload['mode']}, scale {payload['settings']['scale']:g}, {device})")
+    for column in ("env", "algorithm", "pop / envs", "episode cap", "env steps / update", "compile s", "update s", "env steps/s"):
+        table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
+    for r in payload["records"]:
+        cfg = r["config"] or {}
+        size = cfg.get("pop_size", cfg.get("num_envs"))
+        if r["status"] != "ok":
+            table.add_row(r["env"], r["algorithm"], str(size or "-"), "-", "-", "-", "-", f"{r['status']}: {r['reason']}")
+            continue
+        table.add_row(r["env"], r["algorithm"], str(size), str(r["max_episode_steps"]), f"{r['env_steps_per_update']:,}",
+                      _fmt(r["compile_s"], ".1f"), _fmt(r["median_s"], ".3f"), _fmt(r["env_steps_per_s"], ",.0f"))
+    return table

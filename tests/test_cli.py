@@ -1,0 +1,88 @@
+"""The command line end to end: envs, run, sweep (a slice of the smoke reproduction), report."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from esbench import cli
+from esbench.envs import PAPER_ENVS
+from esbench.results import load, load_summaries
+from esbench.runner import expand_sweep, load_sweep_file
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER16 = ROOT / "sweeps" / "paper16.yaml"
+HPARAMS = ROOT.parent / "shared" / "paper" / "hparams.yaml"
+
+
+@pytest.mark.parametrize("budget", ["smoke", "short", "paper"])
+def test_paper16_expands_to_all_48_combinations(budget):
+    specs = expand_sweep(load_sweep_file(PAPER16), budget)
+    assert [(s.env, s.algo) for s in specs] == [(e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")]
+    assert len({s.resolved()["trial_id"] for s in specs}) == 48
+    assert all(len(s.seeds) == {"smoke": 2, "short": 3, "paper": 10}[budget] for s in specs)
+
+
+@pytest.mark.skipif(not HPARAMS.exists(), reason="shared/paper/hparams.yaml not beside the checkout")
+def test_paper16_uses_the_papers_hyperparameters():
+    paper = yaml.safe_load(HPARAMS.read_text())
+    specs = {(s.env, s.algo): s for s in expand_sweep(load_sweep_file(PAPER16), "short")}
+    for algo in ("eggroll", "openes", "ppo"):
+        for env, row in paper[algo].items():
+            assert {k: specs[env, algo].hparams[k] for k in row} == row, (env, algo)
+    for env, row in paper["eggroll"].items():  # unknown OpenES rows start from EGGROLL's, without rank
+        if env not in paper["openes"]:
+            assert specs[env, "openes"].hparams == {k: v for k, v in row.items() if k != "rank"}
+
+
+def test_envs_lists_and_checks(capsys):
+    assert cli.main(["envs"]) == 0
+    listing = capsys.readouterr().out
+    for env_id in ("CartPole-v1", "navix/DoorKey-8x8", "kinetix/l/hard_pinball"):
+        assert env_id in listing
+    assert cli.main(["envs", "--check", "CartPole-v1", "jumanji/Game2048-v1", "--num-envs", "4", "--steps", "10"]) == 0
+    checked = capsys.readouterr().out
+    assert "CartPole-v1" in checked and "Game2048" in checked and "FAILED" not in checked
+
+
+def test_envs_check_unknown_id(capsys):
+    assert cli.main(["envs", "--check", "navix/DoorKey-8x8", "Cartpole-v1"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "unknown environment id 'Cartpole-v1'" in err and "CartPole-v1" in err
+
+
+def test_run_then_sweep_then_report(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "openes", "--set", "pop_size=8", "--set", "hidden=[8]",
+                     "--set", "n_parallel_evaluations=1", "--seeds", "2", "--env-steps", "640",
+                     "--max-episode-steps", "20", "--num-logs", "2", "--eval-episodes", "2", "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "final eval return seed 0:" in capsys.readouterr().out
+    assert set(load(out).seed) == {0, 1}
+
+    # A slice of the smoke reproduction: two envs x three algorithms, the smoke budget's settings.
+    data = load_sweep_file(PAPER16)
+    data["envs"] = ["CartPole-v1", "navix/DoorKey-8x8"]
+    data["env_overrides"] = {k: v for k, v in data["env_overrides"].items() if k in data["envs"]}
+    data["budgets"]["smoke"]["env_steps"] = 3200
+    data["budgets"]["smoke"]["max_episode_steps"] = 20
+    sweep = tmp_path / "slice.yaml"
+    sweep.write_text(yaml.safe_dump(data))
+    results = tmp_path / "smoke"
+    assert cli.main(["sweep", str(sweep), "--out", str(results), "--quiet"]) == 0
+    summaries = load_summaries(results)
+    assert len(summaries) == 6 and set(summaries.algo) == {"eggroll", "openes", "ppo"}
+    assert cli.main(["sweep", str(sweep), "--out", str(results), "--quiet"]) == 0
+    assert "ran 0 trial(s), skipped 6" in capsys.readouterr().out
+
+    plots = tmp_path / "plots"
+    assert cli.main(["report", str(results), "--out", str(plots), "--bootstrap", "50"]) == 0
+    assert (plots / "report.md").is_file()
+    pngs = list(plots.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert list(plots.glob("*.pdf"))
+
+
+def test_report_of_empty_folder_is_an_error(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    assert "no results in" in capsys.readouterr().err
