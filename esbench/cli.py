@@ -37,9 +37,11 @@ def cmd_envs(args) -> int:
     console = Console()
     if args.check is None:
         table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
-        for column in ("id", "suite", "obs dim", "action", "episode limit", "paper"):
+        ids = registered_ids()
+        table.add_column("id", no_wrap=True, min_width=max(map(len, ids)))  # never truncate an id
+        for column in ("suite", "obs dim", "action", "episode limit", "paper"):
             table.add_column(column)
-        for env_id in registered_ids():
+        for env_id in ids:
             spec = make(env_id).spec
             table.add_row(env_id, spec.suite, str(spec.obs_dim), spec.action.describe(), str(spec.max_episode_steps),
                           "yes" if env_id in PAPER_ENVS else "")
@@ -48,8 +50,9 @@ def cmd_envs(args) -> int:
     ids = args.check or list(PAPER_ENVS)
     envs = [make(env_id) for env_id in ids]  # unknown ids fail before anything is compiled
     table = Table(title=f"Random-action check: jit + vmap({args.num_envs}) + scan({args.steps})")
-    for column in ("id", "obs dim", "action", "compile s", "steps/s", "episodes ended"):
-        table.add_column(column, justify="right" if column != "id" else "left")
+    table.add_column("id", no_wrap=True, min_width=max(len(env.spec.id) for env in envs))
+    for column in ("obs dim", "action", "compile s", "steps/s", "episodes ended"):
+        table.add_column(column, justify="right")
     failures = 0
     for env in envs:
         with console.status(f"checking {env.spec.id} ..."):
@@ -197,8 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a timed repeat loops a short program until this long (quick: 0.1, full: 0.05; 0: one call)")
     g.add_argument("--openes-mem-cap-gib", type=float,
                    help="skip OpenES where N*width*width*4 bytes exceeds this (quick: 1, full: 8)")
-    g.add_argument("--noise-mode", choices=("generation", "step"), default=None,
-                   help="ES noise drawn once per generation (default) or regenerated in every forward pass")
     g = p.add_argument_group("training-loop benchmark (defaults: the mode's)")
     g.add_argument("--envs", nargs="+", metavar="ID", help="environments (full: CartPole-v1 brax/ant "
                    "craftax/Craftax-Classic-Symbolic; quick: CartPole-v1)")

@@ -42,7 +42,7 @@ TOP_KEYS = {
 DEVICE_KEYS = {"platform": str, "device_kind": str, "device_count": int, "description": str}
 FORWARD_KEYS = {
     "method": str, "algorithm": str, "rank": (int, NONE), "phase": str, "pop_size": int, "width": int, "depth": int,
-    "noise_mode": (str, NONE), "status": str, "reason": (str, NONE), "compile_s": (float, NONE), "inner_calls": (int, NONE), "times_s": list,
+"status": str, "reason": (str, NONE), "compile_s": (float, NONE), "inner_calls": (int, NONE), "times_s": list,
     "median_s": (float, NONE), "samples_per_s": (float, NONE), "normalized_throughput": (float, NONE),
     "memory": (dict, NONE),
 }

@@ -145,10 +145,10 @@ def test_craftax_classic_matches_craftax_autoreset_step_through_an_episode_end()
         return (obs, state, reward, done, info), (their_obs, their_state, their_reward, their_done)
 
     both = jax.jit(both)
-    key = jax.random.PRNGKey(0)
-    obs, state = jax.jit(env.reset)(key)
-    their_obs, their_state = theirs.reset(key, params)
-    assert_same(obs, their_obs)
+    # One reset for both (compiling craftax's world generation is slow); that our
+    # reset builds the same world as craftax's is checked at the episode end below.
+    obs, state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    their_state = state.inner
 
     rewards = []
     actions = [3, 5, 2]  # UP, DO, RIGHT

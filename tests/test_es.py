@@ -63,12 +63,12 @@ def test_perturbed_forward_equals_materialised_weights(name):
     with jax.enable_x64(True):
         params = small_params(jax.random.PRNGKey(0), jnp.float64)
         obs = jax.random.normal(jax.random.PRNGKey(1), (n, 2, 3), jnp.float64)  # 2 observations per member
-        eps = es.draw_noise(jax.random.PRNGKey(2), jnp.int32(7), params, n // 2, cfg, mod.MATRIX_NOISE, "generation")
+        eps = es.draw_noise(jax.random.PRNGKey(2), jnp.int32(7), params, n // 2, cfg, mod.MATRIX_NOISE)
 
         def fn(member_params, matmul, x):
             return networks.forward(member_params, x, "pqn", matmul), member_params["log_std"]
 
-        population = jax.jit(lambda p, e, x: es.population_map(fn, p, e, SIGMA, cfg, mod.MATRIX_NOISE, "generation", x))
+        population = jax.jit(lambda p, e, x: es.population_map(fn, p, e, SIGMA, cfg, mod.MATRIX_NOISE, x))
         out, log_std = population(params, eps, obs)
         assert out.shape == (n, 2, 4) and out.dtype == jnp.float64
         for i in range(n):
@@ -80,18 +80,16 @@ def test_perturbed_forward_equals_materialised_weights(name):
 
 
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
-@pytest.mark.parametrize("mode", ["generation", "step"])
-def test_gradient_equals_sum_over_materialised_perturbations(name, mode):
+def test_gradient_equals_sum_over_materialised_perturbations(name):
     mod = ES_MODULES[name]
     cfg = small_cfg(name)
     n = cfg.pop_size
     with jax.enable_x64(True):
         params = small_params(jax.random.PRNGKey(0), jnp.float64)
         root, t = jax.random.PRNGKey(3), jnp.int32(4)
-        eps = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE, "generation")
-        noise_in_mode = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE, mode)
+        eps = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE)
         f = jax.random.normal(jax.random.PRNGKey(5), (n,), jnp.float64)
-        grad = es.estimate_gradient(params, noise_in_mode, f, SIGMA, cfg, mod.MATRIX_NOISE, mode)
+        grad = es.estimate_gradient(params, eps, f, SIGMA, cfg, mod.MATRIX_NOISE)
 
         leaves, treedef = jax.tree_util.tree_flatten(params)
         expected = []
@@ -114,10 +112,10 @@ def test_antithetic_members_are_exact_negatives(name):
     cfg = small_cfg(name, pop_size=8)
     params = networks.init_policy(jax.random.PRNGKey(0), 5, Discrete(3), hidden=())
     params = jax.tree_util.tree_map(jnp.zeros_like, params)
-    eps = es.draw_noise(jax.random.PRNGKey(1), jnp.int32(0), params, 4, cfg, mod.MATRIX_NOISE, "generation")
+    eps = es.draw_noise(jax.random.PRNGKey(1), jnp.int32(0), params, 4, cfg, mod.MATRIX_NOISE)
     x = jnp.broadcast_to(jnp.eye(5, dtype=jnp.float32), (8, 5, 5))
     fwd = lambda p, mm, xi: networks.forward(p, xi, "pqn", mm)  # noqa: E731
-    out = jax.jit(lambda p, e, x: es.population_map(fwd, p, e, SIGMA, cfg, mod.MATRIX_NOISE, "generation", x))(
+    out = jax.jit(lambda p, e, x: es.population_map(fwd, p, e, SIGMA, cfg, mod.MATRIX_NOISE, x))(
         params, eps, x
     )
     np.testing.assert_array_equal(np.asarray(out[0::2]), -np.asarray(out[1::2]))
@@ -127,13 +125,14 @@ def test_antithetic_members_are_exact_negatives(name):
 
 
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
-def test_same_key_same_noise_in_forward_and_update(name):
-    """Noise is a pure function of (root, leaf, t, j): drawn per generation, regenerated per step, or alone."""
+def test_noise_is_a_pure_function_of_key_generation_and_pair(name):
+    """The generation's draw (used by both the forward pass and the gradient in `update`)
+    equals pair j's noise regenerated alone from fold_in(fold_in(fold_in(root, leaf), t), j)."""
     mod = ES_MODULES[name]
     cfg = small_cfg(name)
     params = small_params(jax.random.PRNGKey(0), jnp.float32)
     root, t = jax.random.PRNGKey(11), jnp.int32(3)
-    eps = es.draw_noise(root, t, params, 3, cfg, mod.MATRIX_NOISE, "generation")
+    eps = es.draw_noise(root, t, params, 3, cfg, mod.MATRIX_NOISE)
 
     @jax.jit
     def drawn_one_by_one(root, t):
@@ -152,23 +151,10 @@ def test_same_key_same_noise_in_forward_and_update(name):
             for got, want in zip(jax.tree_util.tree_leaves(alone), jax.tree_util.tree_leaves(eps[k])):
                 np.testing.assert_array_equal(np.asarray(want[j]), np.asarray(got))
     # A different generation or pair gives different noise.
-    other = es.draw_noise(root, t + 1, params, 3, cfg, mod.MATRIX_NOISE, "generation")
-    assert not np.allclose(jax.tree_util.tree_leaves(eps[0])[0], jax.tree_util.tree_leaves(other[0])[0])
-
-    # The forward pass regenerating the noise inside the hook ("step" mode) sees the same numbers.
-    obs = jax.random.normal(jax.random.PRNGKey(1), (6, 2, 3))
-
-    @jax.jit
-    def both_modes(params, root, t, obs):
-        fwd = lambda p, mm, x: networks.forward(p, x, "pqn", mm)  # noqa: E731
-        out = []
-        for mode in ("generation", "step"):
-            eps = es.draw_noise(root, t, params, 3, cfg, mod.MATRIX_NOISE, mode)
-            out.append(es.population_map(fwd, params, eps, SIGMA, cfg, mod.MATRIX_NOISE, mode, obs))
-        return out
-
-    by_generation, by_step = both_modes(params, root, t, obs)
-    np.testing.assert_allclose(by_step, by_generation, rtol=1e-6, atol=1e-6)
+    other = es.draw_noise(root, t + 1, params, 3, cfg, mod.MATRIX_NOISE)
+    first = jax.tree_util.tree_leaves(eps[0])[0]
+    assert not np.allclose(first, jax.tree_util.tree_leaves(other[0])[0])
+    assert not np.allclose(first[0], first[1])
 
 
 @pytest.mark.parametrize("rank", [1, 4, 16])
@@ -213,10 +199,10 @@ def test_eggroll_never_materialises_population_matrices():
 
     def temp_bytes(mod, cfg):
         def generation(params, obs, root, fitness):
-            eps = es.draw_noise(root, jnp.int32(0), params, n_pop // 2, cfg, mod.MATRIX_NOISE, "generation")
+            eps = es.draw_noise(root, jnp.int32(0), params, n_pop // 2, cfg, mod.MATRIX_NOISE)
             fwd = lambda p, mm, x: networks.forward(p, x, "pqn", mm)  # noqa: E731
-            out = es.population_map(fwd, params, eps, 0.1, cfg, mod.MATRIX_NOISE, "generation", obs)
-            return out, es.estimate_gradient(params, eps, fitness, 0.1, cfg, mod.MATRIX_NOISE, "generation")
+            out = es.population_map(fwd, params, eps, 0.1, cfg, mod.MATRIX_NOISE, obs)
+            return out, es.estimate_gradient(params, eps, fitness, 0.1, cfg, mod.MATRIX_NOISE)
 
         return jax.jit(generation).lower(*args).compile().memory_analysis().temp_size_in_bytes
 
@@ -277,9 +263,10 @@ def test_update_is_deterministic_and_reports_metrics(name, cartpole):
     steps = mod.env_steps_per_update(cartpole, cfg)
     assert steps == 8 * 2 * 25
     for metrics in hist_a:
-        for key in ("train_return", "valid_env_steps", "fitness_std", "sigma", "lr"):
+        for key in ("train_return", "fitness_std", "sigma", "lr"):
             assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
             assert np.isfinite(float(metrics[key]))
+        assert metrics["valid_env_steps"].shape == () and metrics["valid_env_steps"].dtype == jnp.int32
         assert 8 * 2 <= float(metrics["valid_env_steps"]) <= steps
         assert 1.0 <= float(metrics["train_return"]) <= 25.0
     # sigma and lr decay geometrically per generation
@@ -289,31 +276,6 @@ def test_update_is_deterministic_and_reports_metrics(name, cartpole):
     init_state = mod.init(jax.random.PRNGKey(0), cartpole, cfg)
     assert not np.array_equal(mod.policy(state_a)["layers"][0]["w"], init_state.params["layers"][0]["w"])
     assert mod.policy(state_a) is state_a.params
-
-
-def test_update_step_mode_equals_generation_mode(cartpole):
-    """Regenerating EGGROLL's factors in every env step gives the same generation as drawing them once."""
-    cfg = tiny("eggroll")  # "auto" resolves to "generation" here; shares the compile above
-    state = eggroll.init(jax.random.PRNGKey(0), cartpole, cfg)
-    assert es.resolve_noise_mode(state.params, cfg, eggroll.MATRIX_NOISE) == "generation"
-    by_generation, m_gen = jitted_update("eggroll", cartpole, cfg)(state)
-    step_cfg = tiny("eggroll", noise_mode="step")
-    by_step, m_step = jax.jit(lambda s: eggroll.update(s, cartpole, step_cfg))(state)
-    assert float(m_gen["train_return"]) == float(m_step["train_return"])
-    for a, b in zip(jax.tree_util.tree_leaves(by_generation.params), jax.tree_util.tree_leaves(by_step.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_auto_noise_mode_picks_generation_unless_too_large():
-    small = {"layers": [{"w": jnp.zeros((256, 256)), "b": jnp.zeros(256)}]}
-    assert es.resolve_noise_mode(small, eggroll.Config(), eggroll.MATRIX_NOISE) == "generation"
-    assert es.resolve_noise_mode(small, openes.Config(), openes.MATRIX_NOISE) == "generation"
-    wide = {"layers": [{"w": jnp.zeros((1024, 1024)), "b": jnp.zeros(1024)}]}
-    assert es.resolve_noise_mode(wide, eggroll.Config(pop_size=4096), eggroll.MATRIX_NOISE) == "generation"
-    assert es.resolve_noise_mode(wide, openes.Config(pop_size=4096), openes.MATRIX_NOISE) == "step"
-    assert es.resolve_noise_mode(wide, openes.Config(pop_size=4096, noise_mode="generation"), openes.MATRIX_NOISE) == (
-        "generation"
-    )
 
 
 def test_fitness_shaping():
@@ -354,7 +316,6 @@ def test_config_defaults_are_the_cartpole_rows():
         (openes, "lr_decay", 0.0, r"\(0, 1\]"),
         (openes, "n_parallel_evaluations", 0, ">= 1"),
         (eggroll, "activation", "gelu", "pqn"),
-        (eggroll, "noise_mode", "sometimes", "auto, generation, step"),
         (openes, "hidden", (64, -1), "positive"),
         (openes, "rank_transform", "yes", "true, false"),
     ],
@@ -381,9 +342,10 @@ def test_evosax_adapter_runs_a_few_generations(strategy, cartpole):
     update = jax.jit(lambda s: alg.update(s, cartpole, cfg))
     for _ in range(3):
         state, metrics = update(state)
-        for key in ("train_return", "valid_env_steps", "fitness_std"):
+        for key in ("train_return", "fitness_std"):
             assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
             assert np.isfinite(float(metrics[key]))
+        assert metrics["valid_env_steps"].dtype == jnp.int32
         assert 8 <= float(metrics["valid_env_steps"]) <= alg.env_steps_per_update(cartpole, cfg) == 8 * 25
     params = alg.policy(state)
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(template)

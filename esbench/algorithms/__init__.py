@@ -10,7 +10,7 @@ An algorithm is a module (or any object) with:
     update(state, env, cfg)    -> (state, metrics)
                                             one ES generation / one PPO iteration; pure, no host
                                             sync; metrics is a dict of f32 scalars with at least
-                                            "train_return" and "valid_env_steps"
+                                            "train_return", plus "valid_env_steps" (int32)
     policy(state)              -> params    the network params evaluation runs
                                             (`esbench.algorithms.networks` layout)
     env_steps_per_update(env, cfg) -> int   transitions simulated by one `update`

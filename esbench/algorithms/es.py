@@ -14,11 +14,13 @@ sum_j w_j E_j is assembled for the gradient. Everything else lives here:
     g       = 1/(N sigma_t) sum_i f~_i E_i          (per leaf; vectors use full Gaussian E)
     params  = optax step on -g (optax minimises), lr_t = lr * lr_decay^t
 
-Noise mode: "generation" draws every pair's noise once per generation and
-reuses it in every env step (fast: on CPU random-number generation dominates
-otherwise); "step" regenerates a matrix's noise from its key inside every
-forward pass (no per-generation noise buffer). "auto" picks "generation"
-unless its buffer would exceed NOISE_BYTES_LIMIT.
+Noise is drawn once per generation (every pair, every leaf) and reused in
+every env step of every episode. Regenerating it inside each step is what
+PROTOCOL.md measured ~40x slower on CPU; XLA also hoists such a
+loop-invariant draw out of the step loop by itself (measured: a "regenerate
+per step" variant compiled to the same speed), so there is no per-step mode.
+EGGROLL's buffer is N/2 r (m + n) numbers per matrix; OpenES's is N/2 m n,
+which is the naive baseline's cost (its forward forms N m n anyway).
 """
 
 from __future__ import annotations
@@ -36,9 +38,6 @@ from esbench.algorithms import noise as noise_lib
 from esbench.envs.core import Env
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-NOISE_MODES = ("auto", "generation", "step")
-# "auto" stores the per-generation matrix noise only while it stays below this.
-NOISE_BYTES_LIMIT = 2**30
 # Noise is drawn this many numbers at a time: threefry needs ~3x its output in
 # scratch memory, so drawing a whole generation at once would triple its peak.
 NOISE_CHUNK = 2**22
@@ -64,7 +63,6 @@ class ESConfig:
     rank_transform: bool = False
     hidden: tuple[int, ...] = networks.DEFAULT_HIDDEN
     activation: str = "pqn"
-    noise_mode: str = "auto"
 
     def __post_init__(self):
         # YAML gives lists; a tuple keeps the config hashable.
@@ -101,8 +99,6 @@ class ESConfig:
             raise _invalid(name, "hidden", self.hidden, "a tuple of positive integers, e.g. (256, 256, 256)")
         if self.activation not in networks.ACTIVATIONS:
             raise _invalid(name, "activation", self.activation, ", ".join(networks.ACTIVATIONS))
-        if self.noise_mode not in NOISE_MODES:
-            raise _invalid(name, "noise_mode", self.noise_mode, ", ".join(NOISE_MODES))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,15 +108,12 @@ class MatrixNoise:
     sample(key, shape, dtype, cfg)              -> one pair's noise for W
     matmul(w, x, noise, sign, sigma, cfg)       -> x (W + sigma sign E)^T for one member
     gradient(noise, weights, cfg)               -> sum_j weights_j E_j (noise stacked over pairs)
-    gradient_from_keys(keys, weights, shape, dtype, cfg)
-                                                -> the same sum, regenerating noise from the pair keys
     stored_size(shape, cfg)                     -> numbers one pair's noise holds
     """
 
     sample: Callable
     matmul: Callable
     gradient: Callable
-    gradient_from_keys: Callable
     stored_size: Callable
 
 
@@ -137,30 +130,16 @@ def is_matrix(leaf: jax.Array) -> bool:
     return jnp.ndim(leaf) == 2
 
 
-def resolve_noise_mode(params: dict, cfg: ESConfig, matrix_noise: MatrixNoise) -> str:
-    if cfg.noise_mode != "auto":
-        return cfg.noise_mode
-    n_pairs = cfg.pop_size // 2
-    stored = sum(
-        matrix_noise.stored_size(leaf.shape, cfg) * leaf.dtype.itemsize
-        for leaf in jax.tree_util.tree_leaves(params)
-        if is_matrix(leaf)
-    )
-    return "generation" if stored * n_pairs <= NOISE_BYTES_LIMIT else "step"
-
-
-def draw_noise(root, generation, params, n_pairs: int, cfg, matrix_noise: MatrixNoise, mode: str) -> list:
+def draw_noise(root, generation, params, n_pairs: int, cfg, matrix_noise: MatrixNoise) -> list:
     """Per parameter leaf (in `tree_leaves` order) the noise of every pair, stacked along axis 0.
 
-    Vectors get full Gaussian noise; matrices get `matrix_noise.sample`, or in
-    "step" mode just their pair keys (sampled later inside each forward pass).
+    Vectors get full Gaussian noise, matrices `matrix_noise.sample`, each from
+    its counter-based key, so anyone can regenerate pair j's noise alone.
     """
     out = []
     for k, leaf in enumerate(jax.tree_util.tree_leaves(params)):
         keys = noise_lib.pair_keys(root, k, generation, n_pairs)
-        if is_matrix(leaf) and mode == "step":
-            out.append(keys)
-        elif is_matrix(leaf):
+        if is_matrix(leaf):
             size = matrix_noise.stored_size(leaf.shape, cfg)
             out.append(_map_pairs(lambda key, leaf=leaf: matrix_noise.sample(key, leaf.shape, leaf.dtype, cfg), keys, size))
         else:
@@ -176,7 +155,7 @@ def _map_pairs(draw, keys, numbers_per_pair: int):
     return jax.lax.map(draw, keys, batch_size=batch)
 
 
-def perturb_member(params, pair_noise: list, sign, sigma, cfg, matrix_noise: MatrixNoise, mode: str):
+def perturb_member(params, pair_noise: list, sign, sigma, cfg, matrix_noise: MatrixNoise):
     """Member (pair noise, sign): vectors shifted by sigma*sign*eps, and the matmul hook for matrices.
 
     Matrices stay unperturbed in the returned params: the hook applies their
@@ -188,14 +167,12 @@ def perturb_member(params, pair_noise: list, sign, sigma, cfg, matrix_noise: Mat
 
     def matmul(layer: int, w: jax.Array, x: jax.Array) -> jax.Array:
         noise = pair_noise[leaf_index["layers"][layer]["w"]]
-        if mode == "step":  # regenerate from the pair key, here, at every call
-            noise = matrix_noise.sample(noise, w.shape, w.dtype, cfg)
         return matrix_noise.matmul(w, x, noise, sign, sigma, cfg)
 
     return jax.tree_util.tree_unflatten(treedef, shifted), matmul
 
 
-def population_map(fn, params, noise: list, sigma, cfg, matrix_noise: MatrixNoise, mode: str, *member_args):
+def population_map(fn, params, noise: list, sigma, cfg, matrix_noise: MatrixNoise, *member_args):
     """[fn(params_i, matmul_i, *args_i) for every member i], stacked along axis 0 (N members).
 
     vmaps over pairs and, inside, over the two signs, so a pair's noise is
@@ -210,7 +187,7 @@ def population_map(fn, params, noise: list, sigma, cfg, matrix_noise: MatrixNois
 
     def one_pair(pair_noise, pair_args):
         def one_member(sign, args):
-            member_params, matmul = perturb_member(params, pair_noise, sign, sigma, cfg, matrix_noise, mode)
+            member_params, matmul = perturb_member(params, pair_noise, sign, sigma, cfg, matrix_noise)
             return fn(member_params, matmul, *args)
 
         return jax.vmap(one_member)(signs, pair_args)
@@ -219,16 +196,14 @@ def population_map(fn, params, noise: list, sigma, cfg, matrix_noise: MatrixNois
     return jax.tree_util.tree_map(lambda a: a.reshape(2 * n_pairs, *a.shape[2:]), out)
 
 
-def estimate_gradient(params, noise: list, shaped_fitness, sigma, cfg, matrix_noise: MatrixNoise, mode: str):
+def estimate_gradient(params, noise: list, shaped_fitness, sigma, cfg, matrix_noise: MatrixNoise):
     """g = 1/(N sigma) sum_i f_i E_i for every leaf, as a params-shaped pytree (ascent direction)."""
     leaves, treedef = jax.tree_util.tree_flatten(params)
     n = shaped_fitness.shape[0]
     weights = noise_lib.pair_weights(shaped_fitness).astype(leaves[0].dtype)
     grads = []
     for leaf, eps in zip(leaves, noise):
-        if is_matrix(leaf) and mode == "step":
-            g = matrix_noise.gradient_from_keys(eps, weights, leaf.shape, leaf.dtype, cfg)
-        elif is_matrix(leaf):
+        if is_matrix(leaf):
             g = matrix_noise.gradient(eps, weights, cfg)
         else:
             g = jnp.tensordot(weights, eps, axes=1)
@@ -267,8 +242,7 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
     sigma = sigma_at(cfg, t)
     key, episode_key = jax.random.split(state.key)
     n_pairs = cfg.pop_size // 2
-    mode = resolve_noise_mode(state.params, cfg, matrix_noise)
-    noise = draw_noise(state.noise_root, t, state.params, n_pairs, cfg, matrix_noise, mode)
+    noise = draw_noise(state.noise_root, t, state.params, n_pairs, cfg, matrix_noise)
 
     def fitness(member_params, matmul, member_key):
         def act_fn(obs, act_key):
@@ -281,16 +255,16 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
 
     # Common random numbers: both members of a pair run the same episode keys.
     member_keys = jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0)
-    returns, lengths = population_map(fitness, state.params, noise, sigma, cfg, matrix_noise, mode, member_keys)
+    returns, lengths = population_map(fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys)
 
     shaped = noise_lib.shape_fitness(returns, cfg.rank_transform)
-    grad = estimate_gradient(state.params, noise, shaped, sigma, cfg, matrix_noise, mode)
+    grad = estimate_gradient(state.params, noise, shaped, sigma, cfg, matrix_noise)
     updates, opt_state = make_optimizer(cfg).update(jax.tree_util.tree_map(jnp.negative, grad), state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
 
     metrics = {
         "train_return": jnp.mean(returns),
-        "valid_env_steps": jnp.sum(lengths).astype(jnp.float32),
+        "valid_env_steps": jnp.sum(lengths),
         "fitness_std": jnp.std(returns),
         "fitness_max": jnp.max(returns),
         "sigma": sigma,
@@ -298,7 +272,8 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
         "grad_norm": optax.tree.norm(grad).astype(jnp.float32),
         "param_norm": optax.tree.norm(params).astype(jnp.float32),
     }
-    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    # valid_env_steps stays an exact int32 (float32 loses counts above 2^24 per generation).
+    metrics = {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
     return ESState(params, opt_state, key, state.noise_root, t + 1), metrics
 
 

@@ -45,21 +45,11 @@ def gradient(eps, weights, cfg):
     return jnp.tensordot(weights, eps, axes=1)
 
 
-def gradient_from_keys(keys, weights, shape, dtype, cfg):
-    # One m x n matrix at a time, so "step" mode never holds every pair's noise.
-    def add(total, key_and_weight):
-        key, weight = key_and_weight
-        return total + weight * sample(key, shape, dtype, cfg), None
-
-    total, _ = jax.lax.scan(add, jnp.zeros(shape, dtype), (keys, weights))
-    return total
-
-
 def stored_size(shape, cfg):
     return shape[0] * shape[1]
 
 
-MATRIX_NOISE = es.MatrixNoise(sample, matmul, gradient, gradient_from_keys, stored_size)
+MATRIX_NOISE = es.MatrixNoise(sample, matmul, gradient, stored_size)
 
 
 def init(key: jax.Array, env, cfg: Config) -> es.ESState:

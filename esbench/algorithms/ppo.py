@@ -440,7 +440,7 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
     metrics = {
         "train_return": train_return,
         "episodes_finished": n_finished,
-        "valid_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.float32),
+        "valid_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.int32),
         **aux,
     }
     return state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}

@@ -24,7 +24,7 @@ from typing import Any
 MODES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "forward": dict(pop_sizes=(256, 512, 1024), widths=(256, 1024), ranks=(1, 4, 16), depth=3,
-                        repeats=3, warmup=1, min_time_s=0.1, openes_mem_cap_gib=1.0),
+                        repeats=5, warmup=1, min_time_s=0.1, openes_mem_cap_gib=1.0),
         "training": dict(envs=("CartPole-v1",), scale=1 / 16, max_episode_steps=None, repeats=3, warmup=1),
     },
     "full": {
@@ -71,7 +71,6 @@ def forward_settings(args):
         warmup=int(_arg(args, "warmup", mode["warmup"])),
         min_time_s=float(_arg(args, "min_time_s", mode["min_time_s"])),
         openes_mem_cap_bytes=int(cap_gib * 2**30),
-        noise_mode=_arg(args, "noise_mode", "generation"),
     )
 
 

@@ -11,7 +11,7 @@ and every method's throughput is divided by pure inference's, measured on
 the same observations in the same process. Per ES method three phases are
 timed, each its own compiled program (so their costs are seen apart):
 
-    noise    es.draw_noise: the generation's noise (once per generation in "generation" mode)
+    noise    es.draw_noise: the generation's noise (drawn once per generation, reused every env step)
     forward  es.population_map: one env step of the whole population, noise given
     update   es.estimate_gradient: the gradient estimate from N fitnesses, noise given
 
@@ -33,7 +33,6 @@ import jax.numpy as jnp
 from esbench.algorithms import eggroll, es, networks, openes
 
 PHASES = ("forward", "noise", "update")
-NOISE_MODES = ("generation", "step")
 BYTES_PER_FLOAT = 4
 MAX_INNER = 1000
 
@@ -48,7 +47,6 @@ class ForwardSettings:
     warmup: int = 1
     min_time_s: float = 0.0  # a timed repeat loops a short program until it has run this long
     openes_mem_cap_bytes: int = 2**30
-    noise_mode: str = "generation"
     activation: str = "pqn"
     sigma: float = 0.1
     seed: int = 0
@@ -74,8 +72,6 @@ class ForwardSettings:
             fail("warmup", "an integer >= 1 (the last warm-up call sizes the timing loop)")
         if not self.min_time_s >= 0:
             fail("min_time_s", "a number >= 0")
-        if self.noise_mode not in NOISE_MODES:
-            fail("noise_mode", ", ".join(NOISE_MODES))
         if self.activation not in networks.ACTIVATIONS:
             fail("activation", ", ".join(networks.ACTIVATIONS))
 
@@ -88,10 +84,8 @@ class Method:
 
     def es_parts(self, pop_size: int, settings: ForwardSettings) -> tuple[es.ESConfig, es.MatrixNoise]:
         if self.name == "eggroll":
-            cfg = eggroll.Config(pop_size=pop_size, rank=self.rank, noise_mode=settings.noise_mode)
-            return cfg, eggroll.MATRIX_NOISE
-        cfg = openes.Config(pop_size=pop_size, noise_mode=settings.noise_mode)
-        return cfg, openes.MATRIX_NOISE
+            return eggroll.Config(pop_size=pop_size, rank=self.rank), eggroll.MATRIX_NOISE
+        return openes.Config(pop_size=pop_size), openes.MATRIX_NOISE
 
 
 def methods(settings: ForwardSettings) -> list[Method]:
@@ -219,26 +213,26 @@ def inference_forward(activation: str) -> Callable:
     return forward
 
 
-def population_forward(cfg, matrix_noise, mode: str, activation: str) -> Callable:
+def population_forward(cfg, matrix_noise, activation: str) -> Callable:
     def member(member_params, matmul, x):
         return networks.mlp(member_params["layers"], x, activation, matmul)
 
     def forward(params, noise, x, sigma):
-        return es.population_map(member, params, noise, sigma, cfg, matrix_noise, mode, x)
+        return es.population_map(member, params, noise, sigma, cfg, matrix_noise, x)
 
     return forward
 
 
-def noise_draw(cfg, matrix_noise, mode: str, n_pairs: int) -> Callable:
+def noise_draw(cfg, matrix_noise, n_pairs: int) -> Callable:
     def draw(root, generation, params):
-        return es.draw_noise(root, generation, params, n_pairs, cfg, matrix_noise, mode)
+        return es.draw_noise(root, generation, params, n_pairs, cfg, matrix_noise)
 
     return draw
 
 
-def gradient_estimate(cfg, matrix_noise, mode: str) -> Callable:
+def gradient_estimate(cfg, matrix_noise) -> Callable:
     def update(params, noise, fitness, sigma):
-        return es.estimate_gradient(params, noise, fitness, sigma, cfg, matrix_noise, mode)
+        return es.estimate_gradient(params, noise, fitness, sigma, cfg, matrix_noise)
 
     return update
 
@@ -272,7 +266,6 @@ def _record(method: Method, phase: str, pop_size: int, width: int, settings: For
         "pop_size": pop_size,
         "width": width,
         "depth": settings.depth,
-        "noise_mode": None if method.name == "inference" else settings.noise_mode,
         "status": "ok",
         "reason": None,
         "compile_s": None,
@@ -304,13 +297,12 @@ def prepare_method(method: Method, params: dict, x: jax.Array, fitness: jax.Arra
         if method.name == "inference":
             return records, [compile_program(by_phase["forward"], inference_forward(settings.activation), (params, x))]
         cfg, matrix_noise = method.es_parts(pop_size, settings)
-        mode = settings.noise_mode
         sigma = jnp.float32(settings.sigma)
         draw_args = (jax.random.PRNGKey(settings.seed + 1), jnp.zeros((), jnp.int32), params)
-        draw = compile_program(by_phase["noise"], noise_draw(cfg, matrix_noise, mode, pop_size // 2), draw_args)
+        draw = compile_program(by_phase["noise"], noise_draw(cfg, matrix_noise, pop_size // 2), draw_args)
         noise = draw.call()
-        forward = population_forward(cfg, matrix_noise, mode, settings.activation)
-        update = gradient_estimate(cfg, matrix_noise, mode)
+        forward = population_forward(cfg, matrix_noise, settings.activation)
+        update = gradient_estimate(cfg, matrix_noise)
         return records, [
             draw,
             compile_program(by_phase["forward"], forward, (params, noise, x, sigma)),

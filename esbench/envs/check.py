@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -22,8 +23,14 @@ def random_action(spec: EnvSpec, key: jax.Array) -> jax.Array:
 def random_rollout(env: Env, key: jax.Array, num_envs: int, num_steps: int):
     """jit(vmap(scan(step))) with random actions: (obs, reward, done, info), each [num_envs, num_steps, ...].
 
-    `obs` is the observation each action was taken in.
+    `obs` is the observation each action was taken in. The compiled program is
+    cached per (env, num_envs, num_steps): brax and craftax take minutes to compile on CPU.
     """
+    return _rollout_program(env, num_envs, num_steps)(key)
+
+
+@functools.lru_cache(maxsize=32)
+def _rollout_program(env: Env, num_envs: int, num_steps: int):
 
     def one_env(key):
         reset_key, run_key = jax.random.split(key)
@@ -38,7 +45,7 @@ def random_rollout(env: Env, key: jax.Array, num_envs: int, num_steps: int):
         _, traj = jax.lax.scan(body, (obs, state), jax.random.split(run_key, num_steps))
         return traj
 
-    return jax.jit(jax.vmap(one_env))(jax.random.split(key, num_envs))
+    return jax.jit(lambda key: jax.vmap(one_env)(jax.random.split(key, num_envs)))
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,9 @@ class CheckResult:
 
 def check_env(env: Env, num_envs: int = 64, num_steps: int = 100, seed: int = 0) -> CheckResult:
     """Compile and run a random rollout; time compile and run apart."""
-    rollout = jax.jit(lambda key: random_rollout(env, key, num_envs, num_steps))
     key = jax.random.PRNGKey(seed)
     t = time.perf_counter()
-    compiled = rollout.lower(key).compile()
+    compiled = _rollout_program(env, num_envs, num_steps).lower(key).compile()
     compile_s = time.perf_counter() - t
     jax.block_until_ready(compiled(key))  # first call pays one-off transfers
     t = time.perf_counter()

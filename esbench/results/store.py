@@ -125,6 +125,17 @@ def _trial_folders(out_dir: str | os.PathLike, strict: bool) -> list[Path]:
     return folders
 
 
+def _readable_trials(out_dir: str | os.PathLike, strict: bool):
+    """(config, metrics, summary) of every complete trial; the others reported, or raised if strict."""
+    for path in _trial_folders(out_dir, strict):
+        try:
+            yield read_trial(path)
+        except CorruptResultsError as err:
+            if strict:
+                raise
+            warnings.warn(f"skipping {err}", stacklevel=3)
+
+
 def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """One DataFrame over every trial in `out_dir`: a row per trial x seed x log point.
 
@@ -133,14 +144,7 @@ def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     `strict=True`), never silently read.
     """
     frames = []
-    for path in _trial_folders(out_dir, strict):
-        try:
-            config, metrics, _ = read_trial(path)
-        except CorruptResultsError as err:
-            if strict:
-                raise
-            warnings.warn(f"skipping {err}", stacklevel=2)
-            continue
+    for config, metrics, _ in _readable_trials(out_dir, strict):
         metrics = metrics.copy()
         metrics.insert(0, "algo", config["algo"])
         metrics.insert(0, "env", config["env"])
@@ -153,17 +157,10 @@ def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
 
 def load_summaries(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """One row per trial: its config fields and summary (status, timings, device)."""
-    rows = []
-    for path in _trial_folders(out_dir, strict):
-        try:
-            config, _, summary = read_trial(path)
-        except CorruptResultsError as err:
-            if strict:
-                raise
-            warnings.warn(f"skipping {err}", stacklevel=2)
-            continue
-        rows.append({"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"], **summary})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([
+        {"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"], **summary}
+        for config, _, summary in _readable_trials(out_dir, strict)
+    ])
 
 
 def load_policy_params(out_dir: str | os.PathLike, trial_id: str) -> dict:
