@@ -107,8 +107,14 @@ def cmd_sweep(args) -> int:
     from esbench.results import ResultStore
     from esbench.runner import expand_sweep, load_sweep_file, run_trials
     from esbench.runner.backends import check_budgets
+    from esbench.runner.config import ConfigError
 
     specs = expand_sweep(load_sweep_file(args.file), args.budget)
+    if args.envs:
+        unknown = sorted(set(args.envs) - {s.env for s in specs})
+        if unknown:
+            raise ConfigError(f"--envs: {', '.join(unknown)} not in the sweep; its envs: {', '.join(dict.fromkeys(s.env for s in specs))}")
+        specs = [s for s in specs if s.env in args.envs]
     out = Path(args.out)
     store = ResultStore(out)
     if args.dry_run:
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="local", help="local or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--out", required=True)
+    p.add_argument("--envs", nargs="+", metavar="ID", help="run only these envs of the sweep")
     p.add_argument("--dry-run", action="store_true", help="list the trials it would run")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)

@@ -9,10 +9,11 @@ from esbench import cli
 from esbench.envs import PAPER_ENVS
 from esbench.results import load, load_summaries
 from esbench.runner import expand_sweep, load_sweep_file
+from esbench.runner.backends import check_budgets
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
-HPARAMS = ROOT.parent / "shared" / "paper" / "hparams.yaml"
+HPARAMS = ROOT / "sweeps" / "hparams.yaml"
 
 
 @pytest.mark.parametrize("budget", ["smoke", "short", "paper"])
@@ -21,9 +22,9 @@ def test_paper16_expands_to_all_48_combinations(budget):
     assert [(s.env, s.algo) for s in specs] == [(e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")]
     assert len({s.resolved()["trial_id"] for s in specs}) == 48
     assert all(len(s.seeds) == {"smoke": 2, "short": 3, "paper": 10}[budget] for s in specs)
+    check_budgets(specs)  # every trial's budget fits at least one update of its algorithm
 
 
-@pytest.mark.skipif(not HPARAMS.exists(), reason="shared/paper/hparams.yaml not beside the checkout")
 def test_paper16_uses_the_papers_hyperparameters():
     paper = yaml.safe_load(HPARAMS.read_text())
     specs = {(s.env, s.algo): s for s in expand_sweep(load_sweep_file(PAPER16), "short")}

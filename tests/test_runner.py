@@ -162,3 +162,40 @@ def test_ray_backend_matches_local(tmp_path):
     remote = load(tmp_path / "ray").sort_values(["trial_id", "seed", "update"]).reset_index(drop=True)
     assert len(local) == len(remote) > 0
     pd.testing.assert_frame_equal(local[["trial_id", *NON_TIME_COLUMNS]], remote[["trial_id", *NON_TIME_COLUMNS]])
+
+
+def test_numbers_written_as_yaml_strings_are_accepted():
+    # YAML 1.1 reads 3e-4 (no dot) as a string; the config layer takes it as the number it means.
+    from esbench.runner.config import build_algo_config
+
+    assert build_algo_config("eggroll", {"learning_rate": "3e-4", "pop_size": "8"}).learning_rate == 3e-4
+    with pytest.raises(ConfigError, match="learning_rate: expected a number, got str 'fast'"):
+        build_algo_config("eggroll", {"learning_rate": "fast"})
+
+
+def test_negative_seed_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"seeds: seeds must be integers in \[0, 2\^32\)"):
+        TrialSpec(**{**TINY, "seeds": (-1,)}).validate()
+
+
+def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    import jax.numpy as jnp
+
+    from esbench.envs import Discrete, EnvSpec, build_env, register
+
+    def broken():
+        spec = EnvSpec(id="test/Broken-v0", suite="custom", obs_dim=2, action=Discrete(2), max_episode_steps=20)
+
+        def raw_step(key, state, action):
+            raise RuntimeError("this env cannot step")
+
+        return build_env(spec, lambda key: (jnp.zeros(2), jnp.zeros(())), raw_step)
+
+    register("test/Broken-v0", broken, overwrite=True)
+    bad = TrialSpec(**{**TINY, "env": "test/Broken-v0"})
+    good = TrialSpec(**TINY)
+    outcome = run_trials([bad, good], ResultStore(tmp_path), progress=False)
+    assert list(outcome.failed) == [bad.resolved()["trial_id"]]
+    assert "this env cannot step" in outcome.failed[bad.resolved()["trial_id"]]
+    assert outcome.ran == [good.resolved()["trial_id"]]
+    assert set(load(tmp_path).trial_id) == {good.resolved()["trial_id"]}

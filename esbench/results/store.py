@@ -76,9 +76,13 @@ def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=float))
         (tmp / "policy.msgpack").write_bytes(result.policy_bytes)
         final = root / trial_id
-        if final.exists():  # an older, incomplete or superseded copy
-            shutil.rmtree(final)
+        old = None
+        if final.exists():  # a superseded copy: moved aside first, so one complete copy always exists
+            old = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}old-{trial_id}-", dir=root))
+            os.rename(final, old / trial_id)
         os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

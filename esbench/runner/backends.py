@@ -71,7 +71,13 @@ def run_local(specs: list[TrialSpec], store: Store, progress: bool = True) -> Sw
     for i, spec in enumerate(todo):
         if progress:
             print(f"[{i + 1}/{len(todo)}] {spec.env} x {spec.algo}", file=sys.stderr, flush=True)
-        _record(outcome, store, run_trial(spec, progress=progress))
+        try:
+            result = run_trial(spec, progress=progress)
+        except Exception as err:  # one broken trial must not stop the sweep or lose finished work
+            outcome.failed[spec.resolved()["trial_id"]] = f"{type(err).__name__}: {err}"
+            print(f"FAILED {spec.env} x {spec.algo}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            continue
+        _record(outcome, store, result)
     return outcome
 
 

@@ -31,6 +31,13 @@ def suggest(name: str, allowed) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def _numeric_string(value: str):
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def _coerce(value: Any, annotation: Any, path: str) -> Any:
     """`value` as the field's declared type, or a ConfigError naming path and type."""
     origin = typing.get_origin(annotation)
@@ -61,6 +68,8 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {type(value).__name__} {value!r}")
         return value
+    if annotation in (int, float) and isinstance(value, str):
+        value = _numeric_string(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
     if annotation is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
@@ -142,6 +151,8 @@ class TrialSpec:
             raise ConfigError(f"{path}.algo: {err}") from err
         if not self.seeds:
             raise ConfigError(f"{path}.seeds: at least one seed is required")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in self.seeds):
+            raise ConfigError(f"{path}.seeds: seeds must be integers in [0, 2^32), got {list(self.seeds)}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"{path}.seeds: seeds must be distinct, got {list(self.seeds)}")
         for name in ("env_steps", "num_logs", "eval_every", "eval_episodes"):

@@ -218,8 +218,17 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
                     seeds = tuple(seeds)
                 else:
                     raise ConfigError(f"trial.seeds: must be a positive count or a list of integer seeds, got {seeds!r}")
-                if "env_steps" in fields and isinstance(fields["env_steps"], float) and fields["env_steps"].is_integer():
-                    fields["env_steps"] = int(fields["env_steps"])
+                for name in ("env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps"):
+                    value = fields.get(name)
+                    if isinstance(value, str):  # YAML 1.1 reads 1e7 (no dot) as a string
+                        try:
+                            value = float(value)
+                        except ValueError:
+                            pass
+                    if isinstance(value, float) and value.is_integer():
+                        fields[name] = int(value)
+                    elif value is not None:
+                        fields[name] = value
                 spec = TrialSpec(env=env, algo=algo, hparams=hparams, seeds=seeds, **fields)
                 spec.validate(path=f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]")
                 trials.append(spec)

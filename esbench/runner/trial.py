@@ -12,7 +12,6 @@ the others carry on (all diverged: the trial stops early).
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ def make_trial_env(config: dict[str, Any]) -> Env:
 
 
 def plan_trial(spec: TrialSpec, env: Env, cfg) -> TrialPlan:
-    """Updates per chunk and chunk count: at most `num_logs` log points, never over the budget."""
+    """Updates per chunk and chunk count: `num_logs` to 2 * num_logs - 1 log points, never over the budget."""
     per_update = int(get_algorithm(spec.algo).env_steps_per_update(env, cfg))
     n_updates = spec.env_steps // per_update
     if n_updates < 1:
@@ -74,7 +73,9 @@ def plan_trial(spec: TrialSpec, env: Env, cfg) -> TrialPlan:
             f"env_steps: a budget of {spec.env_steps} env steps is smaller than one {spec.algo} update on "
             f"{spec.env} ({per_update} env steps); raise env_steps to at least {per_update} or shrink the update"
         )
-    per_chunk = math.ceil(n_updates / spec.num_logs)
+    # Whole chunks only (one compiled program): up to per_chunk - 1 updates of the budget stay
+    # unused; the summary records the env steps actually run.
+    per_chunk = max(1, n_updates // spec.num_logs)
     return TrialPlan(per_update, per_chunk, n_updates // per_chunk)
 
 
