@@ -34,7 +34,8 @@ def cmd_envs(args) -> int:
     from esbench.envs import PAPER_ENVS, make, registered_ids
     from esbench.envs.check import check_env
 
-    console = Console()
+    # Piped output gets rich's 80 columns by default, which truncates ids and numbers.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     if args.check is None:
         table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
         ids = registered_ids()
