@@ -71,34 +71,39 @@ class ESConfig:
 
     def validate(self) -> None:
         name = type(self).__module__.rsplit(".", 1)[-1] + ".Config"
-
-        def is_int(v):
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        if not is_int(self.pop_size) or self.pop_size < 2 or self.pop_size % 2:
+        if not _is_int(self.pop_size) or self.pop_size < 2 or self.pop_size % 2:
             raise _invalid(name, "pop_size", self.pop_size, "an even integer >= 2 (antithetic pairs)")
-        if not self.sigma > 0:
-            raise _invalid(name, "sigma", self.sigma, "a float > 0")
-        if not 0 < self.sigma_decay <= 1:
-            raise _invalid(name, "sigma_decay", self.sigma_decay, "a float in (0, 1]")
-        if self.optimizer not in OPTIMIZERS:
-            raise _invalid(name, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
-        if not self.learning_rate > 0:
-            raise _invalid(name, "learning_rate", self.learning_rate, "a float > 0")
-        if not 0 < self.lr_decay <= 1:
-            raise _invalid(name, "lr_decay", self.lr_decay, "a float in (0, 1]")
+        validate_search_fields(self, name)
         if not self.weight_decay >= 0:
             raise _invalid(name, "weight_decay", self.weight_decay, "a float >= 0")
-        if not is_int(self.n_parallel_evaluations) or self.n_parallel_evaluations < 1:
-            raise _invalid(name, "n_parallel_evaluations", self.n_parallel_evaluations, "an integer >= 1")
-        if not isinstance(self.deterministic_policy, bool):
-            raise _invalid(name, "deterministic_policy", self.deterministic_policy, "true, false")
         if not isinstance(self.rank_transform, bool):
             raise _invalid(name, "rank_transform", self.rank_transform, "true, false")
-        if not isinstance(self.hidden, tuple) or not all(is_int(h) and h > 0 for h in self.hidden):
-            raise _invalid(name, "hidden", self.hidden, "a tuple of positive integers, e.g. (256, 256, 256)")
-        if self.activation not in networks.ACTIVATIONS:
-            raise _invalid(name, "activation", self.activation, ", ".join(networks.ACTIVATIONS))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_search_fields(cfg, name: str) -> None:
+    """Checks of the fields every ES config here has (ESConfig and the evosax adapter's)."""
+    if not cfg.sigma > 0:
+        raise _invalid(name, "sigma", cfg.sigma, "a float > 0")
+    if not 0 < cfg.sigma_decay <= 1:
+        raise _invalid(name, "sigma_decay", cfg.sigma_decay, "a float in (0, 1]")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise _invalid(name, "optimizer", cfg.optimizer, ", ".join(OPTIMIZERS))
+    if not cfg.learning_rate > 0:
+        raise _invalid(name, "learning_rate", cfg.learning_rate, "a float > 0")
+    if not 0 < cfg.lr_decay <= 1:
+        raise _invalid(name, "lr_decay", cfg.lr_decay, "a float in (0, 1]")
+    if not _is_int(cfg.n_parallel_evaluations) or cfg.n_parallel_evaluations < 1:
+        raise _invalid(name, "n_parallel_evaluations", cfg.n_parallel_evaluations, "an integer >= 1")
+    if not isinstance(cfg.deterministic_policy, bool):
+        raise _invalid(name, "deterministic_policy", cfg.deterministic_policy, "true, false")
+    if not isinstance(cfg.hidden, tuple) or not all(_is_int(h) and h > 0 for h in cfg.hidden):
+        raise _invalid(name, "hidden", cfg.hidden, "a tuple of positive integers, e.g. (256, 256, 256)")
+    if cfg.activation not in networks.ACTIVATIONS:
+        raise _invalid(name, "activation", cfg.activation, ", ".join(networks.ACTIVATIONS))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,8 +29,8 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from esbench.algorithms import evaluate, networks
-from esbench.algorithms.es import OPTIMIZERS, _invalid
+from esbench.algorithms import es, evaluate, networks
+from esbench.algorithms.es import _invalid
 from esbench.envs.core import Env
 
 
@@ -65,30 +65,9 @@ class Config:
 
     def validate(self) -> None:
         name = "evosax.Config"
-
-        def is_int(v):
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        if not is_int(self.pop_size) or self.pop_size < 2:
+        if not es._is_int(self.pop_size) or self.pop_size < 2:
             raise _invalid(name, "pop_size", self.pop_size, "an integer >= 2 (even for antithetic strategies)")
-        if not self.sigma > 0:
-            raise _invalid(name, "sigma", self.sigma, "a float > 0")
-        if not 0 < self.sigma_decay <= 1:
-            raise _invalid(name, "sigma_decay", self.sigma_decay, "a float in (0, 1]")
-        if self.optimizer not in OPTIMIZERS:
-            raise _invalid(name, "optimizer", self.optimizer, ", ".join(OPTIMIZERS))
-        if not self.learning_rate > 0:
-            raise _invalid(name, "learning_rate", self.learning_rate, "a float > 0")
-        if not 0 < self.lr_decay <= 1:
-            raise _invalid(name, "lr_decay", self.lr_decay, "a float in (0, 1]")
-        if not is_int(self.n_parallel_evaluations) or self.n_parallel_evaluations < 1:
-            raise _invalid(name, "n_parallel_evaluations", self.n_parallel_evaluations, "an integer >= 1")
-        if not isinstance(self.deterministic_policy, bool):
-            raise _invalid(name, "deterministic_policy", self.deterministic_policy, "true, false")
-        if not isinstance(self.hidden, tuple) or not all(is_int(h) and h > 0 for h in self.hidden):
-            raise _invalid(name, "hidden", self.hidden, "a tuple of positive integers, e.g. (64, 64)")
-        if self.activation not in networks.ACTIVATIONS:
-            raise _invalid(name, "activation", self.activation, ", ".join(networks.ACTIVATIONS))
+        es.validate_search_fields(self, name)
 
 
 @struct.dataclass

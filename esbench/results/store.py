@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from flax import serialization

@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from esbench.algorithms import get_algorithm
 from esbench.runner.config import ConfigError, TrialSpec, build_algo_config
 from esbench.runner.trial import TrialResult, make_trial_env, plan_trial, run_trial
 
