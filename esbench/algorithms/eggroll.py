@@ -28,17 +28,8 @@ from esbench.algorithms import es
 
 @dataclasses.dataclass(frozen=True)
 class Config(es.ESConfig):
-    """Defaults: the CartPole-v1 row of paper/hparams.yaml."""
+    """Defaults: the CartPole-v1 row of paper/hparams.yaml (ESConfig's defaults are that row)."""
 
-    pop_size: int = 2048
-    sigma: float = 0.2
-    sigma_decay: float = 0.999
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    lr_decay: float = 0.9995
-    n_parallel_evaluations: int = 1
-    deterministic_policy: bool = False
-    rank_transform: bool = False
     rank: int = 4
 
     def validate(self) -> None:

@@ -49,6 +49,8 @@ def _check_keys(mapping: Any, allowed, path: str) -> dict:
         return {}
     if not isinstance(mapping, dict):
         raise ConfigError(f"{path}: expected a mapping, got {type(mapping).__name__} {mapping!r}")
+    if allowed is None:  # free keys (env ids, budget names), checked elsewhere
+        return mapping
     for key in mapping:
         if key not in allowed:
             raise ConfigError(f"{path}.{key}: unknown key.{suggest(str(key), allowed)} Allowed: {', '.join(allowed)}")
@@ -111,7 +113,7 @@ def search_points(search: Any, algos, path: str = "search") -> list[dict[str, di
     """Hyperparameter points: list of {algo: {name: value}} (one empty point without a search)."""
     search = _check_keys(search, SEARCH_KEYS, path)
     points: list[dict[str, dict[str, Any]]] = [{}]
-    grid = _check_keys(search.get("grid"), _AnyKeys(), f"{path}.grid")
+    grid = _check_keys(search.get("grid"), None, f"{path}.grid")
     if grid:
         keys, values = [], []
         for key, options in grid.items():
@@ -149,13 +151,6 @@ def search_points(search: Any, algos, path: str = "search") -> list[dict[str, di
     return points
 
 
-class _AnyKeys(tuple):
-    """Allowed-keys placeholder for mappings whose keys are free (checked elsewhere)."""
-
-    def __contains__(self, item) -> bool:
-        return True
-
-
 def _per_env(value: Any, env: str, path: str) -> Any:
     """A budget field given either plainly or as {env: value, default: value}."""
     if not isinstance(value, dict):
@@ -181,8 +176,8 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
         raise ConfigError("algorithms: expected a non-empty mapping algorithm -> hyperparameters")
     for algo, base in algos.items():
         check_hparam_names(algo, base, f"algorithms.{algo}")
-    env_overrides = _check_keys(data.get("env_overrides"), _AnyKeys(), "env_overrides")
-    budgets = _check_keys(data.get("budgets"), _AnyKeys(), "budgets")
+    env_overrides = _check_keys(data.get("env_overrides"), None, "env_overrides")
+    budgets = _check_keys(data.get("budgets"), None, "budgets")
     budget = budget or data.get("default_budget")
     if budget is None and budgets:
         raise ConfigError(f"no budget given and no default_budget; choose one of: {', '.join(budgets)}")
