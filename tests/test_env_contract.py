@@ -66,6 +66,15 @@ def test_auto_reset_reports_hand_summed_episode_returns(env_and_traj):
                 assert ep_ret[b, t] == 0.0 and ep_len[b, t] == 0
 
 
+def test_final_obs_is_the_next_obs_unless_the_episode_ended(env_and_traj):
+    env, short, n_steps, (obs, reward, done, info) = env_and_traj
+    obs, done, final = np.asarray(obs), np.asarray(done), np.asarray(info.final_obs)
+    assert final.shape == obs.shape and np.all(np.isfinite(final))
+    going_on = ~done[:, :-1]
+    # Not bit-equal: XLA may fuse the two uses of the obs differently (ulp-level differences seen on Pendulum).
+    np.testing.assert_allclose(final[:, :-1][going_on], obs[:, 1:][going_on], rtol=1e-5, atol=1e-6)
+
+
 def test_same_key_same_trajectory(env_and_traj):
     env, short, n_steps, traj = env_and_traj
     again = random_rollout(short, jax.random.PRNGKey(0), N_ENVS, n_steps)
@@ -92,3 +101,17 @@ def test_time_limit_end_is_reported_as_truncation():
     for t in range(3):
         obs, state, reward, done, info = env.step(jax.random.PRNGKey(t), state, jnp.int32(t % 2))
     assert bool(done) and bool(info.truncated) and int(info.episode_length) == 3
+
+
+def test_final_obs_of_an_ended_episode_is_the_pre_reset_obs():
+    env = make("CartPole-v1").with_time_limit(3)
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    for t in range(3):
+        before = state
+        key = jax.random.PRNGKey(10 + t)
+        obs, state, reward, done, info = env.step(key, state, jnp.int32(1))
+    step_key, _ = jax.random.split(key)  # the split `step` makes: step key, reset key
+    raw_obs, *_ = env.raw_step(step_key, before.inner, jnp.int32(1))
+    assert bool(done)
+    np.testing.assert_array_equal(np.asarray(info.final_obs), np.asarray(raw_obs, np.float32).ravel())
+    assert not np.array_equal(np.asarray(info.final_obs), np.asarray(obs))  # obs is the next episode's reset obs

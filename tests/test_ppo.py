@@ -276,6 +276,22 @@ def test_anneal_lr_stops_learning_after_budget():
     jax.tree_util.tree_map(np.testing.assert_array_equal, after.critic, state.critic)
 
 
+def test_bootstrap_truncation_adds_discounted_value_of_final_obs_at_time_limits():
+    env = make("CartPole-v1").with_time_limit(5)
+    off = dataclasses.replace(TINY, normalize_obs=False)  # V sees raw obs, so the check is explicit
+    on = dataclasses.replace(off, bootstrap_truncation=True)
+    state = ppo.init(jax.random.PRNGKey(5), env, off)
+    _, traj_off, info, _ = jit_rollout(state, env, off, True)
+    _, traj_on, _, _ = jit_rollout(state, env, on, True)
+    np.testing.assert_array_equal(np.asarray(traj_on.action), np.asarray(traj_off.action))  # same rollout
+    truncated = np.asarray(info.truncated)
+    assert truncated.sum() > 0
+    final_value = np.asarray(ppo.value_fn(state.critic, info.final_obs, off.activation))  # critic is fixed in a rollout
+    expected = np.asarray(traj_off.reward) + np.where(truncated, off.gamma * final_value, 0.0)
+    np.testing.assert_allclose(np.asarray(traj_on.reward), expected, rtol=1e-6, atol=1e-6)
+    assert np.all(np.asarray(traj_on.reward)[~truncated] == np.asarray(traj_off.reward)[~truncated])
+
+
 # ---------------------------------------------------------------------------
 # Normalisation
 

@@ -422,3 +422,11 @@ def test_build_report_with_one_algorithm_and_one_seed(tmp_path):
     summary = json.loads(written["summary.json"].read_text())
     assert summary["aggregate"]["probability_of_improvement"] is None
     assert summary["final_return"]["brax/ant"]["ppo"]["ci_low"] is None  # no interval from one seed
+
+
+def test_cells_round_to_two_significant_digits_of_the_interval_without_negative_zero():
+    format_cell = tables.format_cell
+    assert format_cell(-0.3, 17.0) == "0 ± 17"  # not "-0 ± 17"
+    assert format_cell(-1.26, 0.41) == "-1.26 ± 0.41"
+    assert format_cell(186.25, 5.04) == "186.2 ± 5.0"
+    assert format_cell(102.0, float("nan")) == "102.0"

@@ -85,6 +85,24 @@ def test_vmapped_seeds_reproduce_separate_runs():
         pd.testing.assert_frame_equal(mine[NON_TIME_COLUMNS], alone[NON_TIME_COLUMNS], check_exact=True)
 
 
+def test_shared_evaluation_program_gives_the_same_results_as_a_fresh_one():
+    from esbench.runner import trial
+
+    # EGGROLL's default deterministic_policy (false; OpenES's CartPole row says true)
+    openes_hparams = {**{k: v for k, v in TINY_ES.items() if k != "rank"}, "deterministic_policy": False}
+    openes = TrialSpec(**{**TINY, "algo": "openes", "hparams": openes_hparams}, seeds=(0, 1))
+    trial._EVAL_CACHE.clear()
+    alone = run_trial(openes, progress=False).metrics
+    assert len(trial._EVAL_CACHE) == 1
+    trial._EVAL_CACHE.clear()
+    run_trial(TrialSpec(**TINY, seeds=(0, 1)), progress=False)  # EGGROLL: same env, network and evaluation
+    after_eggroll = run_trial(openes, progress=False).metrics
+    assert len(trial._EVAL_CACHE) == 1  # OpenES reused EGGROLL's evaluation program
+    pd.testing.assert_frame_equal(after_eggroll[NON_TIME_COLUMNS], alone[NON_TIME_COLUMNS], check_exact=True)
+    run_trial(TrialSpec(**{**TINY, "eval_episodes": 3}, seeds=(0, 1)), progress=False)
+    assert len(trial._EVAL_CACHE) == 2  # other evaluation settings: another program
+
+
 def test_logged_env_steps_and_times():
     spec = TrialSpec(**TINY, seeds=(0,))
     result = run_trial(spec, progress=False)
@@ -171,6 +189,18 @@ def test_numbers_written_as_yaml_strings_are_accepted():
     assert build_algo_config("eggroll", {"learning_rate": "3e-4", "pop_size": "8"}).learning_rate == 3e-4
     with pytest.raises(ConfigError, match="learning_rate: expected a number, got str 'fast'"):
         build_algo_config("eggroll", {"learning_rate": "fast"})
+
+
+def test_ppo_anneal_horizon_defaults_to_the_trial_budget():
+    tiny_ppo = {"num_envs": 4, "num_steps": 8, "num_minibatches": 2, "hidden": [8]}
+    base = dict(env="CartPole-v1", algo="ppo", env_steps=3200)
+    annealed = TrialSpec(**base, hparams={**tiny_ppo, "anneal_lr": True})
+    annealed.validate()  # without the budget fill-in, anneal_lr needs anneal_env_steps set by hand
+    assert annealed.resolved()["hparams"]["anneal_env_steps"] == 3200
+    assert annealed.algo_config().anneal_env_steps == 3200
+    explicit = TrialSpec(**base, hparams={**tiny_ppo, "anneal_lr": True, "anneal_env_steps": 6400})
+    assert explicit.resolved()["hparams"]["anneal_env_steps"] == 6400
+    assert TrialSpec(**base, hparams=tiny_ppo).resolved()["hparams"]["anneal_env_steps"] == 0
 
 
 def test_negative_seed_is_a_config_error():

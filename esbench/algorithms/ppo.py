@@ -25,6 +25,12 @@ CartPole) the critic never catches up: measured here, seed 0 reached an
 evaluation return of 311 with the clipped loss against 500 unclipped.
 `clip_value_loss=True` gives rejax's loss.
 
+Time-limit ends are treated as terminal by default, as in rejax and
+PureJaxRL. `bootstrap_truncation=True` instead adds gamma * V(final obs) to
+the reward of a truncated step (the env reports the pre-reset obs in
+`info.final_obs`), so the critic does not learn that a time limit is the end
+of the world: it matters on envs that only ever truncate (Pendulum, brax).
+
 Everything lives in `State` (PRNG key, env states, last observations,
 normalisation statistics), so `update` is pure and the runner can
 `jit(vmap(scan(update)))` it over seeds.
@@ -66,8 +72,10 @@ class Config:
     deterministic_policy: bool = True  # how evaluation acts; training always samples
     anneal_lr: bool = False
     clip_value_loss: bool = False  # True: rejax/PureJaxRL's clipped value loss (see module doc)
+    bootstrap_truncation: bool = False  # True: bootstrap from V(final obs) at time limits (see module doc)
     # Linear lr annealing reaches 0 after this many env steps (the training
-    # budget); required when anneal_lr is true.
+    # budget); required when anneal_lr is true. The runner fills it in from
+    # the trial's env_steps when it is left at 0.
     anneal_env_steps: int = 0
 
     def __post_init__(self):
@@ -117,7 +125,8 @@ class Config:
             and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden)
         ):
             fail("hidden", self.hidden, "a non-empty tuple of integers >= 1, e.g. (256, 256, 256)")
-        for name in ("normalize_obs", "normalize_rew", "deterministic_policy", "anneal_lr", "clip_value_loss"):
+        for name in ("normalize_obs", "normalize_rew", "deterministic_policy", "anneal_lr", "clip_value_loss",
+                     "bootstrap_truncation"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, getattr(self, name), "true or false")
         if self.anneal_lr and self.anneal_env_steps < self.num_envs * self.num_steps:
@@ -273,7 +282,8 @@ def rollout(state: State, env: Env, cfg: Config, keep_raw_obs: bool = False):
     """`num_steps` steps of `num_envs` envs with the current actor.
 
     Returns (state, transitions [T, N, ...], infos [T, N]); with `keep_raw_obs`
-    also the raw observations received [T, N, obs_dim] (for tests).
+    also the raw observations received [T, N, obs_dim] (for tests), and the
+    infos keep `final_obs` (otherwise dropped, it would double the stored obs).
     """
     space = env.spec.action
 
@@ -297,6 +307,10 @@ def rollout(state: State, env: Env, cfg: Config, keep_raw_obs: bool = False):
             rew_stats = update_stats(rew_stats, discounted)
             reward = reward * jax.lax.rsqrt(rew_stats.var + 1e-8)
             discounted = jnp.where(done, 0.0, discounted)
+        if cfg.bootstrap_truncation:
+            # Normalised with the same statistics as `obs`, so V sees what it saw for `value`.
+            final_value = value_fn(state.critic, normalize(state.obs_stats, info.final_obs), cfg.activation)
+            reward = reward + cfg.gamma * jnp.where(info.truncated, final_value, 0.0)
         state = state.replace(
             key=key,
             env_state=env_state,
@@ -306,6 +320,8 @@ def rollout(state: State, env: Env, cfg: Config, keep_raw_obs: bool = False):
             discounted_return=discounted,
         )
         transition = Transition(obs, action, log_prob, value, reward, done)
+        if not keep_raw_obs:
+            info = info._replace(final_obs=None)
         return state, (transition, info, next_obs if keep_raw_obs else None)
 
     state, (traj, info, raw_obs) = jax.lax.scan(step, state, None, length=cfg.num_steps)
@@ -324,10 +340,10 @@ def gae(
     """Advantages and value targets for time-major [T, N] arrays.
 
     `done[t]` ends the episode after step t, so neither the next value nor
-    the later advantages flow back across it. Truncation (`info.truncated`)
-    is treated as termination too, as in PureJaxRL and rejax: the obs after a
-    truncated step is already the next episode's reset obs, so bootstrapping
-    from it would need the pre-reset obs, which the env does not return.
+    the later advantages flow back across it. Truncation is termination here
+    too (the obs after a truncated step is the next episode's reset obs);
+    with `bootstrap_truncation` the rollout has already folded
+    gamma * V(final obs) into such a step's reward.
     """
     not_done = 1.0 - done.astype(jnp.float32)
 

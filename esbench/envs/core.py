@@ -95,12 +95,16 @@ class StepInfo(NamedTuple):
     `episode_return` / `episode_length` are those of the episode that ended on
     this step and are meaningful only where `episode_done` is true (zero
     elsewhere). `truncated` tells a time-limit end from a terminal state.
+    `final_obs` is the observation this step produced before any auto-reset
+    (equal to the returned obs where the episode goes on), so a learner can
+    bootstrap from the state a time limit cut off.
     """
 
     episode_done: jax.Array
     episode_return: jax.Array
     episode_length: jax.Array
     truncated: jax.Array
+    final_obs: jax.Array
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -174,7 +178,8 @@ def build_env(
         terminal = jnp.asarray(done, jnp.bool_).reshape(())
         done = terminal | truncated
         reset_obs, reset_inner = raw_reset(reset_key)
-        obs = jnp.where(done, flatten_obs(reset_obs), flatten_obs(obs))
+        final_obs = flatten_obs(obs)
+        obs = jnp.where(done, flatten_obs(reset_obs), final_obs)
         inner = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset_inner, inner)
         new_state = EnvState(
             inner,
@@ -186,6 +191,7 @@ def build_env(
             episode_return=jnp.where(done, episode_return, 0.0),
             episode_length=jnp.where(done, episode_length, 0),
             truncated=truncated & ~terminal,
+            final_obs=final_obs,
         )
         return obs, new_state, reward, done, info
 

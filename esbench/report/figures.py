@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from esbench.report.aggregate import (
@@ -26,6 +27,9 @@ from esbench.report.aggregate import (
 # Okabe-Ito colours (colour-blind safe); the three main methods keep theirs whatever else is shown.
 FIXED_COLOURS = {"eggroll": "#D55E00", "openes": "#0072B2", "ppo": "#009E73"}
 EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#8C564B", "#BCBD22", "#F0E442")
+# Markers and dashes too, so that curves lying on top of each other (equal returns) stay visible.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.")
 X_LABELS = {"env_steps": "env steps", "wall_clock_s": "wall-clock (s)"}
 GRID_COLUMNS = 4
 
@@ -37,6 +41,34 @@ def algo_colours(algos) -> dict[str, str]:
     for i, a in enumerate(others):
         colours[a] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
     return colours
+
+
+def algo_styles(algos) -> dict[str, dict]:
+    """Line colour, marker and dash per algorithm (fixed for EGGROLL / OpenES / PPO via `algo_order`)."""
+    colours = algo_colours(algos)
+    return {a: {"color": colours[a], "marker": MARKERS[i % len(MARKERS)], "ls": LINESTYLES[i % len(LINESTYLES)]}
+            for i, a in enumerate(algo_order(algos))}
+
+
+def human_count(value: float, _pos=None) -> str:
+    """Tick label for a count: 8000 -> '8k', 1.5e6 -> '1.5M'."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def label_log_axis(axis) -> None:
+    """Plain-number labels at 1-2-5 (short ranges) or at powers of ten (long ones), no minor labels.
+
+    Call after plotting: the choice depends on the data range.
+    """
+    lo, hi = axis.get_view_interval()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 1.5 else (1.0, 3.0) if decades <= 3 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def new_figure(**kwargs) -> Figure:
@@ -103,7 +135,7 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 
     if not envs:
         raise ValueError("no environment has an evaluation return to plot")
     algos = algo_order(df["algo"].unique())
-    colours = algo_colours(algos)
+    styles = algo_styles(algos)
     nrows, ncols = _grid_shape(len(envs))
     fig = new_figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -120,19 +152,18 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 
             keep = np.isfinite(xs) & (xs > 0 if x == "wall_clock_s" else True)
             xs, vals = xs[keep], curve["values"][:, keep]
             mean = vals.mean(axis=0)
-            ax.plot(xs, mean, color=colours[algo], lw=1.6, marker="o" if xs.size == 1 else None,
-                    label=algo_label(algo))
+            ax.plot(xs, mean, lw=1.6, ms=3.5, label=algo_label(algo), **styles[algo])
             if vals.shape[0] > 1:
                 lo, hi = bootstrap_mean_ci(vals, n_bootstrap, seed)
-                ax.fill_between(xs, lo, hi, color=colours[algo], alpha=0.22, lw=0)
+                ax.fill_between(xs, lo, hi, color=styles[algo]["color"], alpha=0.22, lw=0)
         title = env if not missing else f"{env}\nno results: {', '.join(algo_label(a) for a in missing)}"
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
-        ax.xaxis.get_offset_text().set_fontsize(7)
         if x == "env_steps":
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+            ax.xaxis.set_major_formatter(FuncFormatter(human_count))
         else:  # methods differ by orders of magnitude in speed; linear time would squash the fast ones
             ax.set_xscale("log")
+            label_log_axis(ax.xaxis)
         row, col = divmod(k, ncols)
         if col == 0:
             ax.set_ylabel("return", fontsize=9)
@@ -141,7 +172,7 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 
         ax.grid(alpha=0.3, lw=0.5)
     for ax in axes.flat[len(envs):]:
         fig.delaxes(ax)
-    handles = [Line2D([], [], color=colours[a], lw=2, label=algo_label(a)) for a in algos]
+    handles = [Line2D([], [], lw=2, label=algo_label(a), **styles[a]) for a in algos]
     handles.append(Patch(color="0.5", alpha=0.3, label="95% bootstrap CI of the mean"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
     fig.suptitle(f"Evaluation return against {X_LABELS[x]}", fontsize=11)

@@ -30,9 +30,12 @@ def _decimals(half_width: float, mean: float) -> int:
 def format_cell(mean: float, half_width: float, pm: str = "±") -> str:
     """'mean ± half' with the same decimals (two significant digits of the half-width)."""
     d = _decimals(half_width, mean)
+    text = f"{mean:.{d}f}"
+    if float(text) == 0:  # -0.3 rounded to no decimals prints "-0"
+        text = f"{0.0:.{d}f}"
     if np.isfinite(half_width):
-        return f"{mean:.{d}f} {pm} {half_width:.{d}f}"
-    return f"{mean:.{d}f}"
+        return f"{text} {pm} {half_width:.{d}f}"
+    return text
 
 
 def _cells(summary: pd.DataFrame, envs, algos, fmt: str) -> list[list[str]]:

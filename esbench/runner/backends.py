@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from esbench.runner.config import ConfigError, TrialSpec, build_algo_config
+from esbench.runner.config import ConfigError, TrialSpec
 from esbench.runner.trial import TrialResult, make_trial_env, plan_trial, run_trial
 
 BACKENDS = ("local", "ray")
@@ -34,7 +34,7 @@ class SweepOutcome:
 def check_budgets(specs: list[TrialSpec]) -> None:
     """Every trial's budget fits at least one update; checked before anything runs."""
     for spec in specs:
-        cfg = build_algo_config(spec.algo, spec.hparams)
+        cfg = spec.algo_config()
         try:
             plan_trial(spec, make_trial_env(spec.resolved()), cfg)
         except ConfigError as err:

@@ -119,6 +119,21 @@ def build_algo_config(algo_name: str, hparams: dict[str, Any], path: str = "hpar
     return cfg
 
 
+def with_budget(algo_name: str, hparams: Any, env_steps: int) -> Any:
+    """`hparams` plus what is derived from the trial's budget: PPO's lr-annealing horizon.
+
+    `anneal_lr: true` without `anneal_env_steps` anneals to 0 at the end of
+    the trial's `env_steps`; an explicit `anneal_env_steps` is kept.
+    """
+    if not isinstance(hparams, dict) or hparams.get("anneal_lr") is not True or "anneal_env_steps" in hparams:
+        return hparams
+    try:
+        fields = {f.name for f in dataclasses.fields(get_algorithm(algo_name).Config)}
+    except KeyError:
+        return hparams  # build_algo_config reports the unknown algorithm
+    return {**hparams, "anneal_env_steps": env_steps} if "anneal_env_steps" in fields else hparams
+
+
 def config_to_dict(cfg) -> dict[str, Any]:
     """A JSON-ready dict of a Config (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
@@ -163,11 +178,15 @@ class TrialSpec:
             raise ConfigError(f"{path}.max_episode_steps: must be a positive integer or null, got {self.max_episode_steps!r}")
         if not isinstance(self.num_gpus, (int, float)) or self.num_gpus < 0:
             raise ConfigError(f"{path}.num_gpus: must be >= 0, got {self.num_gpus!r}")
-        build_algo_config(self.algo, self.hparams, f"{path}.hparams")
+        self.algo_config(f"{path}.hparams")
+
+    def algo_config(self, path: str = "hparams"):
+        """The algorithm's validated Config for this trial (budget-derived fields filled in)."""
+        return build_algo_config(self.algo, with_budget(self.algo, self.hparams, self.env_steps), path)
 
     def resolved(self) -> dict[str, Any]:
         """The full config with every algorithm default filled in, as stored with the results."""
-        cfg = build_algo_config(self.algo, self.hparams)
+        cfg = self.algo_config()
         resolved = {
             "env": self.env,
             "algo": self.algo,

@@ -15,6 +15,10 @@ class TrialProgress:
     def __init__(self, name: str, total_env_steps: int, enabled: bool = True):
         self.name = name
         self.enabled = enabled
+        console = Console(file=sys.stderr)
+        if not console.is_terminal:
+            # Logs and pipes get one final line per trial; rich's default 80 columns would cut it to ellipses.
+            console = Console(file=sys.stderr, width=160)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -22,7 +26,7 @@ class TrialProgress:
             TextColumn("env steps  return {task.fields[ret]}  {task.fields[sps]} steps/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
+            console=console,
             disable=not enabled,
             transient=False,
         )

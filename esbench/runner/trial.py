@@ -11,7 +11,9 @@ the others carry on (all diverged: the trial stops early).
 
 from __future__ import annotations
 
+import collections
 import importlib.metadata
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from esbench import __version__
 from esbench.algorithms import get_algorithm
 from esbench.algorithms.evaluate import evaluate_policy
 from esbench.envs import Env, make
-from esbench.runner.config import ConfigError, TrialSpec, build_algo_config
+from esbench.runner.config import ConfigError, TrialSpec
 from esbench.runner.progress import TrialProgress
 
 SUITE_PACKAGES = {"gymnax": "gymnax", "brax": "brax", "craftax": "craftax", "jumanji": "jumanji",
@@ -113,18 +115,65 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def compile_programs(algo, env: Env, cfg, plan: TrialPlan, eval_episodes: int):
-    """jit(vmap(...)) programs for init, one chunk, evaluation and the divergence check."""
+@dataclass(frozen=True)
+class Programs:
+    """A trial's compiled programs, all vmapped over seeds."""
+
+    init: Any  # init keys -> state
+    chunk: Any  # state -> (state, metrics [seeds, K])
+    policy: Any  # state -> policy params
+    evaluate: Any  # (policy params, eval keys) -> EpisodeStats
+    finite: Any  # state -> bool per seed
+
+
+# Evaluation programs by (env, policy shapes, evaluation settings). On slow-compiling envs
+# (brax, craftax, kinetix) evaluation costs about as much to compile as training, and every
+# trial of a sweep on the same env and network (EGGROLL and OpenES; a grid over learning
+# rates) evaluates the same program.
+_EVAL_CACHE: collections.OrderedDict = collections.OrderedDict()
+_EVAL_CACHE_SIZE = 16
+_EVAL_CACHE_LOCK = threading.Lock()
+
+
+def _evaluation_program(env: Env, policy_shapes, keys, eval_episodes: int, deterministic: bool, activation: str):
+    leaves, treedef = jax.tree_util.tree_flatten(policy_shapes)
+    cache_key = (env.spec, env.raw_reset, env.raw_step, treedef, tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
+                 keys.shape, eval_episodes, deterministic, activation)
+    with _EVAL_CACHE_LOCK:
+        if cache_key in _EVAL_CACHE:
+            _EVAL_CACHE.move_to_end(cache_key)
+            return _EVAL_CACHE[cache_key]
+    program = jax.jit(jax.vmap(lambda params, key: evaluate_policy(
+        key, env, params, eval_episodes, deterministic, activation))).lower(policy_shapes, keys).compile()
+    with _EVAL_CACHE_LOCK:
+        _EVAL_CACHE[cache_key] = program
+        while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
+            _EVAL_CACHE.popitem(last=False)
+    return program
+
+
+def compile_programs(algo, env: Env, cfg, plan: TrialPlan, eval_episodes: int, init_keys: jax.Array) -> Programs:
+    """Compile init, one chunk, evaluation and the divergence check, side by side (XLA compiles outside the GIL)."""
     init = jax.jit(jax.vmap(lambda key: algo.init(key, env, cfg)))
 
     def scan_updates(state):
         return jax.lax.scan(lambda s, _: algo.update(s, env, cfg), state, None, length=plan.updates_per_chunk)
 
     chunk = jax.jit(jax.vmap(scan_updates))
-    evaluate = jax.jit(jax.vmap(lambda state, key: evaluate_policy(
-        key, env, algo.policy(state), eval_episodes, cfg.deterministic_policy, cfg.activation)))
+    policy = jax.jit(jax.vmap(algo.policy))
     finite = jax.jit(jax.vmap(lambda state: all_finite(algo.policy(state))))
-    return init, chunk, evaluate, finite
+    state_shapes = jax.eval_shape(init, init_keys)
+    policy_shapes = jax.eval_shape(policy, state_shapes)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        jobs = [
+            pool.submit(lambda: init.lower(init_keys).compile()),
+            pool.submit(lambda: chunk.lower(state_shapes).compile()),
+            pool.submit(lambda: policy.lower(state_shapes).compile()),
+            pool.submit(_evaluation_program, env, policy_shapes, init_keys, eval_episodes,
+                        cfg.deterministic_policy, cfg.activation),
+            pool.submit(lambda: finite.lower(state_shapes).compile()),
+        ]
+        return Programs(*(job.result() for job in jobs))
 
 
 def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], None] | None = None) -> TrialResult:
@@ -132,22 +181,15 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
     spec.validate()
     config = spec.resolved()
     algo = get_algorithm(spec.algo)
-    cfg = build_algo_config(spec.algo, spec.hparams)
+    cfg = spec.algo_config()
     env = make_trial_env(config)
     plan = plan_trial(spec, env, cfg)
     seeds = np.asarray(spec.seeds, dtype=np.uint32)
     init_keys = jax.vmap(lambda s: seed_keys(s)[0])(seeds)
 
     t0 = time.perf_counter()
-    init, chunk, evaluate, finite = compile_programs(algo, env, cfg, plan, spec.eval_episodes)
-    state = init(init_keys)
-    # XLA compiles outside the GIL: the three programs compile side by side.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = [pool.submit(lambda: chunk.lower(state).compile()),
-                pool.submit(lambda: evaluate.lower(state, init_keys).compile()),
-                pool.submit(lambda: finite.lower(state).compile())]
-        chunk_compiled, eval_compiled, finite_compiled = (job.result() for job in jobs)
-    jax.block_until_ready(state)
+    programs = compile_programs(algo, env, cfg, plan, spec.eval_episodes, init_keys)
+    state = jax.block_until_ready(programs.init(init_keys))
     compile_s = time.perf_counter() - t0
 
     n_seeds = len(seeds)
@@ -161,7 +203,7 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
     with TrialProgress(config["trial_id"], plan.env_steps, enabled=progress) as bar:
         for c in range(plan.n_chunks):
             t = time.perf_counter()
-            state, metrics = chunk_compiled(state)
+            state, metrics = programs.chunk(state)
             jax.block_until_ready((state, metrics))
             dt = time.perf_counter() - t
             run_s += dt
@@ -169,12 +211,12 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
             metrics = jax.device_get(metrics)  # dict of [seeds, K]
             train_return = np.asarray(metrics["train_return"][:, -1], np.float64)
             valid_steps += np.asarray(metrics["valid_env_steps"], np.int64).sum(axis=1)
-            diverged |= ~np.asarray(finite_compiled(state)) | ~np.isfinite(train_return)
+            diverged |= ~np.asarray(programs.finite(state)) | ~np.isfinite(train_return)
             env_steps = chunks_done * plan.updates_per_chunk * plan.env_steps_per_update
             eval_mean = eval_std = np.full(n_seeds, np.nan)
             if chunks_done % spec.eval_every == 0 or chunks_done == plan.n_chunks:
                 t = time.perf_counter()
-                stats = eval_compiled(state, jax.vmap(evaluation_key, (0, None))(seeds, c))
+                stats = programs.evaluate(programs.policy(state), jax.vmap(evaluation_key, (0, None))(seeds, c))
                 returns = np.asarray(jax.device_get(stats.returns), np.float64)
                 eval_s += time.perf_counter() - t
                 eval_mean, eval_std = returns.mean(axis=1), returns.std(axis=1)
