@@ -115,3 +115,32 @@ def test_final_obs_of_an_ended_episode_is_the_pre_reset_obs():
     assert bool(done)
     np.testing.assert_array_equal(np.asarray(info.final_obs), np.asarray(raw_obs, np.float32).ravel())
     assert not np.array_equal(np.asarray(info.final_obs), np.asarray(obs))  # obs is the next episode's reset obs
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1", "navix/DoorKey-8x8"])
+def test_episode_rollouts_without_reset_give_the_first_episode_of_auto_resetting_steps(env_id):
+    from esbench.algorithms.evaluate import run_episodes
+    from esbench.envs.check import random_action
+
+    env = make(env_id).with_time_limit(30)
+    act_fn = lambda obs, key: random_action(env.spec, key)  # noqa: E731
+    stats = jax.jit(lambda key: run_episodes(key, env, act_fn, 6))(jax.random.PRNGKey(4))
+
+    def first_episode_with_step(key):  # the same keys as run_episode, through the auto-resetting `step`
+        reset_key, run_key = jax.random.split(key)
+        obs, state = env.reset(reset_key)
+
+        def body(carry, step_key):
+            obs, state = carry
+            act_key, env_key = jax.random.split(step_key)
+            obs, state, _, done, info = env.step(env_key, state, act_fn(obs, act_key))
+            return (obs, state), (done, info.episode_return, info.episode_length)
+
+        _, (done, ret, length) = jax.lax.scan(body, (obs, state), jax.random.split(run_key, 30))
+        first = jnp.argmax(done)  # the time limit guarantees a done within 30 steps
+        return ret[first], length[first]
+
+    keys = jax.random.split(jax.random.PRNGKey(4), 6)
+    ret, length = jax.jit(jax.vmap(first_episode_with_step))(keys)
+    np.testing.assert_allclose(np.asarray(stats.returns), np.asarray(ret), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(stats.lengths), np.asarray(length))

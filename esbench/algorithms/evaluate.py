@@ -3,6 +3,8 @@
 Every episode runs for exactly `max_steps` env steps inside one `lax.scan`
 (steps after the first `done` are simulated but masked), so the number of
 simulated env steps is static and the whole rollout is one compiled program.
+Episodes step with `env.step_within_episode`: no auto-reset, which nothing
+after the first `done` would use.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int
         obs, state, ret, length, alive = carry
         act_key, env_key = jax.random.split(step_key)
         action = act_fn(obs, act_key)
-        obs, state, reward, done, _ = env.step(env_key, state, action)
+        obs, state, reward, done = env.step_within_episode(env_key, state, action)  # no reset: masked after done
         ret = ret + jnp.where(alive, reward, 0.0)
         length = length + alive.astype(jnp.int32)
         return (obs, state, ret, length, alive & ~done), None

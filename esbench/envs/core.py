@@ -116,6 +116,9 @@ class Env:
     step: Callable[[jax.Array, EnvState, jax.Array], tuple[jax.Array, EnvState, jax.Array, jax.Array, StepInfo]]
     raw_reset: Callable = dataclasses.field(repr=False)
     raw_step: Callable = dataclasses.field(repr=False)
+    # step without the auto-reset, for rollouts that stop counting at the first `done`:
+    # (key, state, action) -> (obs, state, reward, done); see `build_env`.
+    step_within_episode: Callable = dataclasses.field(repr=False, default=None)
 
     def with_time_limit(self, max_episode_steps: int) -> "Env":
         """The same environment, truncated after `max_episode_steps` steps (for short tests and smoke runs)."""
@@ -195,4 +198,20 @@ def build_env(
         )
         return obs, new_state, reward, done, info
 
-    return Env(spec=spec, reset=reset, step=step, raw_reset=raw_reset, raw_step=raw_step)
+    def step_within_episode(key, state: EnvState, action):
+        # What `step` does up to the end of the episode (same key split, so the same trajectory),
+        # without the reset: episode rollouts (ES fitness, evaluation) mask everything after the
+        # first `done`, and a reset in every step is costly where resets are (craftax's world
+        # generation costs ~5x a step, in compile time as in run time). After `done` the state
+        # steps on from the terminal state and what it returns is meaningless.
+        action = check_action(spec, action)
+        step_key, _ = jax.random.split(key)
+        obs, inner, reward, done = raw_step(step_key, state.inner, action)
+        reward = jnp.asarray(reward, jnp.float32).reshape(())
+        episode_length = state.episode_length + 1
+        done = jnp.asarray(done, jnp.bool_).reshape(()) | (episode_length >= spec.max_episode_steps)
+        new_state = EnvState(inner, state.episode_return + reward, episode_length)
+        return flatten_obs(obs), new_state, reward, done
+
+    return Env(spec=spec, reset=reset, step=step, raw_reset=raw_reset, raw_step=raw_step,
+               step_within_episode=step_within_episode)
