@@ -131,7 +131,7 @@ class Programs:
 # trial of a sweep on the same env and network (EGGROLL and OpenES; a grid over learning
 # rates) evaluates the same program.
 _EVAL_CACHE: collections.OrderedDict = collections.OrderedDict()
-_EVAL_CACHE_SIZE = 16
+_EVAL_CACHE_SIZE = 4  # sweeps run an env's trials one after another; compiled programs hold memory
 _EVAL_CACHE_LOCK = threading.Lock()
 
 
