@@ -118,7 +118,7 @@ class Env:
     raw_step: Callable = dataclasses.field(repr=False)
     # step without the auto-reset, for rollouts that stop counting at the first `done`:
     # (key, state, action) -> (obs, state, reward, done); see `build_env`.
-    step_within_episode: Callable = dataclasses.field(repr=False, default=None)
+    step_within_episode: Callable = dataclasses.field(repr=False)
 
     def with_time_limit(self, max_episode_steps: int) -> "Env":
         """The same environment, truncated after `max_episode_steps` steps (for short tests and smoke runs)."""
