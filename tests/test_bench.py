@@ -193,11 +193,6 @@ def test_training_records(run):
 # The pieces, without running a benchmark
 
 
-def test_median():
-    assert forward.median([3.0, 1.0, 2.0]) == 2.0
-    assert forward.median([4.0, 1.0, 2.0, 3.0]) == 2.5
-
-
 def test_skip_reason_threshold():
     settings = forward.ForwardSettings(pop_sizes=(4,), widths=(8,), openes_mem_cap_bytes=4 * 8 * 8 * 4)
     openes_method = forward.Method("openes", "openes")

@@ -277,9 +277,13 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
         "grad_norm": optax.tree.norm(grad).astype(jnp.float32),
         "param_norm": optax.tree.norm(params).astype(jnp.float32),
     }
-    # valid_env_steps stays an exact int32 (float32 loses counts above 2^24 per generation).
-    metrics = {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    metrics = as_metrics(metrics)
     return ESState(params, opt_state, key, state.noise_root, t + 1), metrics
+
+
+def as_metrics(metrics: dict) -> dict:
+    """float32 metrics, except valid_env_steps: an exact int32 (float32 loses counts above 2^24 per generation)."""
+    return {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
 
 def policy(state: ESState) -> dict:

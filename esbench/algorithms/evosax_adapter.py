@@ -172,8 +172,7 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         }
         if hasattr(es_state, "std"):
             metrics["sigma"] = jnp.mean(es_state.std)
-        # valid_env_steps stays an exact int32 (float32 loses counts above 2^24 per generation).
-        metrics = {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        metrics = es.as_metrics(metrics)
         return EvosaxState(es_state, state.es_params, key, _policy_params(strategy, es_state)), metrics
 
     def policy(state: EvosaxState) -> dict:

@@ -21,6 +21,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from esbench.bench.report import SCHEMA_VERSION
+
 MODES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "forward": dict(pop_sizes=(256, 512, 1024), widths=(256, 1024), ranks=(1, 4, 16), depth=3,
@@ -133,7 +135,7 @@ def _settings_dict(settings) -> dict:
 
 def _payload(benchmark: str, mode: str, settings, records: list, started: float, load_start, envs=()) -> dict:
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "benchmark": benchmark,
         "mode": mode,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from statistics import median
 from typing import Any, Callable, Optional
 
 import jax
@@ -194,12 +195,6 @@ def memory_report(compiled) -> dict:
     if device_stats and "peak_bytes_in_use" in device_stats:
         report["device_peak_bytes_in_use"] = int(device_stats["peak_bytes_in_use"])
     return report
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def suggest(name: str, allowed) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def _numeric_string(value: str):
+def numeric_string(value: str):
     try:
         return float(value)
     except ValueError:
@@ -69,7 +69,7 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected true or false, got {type(value).__name__} {value!r}")
         return value
     if annotation in (int, float) and isinstance(value, str):
-        value = _numeric_string(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
+        value = numeric_string(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
     if annotation is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")

@@ -35,7 +35,7 @@ import yaml
 
 from esbench.envs import PAPER_ENVS
 from esbench.envs import resolve
-from esbench.runner.config import ConfigError, TrialSpec, check_hparam_names, suggest
+from esbench.runner.config import ConfigError, TrialSpec, check_hparam_names, numeric_string, suggest
 
 TOP_KEYS = ("name", "description", "envs", "algorithms", "env_overrides", "search", "trial", "budgets", "default_budget")
 TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
@@ -216,10 +216,7 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
                 for name in ("env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps"):
                     value = fields.get(name)
                     if isinstance(value, str):  # YAML 1.1 reads 1e7 (no dot) as a string
-                        try:
-                            value = float(value)
-                        except ValueError:
-                            pass
+                        value = numeric_string(value)
                     if isinstance(value, float) and value.is_integer():
                         fields[name] = int(value)
                     elif value is not None:
