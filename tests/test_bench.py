@@ -28,7 +28,7 @@ CAP_GIB = 1.5e-6  # 1610 bytes
 TINY = [
     "--pops", *map(str, POPS), "--widths", str(WIDTH), "--ranks", *map(str, RANKS), "--depth", "1",
     "--repeats", str(REPEATS), "--warmup", "1", "--min-time-s", "0.002", "--openes-mem-cap-gib", str(CAP_GIB),
-    "--envs", "CartPole-v1", "--scale", "1/128", "--max-episode-steps", "10", "--hidden", "8",
+    "--envs", "CartPole-v1", "--scale", "1/128", "--max-episode-steps", "10", "--layer-size", "8", "--n-layers", "1",
     "--train-repeats", str(REPEATS), "--train-warmup", "1",
 ]
 
@@ -176,7 +176,7 @@ def test_training_records(run):
     for algo, r in records.items():
         check_types(r, TRAINING_KEYS, algo)
         assert r["status"] == "ok" and r["reason"] is None
-        assert r["env"] == "CartPole-v1" and r["max_episode_steps"] == 10 and r["config"]["hidden"] == [8]
+        assert r["env"] == "CartPole-v1" and r["max_episode_steps"] == 10 and (r["config"]["layer_size"], r["config"]["n_layers"]) == (8, 1)
         assert "paper16.yaml" in r["hparams_source"]
         assert r["env_steps_per_update"] == expected_steps[algo]
         assert 0 < r["valid_env_steps_per_update"] <= r["env_steps_per_update"]

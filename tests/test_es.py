@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from esbench import paper
 from esbench.algorithms import eggroll, es, get_algorithm, networks, noise, openes
+from esbench.algorithms.networks import PolicySettings
 from esbench.envs import Box, Discrete, make
 
 ES_MODULES = {"eggroll": eggroll, "openes": openes}
@@ -27,8 +29,8 @@ def small_cfg(name, **kw):
 
 
 def small_params(key, dtype):
-    """Two matrices, two biases and a log_std (every kind of leaf ES perturbs)."""
-    params = networks.init_policy(key, 3, Box.make(-1.0, 1.0, 4), hidden=(5,))
+    """The official network at width 5: three matrices (one without bias), two biases and a log_std."""
+    params = networks.init_policy(key, 3, Box.make(-1.0, 1.0, 4), PolicySettings(layer_size=5, n_layers=1))
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
     # Non-zero biases and log_std, so that a wrong vector perturbation shows.
     return jax.tree_util.tree_map(lambda a: a + 0.1 * jnp.arange(a.size, dtype=dtype).reshape(a.shape), params)
@@ -42,16 +44,16 @@ def materialised_E(name, cfg, pair_noise_k, j, sign):
     return sign * pair_noise_k[j]
 
 
-def explicit_member_params(name, cfg, params, pair_noise, i):
+def explicit_member_params(name, cfg, params, pair_noise, i, sigma=SIGMA):
     """params with W + sigma E_i and v + sigma s eps_v, every leaf written out."""
     j, sign = i // 2, (1.0 if i % 2 == 0 else -1.0)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     out = []
     for leaf, eps in zip(leaves, pair_noise):
         if leaf.ndim == 2:
-            out.append(leaf + SIGMA * materialised_E(name, cfg, eps, j, sign))
+            out.append(leaf + sigma * materialised_E(name, cfg, eps, j, sign))
         else:
-            out.append(leaf + SIGMA * sign * eps[j])
+            out.append(leaf + sigma * sign * eps[j])
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -79,30 +81,66 @@ def test_perturbed_forward_equals_materialised_weights(name):
         assert float(jnp.max(jnp.abs(out[0] - networks.forward(params, obs[0], "pqn")))) > 1e-3
 
 
+def explicit_update(name, cfg, params, eps, f, sigma):
+    """The update of PROTOCOL.md written out: sum_i f_i E_i over materialised E_i, then scaled."""
+    n = f.shape[0]
+    scale = sigma / math.sqrt(n) if cfg.update_scale == "official" else 1.0 / (n * sigma)
+    out = []
+    for leaf, e in zip(jax.tree_util.tree_leaves(params), eps):
+        total = jnp.zeros_like(leaf)
+        for i in range(n):
+            j, sign = i // 2, (1.0 if i % 2 == 0 else -1.0)
+            e_i = materialised_E(name, cfg, e, j, sign) if leaf.ndim == 2 else sign * e[j]
+            total = total + f[i] * e_i
+        out.append(total * scale)
+    return out
+
+
+@pytest.mark.parametrize("update_scale", ["official", "textbook"])
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
-def test_gradient_equals_sum_over_materialised_perturbations(name):
+def test_update_equals_sum_over_materialised_perturbations(name, update_scale):
+    """official: u = (sigma / sqrt(N)) sum_i f_i E_i (HyperscaleES); textbook: g = 1 / (N sigma) sum_i f_i E_i."""
     mod = ES_MODULES[name]
-    cfg = small_cfg(name)
+    cfg = small_cfg(name, update_scale=update_scale)
     n = cfg.pop_size
     with jax.enable_x64(True):
         params = small_params(jax.random.PRNGKey(0), jnp.float64)
         root, t = jax.random.PRNGKey(3), jnp.int32(4)
         eps = es.draw_noise(root, t, params, n // 2, cfg, mod.MATRIX_NOISE)
         f = jax.random.normal(jax.random.PRNGKey(5), (n,), jnp.float64)
-        grad = es.estimate_gradient(params, eps, f, SIGMA, cfg, mod.MATRIX_NOISE)
-
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        expected = []
-        for leaf, e in zip(leaves, eps):
-            total = jnp.zeros_like(leaf)
-            for i in range(n):
-                j, sign = i // 2, (1.0 if i % 2 == 0 else -1.0)
-                e_i = materialised_E(name, cfg, e, j, sign) if leaf.ndim == 2 else sign * e[j]
-                total = total + f[i] * e_i
-            expected.append(total / (n * SIGMA))
-        for got, want in zip(jax.tree_util.tree_leaves(grad), expected):
+        update = es.estimate_update(params, eps, f, SIGMA, cfg, mod.MATRIX_NOISE)
+        expected = explicit_update(name, cfg, params, eps, f, SIGMA)
+        for got, want in zip(jax.tree_util.tree_leaves(update), expected):
             assert got.shape == want.shape
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["eggroll", "openes"])
+def test_one_sgd_step_moves_the_parameters_by_lr_times_the_official_update(name, cartpole):
+    """A whole generation with plain SGD at the paper's learning rate: new params = params + lr * u, u from
+    the explicit formula on the population's returns recomputed here. Returns are float32 sums of float32
+    rewards and sigma_t, lr_t float32, as in training; the z-score is test_fitness_shaping's."""
+    mod = ES_MODULES[name]
+    cfg = tiny(name, optimizer="sgd", learning_rate=0.1, rank_transform=False, deterministic_policy=False)
+    with jax.enable_x64(True):
+        state = mod.init(jax.random.PRNGKey(0), cartpole, cfg)
+        state = state.replace(params=jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), state.params))
+        state = state.replace(opt_state=es.make_optimizer(cfg).init(state.params))
+        new_state, metrics = jax.jit(lambda s: mod.update(s, cartpole, cfg))(state)
+        sigma = float(np.float32(cfg.sigma))  # generation 0
+        lr = float(np.float32(cfg.learning_rate))
+        eps = es.draw_noise(state.noise_root, state.generation, state.params, cfg.pop_size // 2, cfg, mod.MATRIX_NOISE)
+        _, episode_key = jax.random.split(state.key)
+        member_keys = jnp.repeat(jax.random.split(episode_key, cfg.pop_size // 2), 2, axis=0)
+        returns = jnp.stack([
+            es.fitness(member_keys[i], cartpole, cfg, explicit_member_params(name, cfg, state.params, eps, i, sigma))[0]
+            for i in range(cfg.pop_size)
+        ])
+        np.testing.assert_allclose(float(metrics["train_return"]), float(jnp.mean(returns)), rtol=1e-6)
+        u = explicit_update(name, cfg, state.params, eps, noise.zscore(returns).astype(jnp.float64), sigma)
+        for old, new, step in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(new_state.params), u):
+            np.testing.assert_allclose(new - old, lr * step, rtol=1e-9, atol=1e-12)
+        assert max(float(jnp.max(jnp.abs(step))) for step in u) > 1e-3
 
 
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
@@ -110,8 +148,7 @@ def test_antithetic_members_are_exact_negatives(name):
     """With W = 0 and b = 0 a one-layer member's output is sigma s (E x + eps_b): pairs must negate bit for bit."""
     mod = ES_MODULES[name]
     cfg = small_cfg(name, pop_size=8)
-    params = networks.init_policy(jax.random.PRNGKey(0), 5, Discrete(3), hidden=())
-    params = jax.tree_util.tree_map(jnp.zeros_like, params)
+    params = {"layers": [{"w": jnp.zeros((3, 5)), "b": jnp.zeros(3)}]}  # one linear layer
     eps = es.draw_noise(jax.random.PRNGKey(1), jnp.int32(0), params, 4, cfg, mod.MATRIX_NOISE)
     x = jnp.broadcast_to(jnp.eye(5, dtype=jnp.float32), (8, 5, 5))
     fwd = lambda p, mm, xi: networks.forward(p, xi, "pqn", mm)  # noqa: E731
@@ -202,7 +239,7 @@ def test_eggroll_never_materialises_population_matrices():
             eps = es.draw_noise(root, jnp.int32(0), params, n_pop // 2, cfg, mod.MATRIX_NOISE)
             fwd = lambda p, mm, x: networks.forward(p, x, "pqn", mm)  # noqa: E731
             out = es.population_map(fwd, params, eps, 0.1, cfg, mod.MATRIX_NOISE, obs)
-            return out, es.estimate_gradient(params, eps, fitness, 0.1, cfg, mod.MATRIX_NOISE)
+            return out, es.estimate_update(params, eps, fitness, 0.1, cfg, mod.MATRIX_NOISE)
 
         return jax.jit(generation).lower(*args).compile().memory_analysis().temp_size_in_bytes
 
@@ -221,7 +258,7 @@ def cartpole():
 
 
 def tiny(name, **kw):
-    base = dict(pop_size=8, hidden=(8,), n_parallel_evaluations=2)
+    base = dict(pop_size=8, layer_size=8, n_layers=1, n_parallel_evaluations=2)
     if name == "eggroll":
         return eggroll.Config(rank=2, **base, **kw)
     return openes.Config(**base, **kw)
@@ -282,25 +319,55 @@ def test_fitness_shaping():
     f = jnp.array([3.0, 1.0, 2.0, 2.0, 10.0])
     np.testing.assert_allclose(noise.centered_ranks(f), [0.25, -0.5, -0.125, -0.125, 0.5])
     z = noise.zscore(f)
-    np.testing.assert_allclose(z, (f - f.mean()) / f.std(), rtol=1e-5)
+    np.testing.assert_allclose(z, (f - f.mean()) / np.sqrt(np.var(f) + 1e-5), rtol=1e-6)  # the official convert_fitnesses
     np.testing.assert_array_equal(noise.zscore(jnp.ones(4)), jnp.zeros(4))
     np.testing.assert_array_equal(noise.pair_weights(jnp.array([1.0, 4.0, 2.0, 2.0])), [-3.0, 0.0])
     np.testing.assert_array_equal(noise.member_sign(jnp.arange(4)), [1.0, -1.0, 1.0, -1.0])
 
 
-def test_config_defaults_are_the_cartpole_rows():
-    e, o = eggroll.Config(), openes.Config()
-    assert (e.pop_size, e.rank, e.sigma, e.sigma_decay, e.optimizer, e.learning_rate, e.lr_decay) == (
-        2048, 4, 0.2, 0.999, "sgd", 0.1, 0.9995)
-    assert (e.n_parallel_evaluations, e.deterministic_policy, e.rank_transform) == (1, False, False)
-    assert (o.pop_size, o.sigma, o.sigma_decay, o.optimizer, o.learning_rate, o.lr_decay) == (
-        512, 0.5, 0.9995, "adamw", 0.1, 0.9995)
-    assert (o.n_parallel_evaluations, o.deterministic_policy, o.rank_transform) == (4, True, True)
-    assert e.hidden == o.hidden == (256, 256, 256) and e.activation == o.activation == "pqn"
-    assert not hasattr(o, "rank")
-    e.validate()
-    o.validate()
-    assert eggroll.Config(hidden=[64, 64]).hidden == (64, 64)
+def test_config_defaults_are_the_papers_cartpole_rows():
+    for module in (eggroll, openes):
+        cfg = module.Config()
+        cfg.validate()
+        row = paper.row(module.__name__.rsplit(".", 1)[-1], "CartPole-v1")
+        assert {k: getattr(cfg, k) for k in row} == row
+        assert (cfg.network, cfg.update_scale) == ("hyperscalees", "official")
+    assert not hasattr(openes.Config(), "rank")
+
+
+def test_official_network_layout_and_initialisation():
+    """HyperscaleES ActorCriticMLP: a bias-free embedding, n_layers biased layers, a biased head;
+    matrices N(0, 1)/sqrt(fan_in) from the keys the official rand_init splits; biases and log_std 0."""
+    key = jax.random.PRNGKey(3)
+    settings = PolicySettings(layer_size=16, n_layers=3)
+    params = networks.init_policy(key, 5, Box.make(-1.0, 1.0, 2), settings)
+    layers = params["layers"]
+    assert [tuple(layer["w"].shape) for layer in layers] == [(16, 5), (16, 16), (16, 16), (16, 16), (2, 16)]
+    assert "b" not in layers[0] and all("b" in layer and not layer["b"].any() for layer in layers[1:])
+    obs_key, head_key, mlp_key, _ = jax.random.split(key, 4)
+    np.testing.assert_array_equal(layers[0]["w"], jax.random.normal(obs_key, (16, 5)) * (1 / jnp.sqrt(5)))
+    np.testing.assert_array_equal(layers[-1]["w"], jax.random.normal(head_key, (2, 16)) * (1 / jnp.sqrt(16)))
+    for k, layer in zip(jax.random.split(mlp_key, 3), layers[1:-1]):
+        np.testing.assert_array_equal(layer["w"], jax.random.normal(k, (16, 16)) * (1 / jnp.sqrt(16)))
+    np.testing.assert_array_equal(params["log_std"], 0.0)
+    # pqn after the embedding and after every hidden layer, none after the head
+    x = jax.random.normal(jax.random.PRNGKey(1), (5,))
+    h = networks.pqn(layers[0]["w"] @ x)
+    for layer in layers[1:-1]:
+        h = networks.pqn(layer["w"] @ h + layer["b"])
+    np.testing.assert_allclose(networks.forward(params, x), layers[-1]["w"] @ h + layers[-1]["b"], rtol=1e-5, atol=1e-6)
+
+
+def test_rejax_network_is_flax_dense_default():
+    """rejax's actor: n_layers Dense(layer_size) + head, flax's lecun-normal (truncated) kernels, zero biases."""
+    settings = PolicySettings(network="rejax", layer_size=256, n_layers=3)
+    params = networks.init_policy(jax.random.PRNGKey(0), 64, Box.make(-1.0, 1.0, 3), settings)
+    shapes = [tuple(layer["w"].shape) for layer in params["layers"]]
+    assert shapes == [(256, 64), (256, 256), (256, 256), (3, 256)]
+    w = np.asarray(params["layers"][1]["w"])
+    assert abs(w.std() * np.sqrt(256) - 1.0) < 0.02  # variance 1/fan_in
+    assert np.abs(w).max() * np.sqrt(256) <= 2.0 / 0.8796256610342398 + 1e-5  # truncated at 2 std of the unscaled normal
+    assert all(not layer["b"].any() for layer in params["layers"]) and not params["log_std"].any()
 
 
 @pytest.mark.parametrize(
@@ -316,7 +383,8 @@ def test_config_defaults_are_the_cartpole_rows():
         (openes, "lr_decay", 0.0, r"\(0, 1\]"),
         (openes, "n_parallel_evaluations", 0, ">= 1"),
         (eggroll, "activation", "gelu", "pqn"),
-        (openes, "hidden", (64, -1), "positive"),
+        (openes, "layer_size", 0, ">= 1"),
+        (eggroll, "update_scale", "evosax", "official, textbook"),
         (openes, "rank_transform", "yes", "true, false"),
     ],
 )
@@ -325,8 +393,6 @@ def test_config_validation_names_field_and_allowed_values(module, field, value, 
     with pytest.raises(ValueError, match=field) as err:
         cfg.validate()
     assert re.search(allowed, str(err.value)), str(err.value)
-    with pytest.raises(ValueError, match=field):
-        module.init(jax.random.PRNGKey(0), make("CartPole-v1"), cfg)
 
 
 # ---------------------------------------------------------------- evosax adapter
@@ -335,10 +401,10 @@ def test_config_validation_names_field_and_allowed_values(module, field, value, 
 @pytest.mark.parametrize("strategy", ["CMA_ES", "Open_ES"])
 def test_evosax_adapter_runs_a_few_generations(strategy, cartpole):
     alg = get_algorithm(f"evosax:{strategy}")
-    cfg = alg.Config(pop_size=8, hidden=(8,))
+    cfg = alg.Config(pop_size=8, layer_size=8, n_layers=1)
     cfg.validate()
     state = alg.init(jax.random.PRNGKey(0), cartpole, cfg)
-    template = networks.init_policy(jax.random.PRNGKey(0), 4, Discrete(2), (8,))
+    template = networks.init_policy(jax.random.PRNGKey(0), 4, Discrete(2), cfg)
     update = jax.jit(lambda s: alg.update(s, cartpole, cfg))
     for _ in range(3):
         state, metrics = update(state)

@@ -9,13 +9,15 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from esbench.algorithms import networks, ppo
 from esbench.algorithms.evaluate import evaluate_policy
 from esbench.envs import Box, Discrete, make
 
-TINY = ppo.Config(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=2, hidden=(16, 16))
+TINY = ppo.Config(num_envs=4, num_steps=32, num_epochs=2, num_minibatches=2, layer_size=16, n_layers=2)
+TINY_ESBENCH = dataclasses.replace(TINY, flavour="esbench")
 
 # Module-level jits with env and cfg static, so tests share compiled programs
 # (envs from `make` are cached objects; configs are hashable).
@@ -98,7 +100,7 @@ def np_loss(params, batch, space, cfg):
     adv = (b["advantage"] - b["advantage"].mean()) / (b["advantage"].std() + 1e-8)
     pg = -np.minimum(ratio * adv, np.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
     v = np_mlp(params["critic"], b["obs"])[:, 0]
-    if cfg.clip_value_loss:
+    if cfg.flavour == "rejax":  # rejax clips the value loss
         v_clip = b["value"] + np.clip(v - b["value"], -cfg.clip_eps, cfg.clip_eps)
         vl = 0.5 * np.maximum((v - b["target"]) ** 2, (v_clip - b["target"]) ** 2).mean()
     else:
@@ -132,7 +134,7 @@ def jnp_loss(params, batch, space, cfg):
     adv = (a - a.mean()) / (jnp.sqrt(((a - a.mean()) ** 2).mean()) + 1e-8)
     pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
     v = mlp(params["critic"], batch.obs)[:, 0]
-    if cfg.clip_value_loss:
+    if cfg.flavour == "rejax":
         v_clip = batch.value + jnp.clip(v - batch.value, -cfg.clip_eps, cfg.clip_eps)
         vl = 0.5 * jnp.maximum((v - batch.target) ** 2, (v_clip - batch.target) ** 2).mean()
     else:
@@ -140,18 +142,18 @@ def jnp_loss(params, batch, space, cfg):
     return pg - cfg.ent_coef * ent + cfg.vf_coef * vl
 
 
-def fixed_batch(space, clip_value_loss):
+def fixed_batch(space, flavour):
     """Params and a batch whose old log-probs / values put some samples inside and some outside the clips."""
     key = jax.random.PRNGKey(7)
     ka, kc, kb, ko, kx, kv, kt, kl = jax.random.split(key, 8)
     obs_dim, B = 3, 32
-    actor = networks.init_policy(ka, obs_dim, space, hidden=(6, 5))
-    actor["layers"][-1]["w"] = actor["layers"][-1]["w"] * 50.0  # a non-uniform policy
+    cfg = dataclasses.replace(ppo.Config(), layer_size=6, n_layers=2, ent_coef=0.05, vf_coef=0.7, flavour=flavour)
+    actor = networks.init_policy(ka, obs_dim, space, cfg)
+    actor["layers"][-1]["w"] = actor["layers"][-1]["w"] * 5.0  # a non-uniform policy
     if isinstance(space, Box):
         actor["log_std"] = jnp.array([-0.3, 0.2], jnp.float32)
-    critic = networks.init_mlp(kc, [obs_dim, 6, 5, 1], output_scale=1.0)
+    critic = networks.init_value(kc, obs_dim, cfg)
     params = {"actor": actor, "critic": critic}
-    cfg = dataclasses.replace(ppo.Config(), hidden=(6, 5), ent_coef=0.05, vf_coef=0.7, clip_value_loss=clip_value_loss)
 
     obs = jax.random.normal(ko, (B, obs_dim))
     out = networks.mlp(actor["layers"], obs)
@@ -173,12 +175,12 @@ def fixed_batch(space, clip_value_loss):
 
 
 @pytest.mark.parametrize(
-    "space, clip_value_loss",
-    [(Discrete(3), False), (Box.make(-1.0, 1.0, 2), False), (Discrete(3), True)],
-    ids=["discrete", "gaussian", "discrete-clipped_value"],
+    "space, flavour",
+    [(Discrete(3), "esbench"), (Box.make(-1.0, 1.0, 2), "esbench"), (Discrete(3), "rejax"), (Box.make(-1.0, 1.0, 2), "rejax")],
+    ids=["discrete-esbench", "gaussian-esbench", "discrete-rejax_clipped_value", "gaussian-rejax_clipped_value"],
 )
-def test_loss_and_gradient_match_explicit_computation(space, clip_value_loss):
-    params, batch, cfg = fixed_batch(space, clip_value_loss)
+def test_loss_and_gradient_match_explicit_computation(space, flavour):
+    params, batch, cfg = fixed_batch(space, flavour)
     total, aux = jit_loss(params, batch, space, cfg)
     expected_total, expected = np_loss(params, batch, space, cfg)
 
@@ -186,7 +188,7 @@ def test_loss_and_gradient_match_explicit_computation(space, clip_value_loss):
     outside = np.abs(expected["ratio"] - 1) > cfg.clip_eps
     assert 0 < outside.mean() < 1
     np.testing.assert_allclose(float(aux["clip_frac"]), outside.mean(), rtol=1e-6)
-    if clip_value_loss:
+    if flavour == "rejax":
         v_outside = np.abs(expected["value"] - np.asarray(batch.value)) > cfg.clip_eps
         assert 0 < v_outside.mean() < 1
 
@@ -261,7 +263,9 @@ def test_metrics_and_train_return_bookkeeping():
     assert float(metrics["episodes_finished"]) == done.sum()
     assert float(metrics["valid_env_steps"]) == TINY.num_envs * TINY.num_steps == ppo.env_steps_per_update(env, TINY)
     assert set(metrics) >= {"train_return", "valid_env_steps", "policy_loss", "value_loss", "entropy", "approx_kl"}
-    assert all(v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v)) for v in metrics.values())
+    assert metrics["valid_env_steps"].dtype == jnp.int32  # an exact count, as the algorithm contract says
+    assert all(v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v))
+               for k, v in metrics.items() if k != "valid_env_steps")
     assert int(new_state.iteration) == 1
 
 
@@ -309,10 +313,11 @@ def test_update_stats_equals_numpy_over_uneven_batches():
 
 
 def test_observation_stats_equal_numpy_over_observations_seen():
+    """esbench flavour: statistics of every observation seen, the reset ones included, clipped to +-10."""
     env = make("CartPole-v1")
-    state = ppo.init(jax.random.PRNGKey(2), env, TINY)
+    state = ppo.init(jax.random.PRNGKey(2), env, TINY_ESBENCH)
     obs0 = np.asarray(state.obs)
-    state1, traj, _, raw = jit_rollout(state, env, TINY, True)
+    state1, traj, _, raw = jit_rollout(state, env, TINY_ESBENCH, True)
     seen = np.concatenate([obs0, np.asarray(raw).reshape(-1, env.spec.obs_dim)]).astype(np.float64)
     assert float(state1.obs_stats.count) == len(seen) == TINY.num_envs * (TINY.num_steps + 1)
     np.testing.assert_allclose(np.asarray(state1.obs_stats.mean), seen.mean(0), rtol=1e-5, atol=1e-6)
@@ -326,19 +331,45 @@ def test_observation_stats_equal_numpy_over_observations_seen():
     params = ppo.policy(state1)
     np.testing.assert_array_equal(np.asarray(params["obs_norm"]["mean"]), np.asarray(state1.obs_stats.mean))
     np.testing.assert_array_equal(np.asarray(params["obs_norm"]["var"]), np.asarray(state1.obs_stats.var))
+    assert float(params["obs_norm"]["clip"]) == 10.0
     last = state1.obs
     np.testing.assert_array_equal(
         np.asarray(networks.forward(params, last)),
-        np.asarray(networks.mlp(state1.actor["layers"], ppo.normalize(state1.obs_stats, last))),
+        np.asarray(networks.mlp(state1.actor["layers"], ppo.normalize(state1, last))),
     )
     # Without normalisation there are no statistics and no obs_norm.
     raw_cfg = dataclasses.replace(TINY, normalize_obs=False)
     assert "obs_norm" not in ppo.policy(ppo.init(jax.random.PRNGKey(2), env, raw_cfg))
 
 
+def test_rejax_observation_stats_start_from_a_prior_and_are_not_clipped():
+    """rejax's RMSState: mean 0, var 1, count 1e-4; updated with each step's next observations only."""
+    env = make("CartPole-v1")
+    state = ppo.init(jax.random.PRNGKey(2), env, TINY)
+    assert float(state.obs_stats.count) == np.float32(1e-4)
+    np.testing.assert_array_equal(np.asarray(state.obs_stats.mean), 0.0)
+    np.testing.assert_array_equal(np.asarray(state.obs_stats.var), 1.0)
+    state1, traj, _, raw = jit_rollout(state, env, TINY, True)
+    seen = np.asarray(raw).reshape(-1, env.spec.obs_dim).astype(np.float64)
+    prior = 1e-4  # a pseudo-sample of mean 0 and variance 1, merged as rejax's update_rms does
+    n = len(seen)
+    mean = seen.mean(0) * n / (n + prior)
+    var = (prior * 1.0 + n * seen.var(0) + seen.mean(0) ** 2 * prior * n / (n + prior)) / (n + prior)
+    np.testing.assert_allclose(float(state1.obs_stats.count), n + prior, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(state1.obs_stats.mean), mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(state1.obs_stats.var), var, rtol=1e-5, atol=1e-6)
+    # The first obs is normalised by the prior alone (about the raw obs), and nothing is clipped.
+    np.testing.assert_allclose(np.asarray(traj.obs[0]), np.asarray(state.obs) / np.sqrt(1 + 1e-8), rtol=1e-6)
+    params = ppo.policy(state1)
+    assert "clip" not in params["obs_norm"]
+    far = jnp.full((env.spec.obs_dim,), 1e6)
+    assert float(jnp.max(networks.normalize_obs(params, far))) > 10.0
+
+
 def test_reward_normalisation_by_discounted_return_std():
+    """esbench flavour: g <- g * discount + r, reset after an episode ends; statistics from the first sample."""
     env = make("CartPole-v1")  # reward is 1 on every step, so the discounted returns are known from `done`
-    cfg = dataclasses.replace(TINY, normalize_rew=True, gamma=0.9)
+    cfg = dataclasses.replace(TINY_ESBENCH, normalize_rew=True, rew_norm_discount=0.9)
     state = ppo.init(jax.random.PRNGKey(4), env, cfg)
     state1, traj, _ = jit_rollout(state, env, cfg, False)
     done = np.asarray(traj.done)
@@ -346,12 +377,52 @@ def test_reward_normalisation_by_discounted_return_std():
     g = np.zeros(cfg.num_envs)
     seen = []
     for t in range(cfg.num_steps):
-        g = g * cfg.gamma + 1.0
+        g = g * cfg.rew_norm_discount + 1.0
         seen.append(g.copy())
         var_t = np.concatenate(seen).var()
         np.testing.assert_allclose(np.asarray(traj.reward[t]), 1.0 / np.sqrt(var_t + 1e-8), rtol=1e-4)
         g = np.where(done[t], 0.0, g)
     np.testing.assert_allclose(float(state1.rew_stats.var), np.concatenate(seen).var(), rtol=1e-5)
+
+
+def test_rejax_reward_normalisation():
+    """rejax's update_rew_rms: g <- r + (1 - done) * discount * g (this step's done cuts the past), prior count 1e-4."""
+    env = make("CartPole-v1")
+    cfg = dataclasses.replace(TINY, normalize_rew=True, rew_norm_discount=0.9)
+    state = ppo.init(jax.random.PRNGKey(4), env, cfg)
+    _, traj, _ = jit_rollout(state, env, cfg, False)
+    done = np.asarray(traj.done).astype(np.float64)
+    assert done.any()
+    g = np.zeros(cfg.num_envs)
+    mean, var, count = 0.0, 1.0, 1e-4
+    for t in range(cfg.num_steps):
+        g = 1.0 + (1.0 - done[t]) * cfg.rew_norm_discount * g
+        n = cfg.num_envs
+        delta = g.mean() - mean
+        total = count + n
+        mean, var = mean + delta * n / total, (var * count + g.var() * n + delta**2 * count * n / total) / total
+        count = total
+        np.testing.assert_allclose(np.asarray(traj.reward[t]), 1.0 / np.sqrt(var + 1e-8), rtol=1e-4)
+
+
+def test_gradient_clipping_of_each_flavour():
+    """rejax: each gradient element clipped to +-max_grad_norm, then adam (eps 1e-8); esbench: global norm, eps 1e-5."""
+    grads = {"w": jnp.array([[3.0, -0.2], [0.05, -4.0]]), "b": jnp.array([0.4, -0.9])}
+    params = jax.tree_util.tree_map(jnp.zeros_like, grads)
+    cfg = dataclasses.replace(TINY, max_grad_norm=0.5, learning_rate=0.1)
+    rejax_updates, _ = ppo._optimizer(cfg).update(grads, ppo._optimizer(cfg).init(params), params)
+    clipped = jax.tree_util.tree_map(lambda g: jnp.clip(g, -0.5, 0.5), grads)
+    adam = optax.adam(0.1, eps=1e-8)
+    expected, _ = adam.update(clipped, adam.init(params), params)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), rejax_updates, expected)
+
+    esb = dataclasses.replace(cfg, flavour="esbench")
+    esb_updates, _ = ppo._optimizer(esb).update(grads, ppo._optimizer(esb).init(params), params)
+    norm = np.sqrt(sum(float(jnp.sum(g**2)) for g in jax.tree_util.tree_leaves(grads)))
+    scaled = jax.tree_util.tree_map(lambda g: g * 0.5 / norm, grads)
+    adam = optax.adam(0.1, eps=1e-5)
+    expected, _ = adam.update(scaled, adam.init(params), params)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), esb_updates, expected)
 
 
 # ---------------------------------------------------------------------------
@@ -372,7 +443,10 @@ def test_reward_normalisation_by_discounted_return_std():
         ({"ent_coef": -0.1}, "ent_coef"),
         ({"max_grad_norm": 0.0}, "max_grad_norm"),
         ({"activation": "gelu"}, "activation"),
-        ({"hidden": ()}, "hidden"),
+        ({"layer_size": 0}, "layer_size"),
+        ({"n_layers": 0}, "n_layers"),
+        ({"network": "resnet"}, "network"),
+        ({"flavour": "cleanrl"}, "flavour"),
         ({"normalize_obs": "yes"}, "normalize_obs"),
         ({"anneal_lr": True}, "anneal_env_steps"),
     ],
@@ -382,8 +456,6 @@ def test_config_validation_names_field(changes, field):
     with pytest.raises(ValueError, match=field) as err:
         cfg.validate()
     assert "allowed" in str(err.value)
-    with pytest.raises(ValueError, match=field):
-        ppo.init(jax.random.PRNGKey(0), make("CartPole-v1"), cfg)
 
 
 def test_config_defaults_are_the_cartpole_row_and_valid():
@@ -391,9 +463,11 @@ def test_config_defaults_are_the_cartpole_row_and_valid():
     assert (cfg.num_envs, cfg.num_steps, cfg.num_epochs, cfg.num_minibatches) == (256, 128, 4, 32)
     assert (cfg.learning_rate, cfg.gamma, cfg.gae_lambda, cfg.clip_eps) == (3e-4, 0.995, 0.9, 0.2)
     assert (cfg.ent_coef, cfg.vf_coef, cfg.max_grad_norm) == (1e-4, 0.5, 0.5)
-    assert cfg.normalize_obs and not cfg.normalize_rew and cfg.hidden == (256, 256, 256) and cfg.activation == "pqn"
-    assert ppo.Config(hidden=[8, 8]).hidden == (8, 8)  # YAML lists become hashable tuples
-    hash(ppo.Config(hidden=[8, 8]))
+    assert cfg.normalize_obs and not cfg.normalize_rew and cfg.rew_norm_discount == 0.99
+    assert (cfg.layer_size, cfg.n_layers, cfg.activation) == (256, 3, "pqn")
+    # the paper's PPO: rejax 0.1.3 with its network, evaluated by sampling as rejax's evaluation does
+    assert (cfg.flavour, cfg.network, cfg.deterministic_policy) == ("rejax", "rejax", False)
+    hash(cfg)
 
 
 # ---------------------------------------------------------------------------

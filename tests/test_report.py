@@ -1,13 +1,15 @@
 """The report layer on synthetic results with known values.
 
 Every number the report prints is checked against an independent computation
-(scipy's t interval, hand-counted outcomes, pandas group-bys); figures are
+(scipy's t interval and Welch's test, numpy's SEM and interpolation,
+hand-counted outcomes, pandas group-bys, the paper's tables); figures are
 checked through the returned Figure objects and the written files.
 """
 
 import json
 import math
 import re
+import types
 
 import numpy as np
 import pandas as pd
@@ -15,30 +17,37 @@ import pytest
 import scipy.stats
 from PIL import Image
 
+from esbench import algorithms, paper
 from esbench.envs import PAPER_ENVS
 from esbench.report import aggregate as agg
-from esbench.report import build_report, figures, tables
+from esbench.report import build_report, comparison, curves, figures, hparams, tables
+from esbench.report.rules import RULES, rules_used
 
 STEP = 1000
 
 
-def trial_rows(trial_id, env, algo, evals, diverged_from=None, throughput=None, wall_per_step=1e-3):
+def trial_rows(trial_id, env, algo, evals, diverged_from=None, throughput=None, wall_per_step=1e-3, stage=None,
+               steps=None):
     """Rows of one trial. evals: {seed: [eval return or None per log point]}; log point k is at (k+1)*STEP steps.
 
     diverged_from: {seed: first log point index marked diverged}.
     throughput: {seed: [throughput_sps per log point]}.
+    stage: the `stage` column ("search", "final", "sweep"); no column when None (an old frame).
+    steps: env steps of the log points, instead of (k+1)*STEP.
     """
     diverged_from = diverged_from or {}
     rows = []
     for seed, values in evals.items():
         for k, v in enumerate(values):
+            env_steps = steps[k] if steps is not None else (k + 1) * STEP
             rows.append({
                 "trial_id": trial_id, "env": env, "algo": algo, "seed": seed, "update": k,
-                "env_steps": (k + 1) * STEP, "wall_clock_s": (k + 1) * STEP * wall_per_step * (1 + 0.1 * seed),
+                "env_steps": env_steps, "wall_clock_s": env_steps * wall_per_step * (1 + 0.1 * seed),
                 "train_return": 0.0 if v is None else v,
                 "eval_return_mean": np.nan if v is None else v, "eval_return_std": 1.0,
                 "throughput_sps": throughput[seed][k] if throughput else 1.0 / wall_per_step,
                 "diverged": k >= diverged_from.get(seed, len(values)),
+                **({} if stage is None else {"stage": stage}),
             })
     return rows
 
@@ -91,45 +100,63 @@ def test_table_means_and_cis_equal_scipy_t_interval():
     assert tex.count(r"\\") == 3  # header + 2 rows
 
 
-def test_win_tie_loss_and_x_of_n_on_hand_made_case():
-    three = lambda vals: {s: [v] for s, v in enumerate(vals)}
-    df = agg.check_results(frame(
-        # win: eggroll clearly higher
-        trial_rows("e1", "CartPole-v1", "eggroll", three([10, 11, 12])),
-        trial_rows("o1", "CartPole-v1", "openes", three([1, 2, 3])),
-        # tie: eggroll mean lower but the intervals overlap
-        trial_rows("e2", "Pendulum-v1", "eggroll", three([5, 6, 7])),
-        trial_rows("o2", "Pendulum-v1", "openes", three([5.5, 6.5, 7.5])),
-        # loss: eggroll clearly lower
-        trial_rows("e3", "brax/ant", "eggroll", three([1, 2, 3])),
-        trial_rows("o3", "brax/ant", "openes", three([10, 11, 12])),
-        # tie: a single openes seed (its interval is its value, 3) inside eggroll's interval
-        trial_rows("e4", "brax/humanoid", "eggroll", three([2, 3, 4])),
-        trial_rows("o4", "brax/humanoid", "openes", three([3])),
-        # not counted: openes missing
-        trial_rows("e5", "navix/FourRooms", "eggroll", three([1, 2, 3])),
-        # not counted: openes never evaluated
-        trial_rows("e6", "navix/DoorKey-8x8", "eggroll", three([1, 2, 3])),
-        trial_rows("o6", "navix/DoorKey-8x8", "openes", {0: [None, None]}),
-    ))
-    summary = agg.summarise_finals(agg.final_returns(df))
-    h2h = agg.head_to_head(summary)
-    assert h2h["per_env"] == {"CartPole-v1": "win", "Pendulum-v1": "tie", "brax/ant": "loss", "brax/humanoid": "tie"}
-    assert (h2h["wins"], h2h["ties"], h2h["losses"], h2h["matches_or_beats"], h2h["n"]) == (1, 2, 1, 3, 4)
-    assert tables.comparison_line(h2h) == \
-        "EGGROLL matches or beats OpenES on 3 of 4 environments (1 wins, 2 ties, 1 losses)."
-    md = tables.final_return_markdown(summary)
+def seeds(vals):
+    return {s: [v] for s, v in enumerate(vals)}
+
+
+def test_outcomes_follow_welch_t_test_from_scipy():
+    cases = {
+        "CartPole-v1": ([10, 11, 12], [1, 2, 3]),  # clearly higher
+        "Pendulum-v1": ([5, 6, 7], [5.5, 6.5, 7.5]),  # lower mean, not significant
+        "brax/ant": ([1, 2, 3], [10, 11, 12]),  # clearly lower
+        # unequal variances: Student's t says p = 0.0098 (underperforms), Welch's p = 0.21 (competitive)
+        "brax/humanoid": ([0.0, 0.1, -0.1, 0.05, -0.05, 0.02, -0.02, 0.0], [2.0, 0.0, 3.5]),
+    }
+    parts = [trial_rows(f"{algo}-{env}", env, algo, seeds(vals[i]))
+             for env, vals in cases.items() for i, algo in enumerate(("eggroll", "openes"))]
+    parts += [trial_rows("e5", "navix/FourRooms", "eggroll", seeds([1, 2, 3])),  # no OpenES: not counted
+              trial_rows("e6", "navix/DoorKey-8x8", "eggroll", seeds([1, 2, 3])),
+              trial_rows("o6", "navix/DoorKey-8x8", "openes", {0: [None, None]})]  # OpenES never evaluated
+    finals = agg.final_returns(agg.check_results(frame(*parts)))
+    h2h = comparison.head_to_head(finals, alpha=0.05)
+    assert list(h2h["per_env"]) == list(cases)
+    for env, (x, y) in cases.items():
+        r = h2h["per_env"][env]
+        res = scipy.stats.ttest_ind(x, y, equal_var=False)
+        assert r["p_value"] == pytest.approx(res.pvalue, rel=1e-12) and r["t"] == pytest.approx(res.statistic)
+        assert (r["n_a"], r["n_b"]) == (len(x), len(y))
+    assert {env: r["outcome"] for env, r in h2h["per_env"].items()} == {
+        "CartPole-v1": "outperforms", "Pendulum-v1": "competitive", "brax/ant": "underperforms",
+        "brax/humanoid": "competitive"}
+    assert h2h["counts"] == {"outperforms": 1, "competitive": 2, "underperforms": 1} and h2h["n"] == 4
+    assert comparison.comparison_line(h2h) == (
+        "EGGROLL vs OpenES (Welch's t-test, alpha 0.05): outperforms on 1, competitive on 2, underperforms on 1 "
+        "of 4 environments; the paper: 7 / 7 / 2 of 16.")
+    # the level decides: Pendulum's p = 0.57 counts as a loss at alpha 0.6
+    loose = comparison.head_to_head(finals, alpha=0.6)
+    assert loose["per_env"]["Pendulum-v1"]["outcome"] == "underperforms"
+    with pytest.raises(ValueError, match="alpha"):
+        comparison.head_to_head(finals, alpha=1.5)
+    md = tables.final_return_markdown(agg.summarise_finals(finals))
     row = next(line for line in md.splitlines() if line.startswith("| brax/humanoid"))
-    assert "3.000 (n=1)" in row  # a single seed is shown without an interval
+    x = np.array(cases["brax/humanoid"][0])
+    half = scipy.stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    assert f"| {tables.format_cell(x.mean(), half)} |" in row  # the table keeps the t-interval cells
 
 
-def test_two_single_seeds_tie_only_when_equal():
-    df = agg.check_results(frame(
-        trial_rows("e1", "CartPole-v1", "eggroll", {0: [5.0]}), trial_rows("o1", "CartPole-v1", "openes", {0: [5.0]}),
-        trial_rows("e2", "Pendulum-v1", "eggroll", {0: [4.0]}), trial_rows("o2", "Pendulum-v1", "openes", {0: [5.0]}),
-    ))
-    h2h = agg.head_to_head(agg.summarise_finals(agg.final_returns(df)))
-    assert h2h["per_env"] == {"CartPole-v1": "tie", "Pendulum-v1": "loss"}
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy's, on a constant sample
+def test_degenerate_head_to_head_cases():
+    welch = comparison.welch_outcome
+    one = welch([5.0], [1.0, 2.0, 3.0], 0.05)
+    assert (one["outcome"], one["p_value"], one["t"]) == ("competitive", None, None)
+    assert welch([4.0, 4.0], [4.0, 4.0, 4.0], 0.05)["outcome"] == "competitive"
+    assert welch([4.0, 4.0], [4.0, 4.0, 4.0], 0.05)["p_value"] == 1.0
+    higher, lower = welch([5.0, 5.0], [3.0, 3.0], 0.05), welch([3.0, 3.0], [5.0, 5.0], 0.05)
+    assert (higher["outcome"], higher["p_value"], lower["outcome"]) == ("outperforms", 0.0, "underperforms")
+    # only one side constant: an ordinary Welch's test
+    r = welch([5.0, 5.0, 5.0], [1.0, 2.0, 6.0], 0.05)
+    assert r["p_value"] == pytest.approx(scipy.stats.ttest_ind([5, 5, 5], [1, 2, 6], equal_var=False).pvalue)
+    assert r["outcome"] == "competitive"
 
 
 # ---------------------------------------------------------- divergence -----
@@ -149,7 +176,7 @@ def test_diverged_seed_kept_with_last_finite_evaluation():
     assert "†" in tables.final_return_markdown(agg.summarise_finals(agg.final_returns(df)))
 
     # curves: seed 1's 2.5 is carried forward to the later common log points
-    c = figures.aligned_curves(df)
+    c = curves.aligned_curves(df)
     assert c["seeds"] == [0, 1, 2]
     np.testing.assert_array_equal(c["env_steps"], [1000, 2000, 3000, 4000])
     np.testing.assert_array_equal(c["values"], [[1, 2, 3, 4], [1.5, 2.5, 2.5, 2.5], [0.5, 1, 2, 6]])
@@ -161,7 +188,7 @@ def test_diverged_seed_kept_with_last_finite_evaluation():
 def test_seeds_aligned_on_common_log_points():
     # seed 1 has an extra evaluated point that seed 0 lacks: only the shared points are drawn
     evals = {0: [1.0, None, 3.0], 1: [2.0, 5.0, 4.0]}
-    c = figures.aligned_curves(agg.check_results(frame(trial_rows("e", "CartPole-v1", "eggroll", evals))))
+    c = curves.aligned_curves(agg.check_results(frame(trial_rows("e", "CartPole-v1", "eggroll", evals))))
     np.testing.assert_array_equal(c["env_steps"], [1000, 3000])
     np.testing.assert_array_equal(c["values"], [[1.0, 3.0], [2.0, 4.0]])
     # wall-clock x = mean over seeds of wall_clock_s at that point (seed s runs 1 + 0.1 s times slower)
@@ -188,20 +215,28 @@ def test_grid_has_one_panel_per_environment_and_notes_missing_algorithms():
     fig = figures.plot_return_grid(df, "env_steps", n_bootstrap=50)
     assert len(fig.axes) == 3
     titles = [ax.get_title() for ax in fig.axes]
-    assert [t.split("\n")[0] for t in titles] == ["CartPole-v1", "brax/ant", "gymnax/Acrobot-v1"]
-    assert titles[1] == "brax/ant\nno results: OpenES" and "\n" not in titles[0]
+    # the paper's panel titles for its environments, the id for others
+    assert [t.split("\n")[0] for t in titles] == ["CartPole-v1", paper.panel_title("brax/ant"), "gymnax/Acrobot-v1"]
+    assert titles[1] == "Brax Ant\nno results: OpenES" and "\n" not in titles[0]
     assert fig.axes[0].get_ylabel() == "return" and all(ax.get_xlabel() == "env steps" for ax in fig.axes)
     legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend_labels[:3] == ["EGGROLL", "OpenES", "PPO"]
-    # fixed colours, and the plotted mean is the mean over seeds at the common log points
+    assert legend_labels == ["EGGROLL", "OpenES", "PPO", "mean ± SEM over seeds"]
+    # the palette's first three colours, and the plotted mean is the mean over seeds at the common log points
     ax = fig.axes[0]
     colours = [line.get_color() for line in ax.lines]
-    assert colours == [figures.FIXED_COLOURS[a] for a in ("eggroll", "openes", "ppo")]
+    assert colours == list(figures.PALETTE[:3]) == ["#D55E00", "#0072B2", "#009E73"]
     cart = df[(df["env"] == "CartPole-v1") & (df["algo"] == "eggroll")].dropna(subset=["eval_return_mean"])
     expected = cart.groupby("env_steps")["eval_return_mean"].mean()
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), expected.index.to_numpy())
     np.testing.assert_allclose(ax.lines[0].get_ydata(), expected.to_numpy())
-    assert len(ax.collections) == 3  # one CI band per algorithm
+    assert len(ax.collections) == 3  # one band per algorithm
+    # the default band is mean +- SEM: its polygon spans exactly mean - sem .. mean + sem at every log point
+    vals = cart.pivot(index="seed", columns="env_steps", values="eval_return_mean").to_numpy()
+    sem = vals.std(axis=0, ddof=1) / math.sqrt(vals.shape[0])
+    ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose([ys.min(), ys.max()], [(vals.mean(0) - sem).min(), (vals.mean(0) + sem).max()])
+    boot = figures.plot_return_grid(df, "env_steps", band="bootstrap", n_bootstrap=50)
+    assert boot.legends[0].get_texts()[-1].get_text() == "95% bootstrap CI of the mean over seeds"
 
     wall = figures.plot_return_grid(df, "wall_clock_s", n_bootstrap=50)
     assert len(wall.axes) == 3 and all(ax.get_xlabel() == "wall-clock (s)" for ax in wall.axes)
@@ -220,6 +255,21 @@ def test_bootstrap_band_of_two_seeds_is_their_range():
     np.testing.assert_array_equal(lo2, lo3)
     np.testing.assert_array_equal(hi2, hi3)
     assert np.all(lo2 < hi2)
+
+
+def test_sem_band_is_numpys_standard_error_of_the_mean():
+    values = np.random.default_rng(4).normal(size=(5, 7))
+    lo, hi = agg.mean_band(values, "sem", n_bootstrap=10)
+    sem = values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
+    np.testing.assert_allclose(lo, values.mean(0) - sem, rtol=1e-12)
+    np.testing.assert_allclose(hi, values.mean(0) + sem, rtol=1e-12)
+    np.testing.assert_allclose(hi - lo, 2 * scipy.stats.sem(values, axis=0), rtol=1e-12)
+    boot = agg.mean_band(values, "bootstrap", n_bootstrap=200, seed=2)
+    np.testing.assert_array_equal(boot, agg.bootstrap_mean_ci(values, 200, seed=2))
+    with pytest.raises(ValueError, match="band"):
+        agg.mean_band(values, "iqr", n_bootstrap=10)
+    with pytest.raises(ValueError, match="2 seeds"):
+        agg.mean_band(values[:1], "sem", n_bootstrap=10)
 
 
 def test_throughput_bars_are_mean_over_seeds_of_per_seed_means():
@@ -358,7 +408,26 @@ def test_env_and_algo_order():
         ["CartPole-v1", "brax/ant", "aaa/x", "zzz/custom"]
     assert agg.env_order(PAPER_ENVS[::-1]) == list(PAPER_ENVS)
     assert agg.algo_order(["evosax:CMA_ES", "ppo", "eggroll", "a"]) == ["eggroll", "ppo", "a", "evosax:CMA_ES"]
-    assert figures.algo_colours(["x", "openes"])["openes"] == figures.FIXED_COLOURS["openes"]
+
+
+def test_order_labels_and_colours_come_from_the_algorithm_registry(monkeypatch):
+    n_registered = len(algorithms.algorithm_names())
+    assert figures.algo_colours(["zzz", "openes"]) == {"openes": figures.PALETTE[1],
+                                                       "zzz": figures.PALETTE[n_registered]}
+    # a plugin baseline: after the built-ins, before unregistered names, with its own colour whatever is shown
+    monkeypatch.setitem(algorithms._REGISTRY, "my_es", types.SimpleNamespace(LABEL="MyES"))
+    assert algorithms.algorithm_names()[-1] == "my_es"
+    assert agg.algo_order(["zzz", "my_es", "ppo", "aaa", "eggroll"]) == ["eggroll", "ppo", "my_es", "aaa", "zzz"]
+    mine = figures.PALETTE[n_registered]
+    assert figures.algo_colours(["my_es"]) == {"my_es": mine}
+    assert figures.algo_colours(["my_es", "eggroll", "aaa", "zzz"]) == {
+        "eggroll": figures.PALETTE[0], "my_es": mine, "aaa": figures.PALETTE[n_registered + 1],
+        "zzz": figures.PALETTE[n_registered + 2]}
+    df = agg.check_results(frame(trial_rows("m", "CartPole-v1", "my_es", {0: [1.0, 2.0]}),
+                                 trial_rows("e", "CartPole-v1", "eggroll", {0: [1.0, 3.0]})))
+    fig = figures.plot_return_grid(df)
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["EGGROLL", "MyES"]
+    assert [line.get_color() for line in fig.axes[0].lines] == [figures.PALETTE[0], mine]
 
 
 def test_bad_input_is_a_clear_error():
@@ -396,14 +465,28 @@ def test_build_report_writes_valid_figures_tables_and_summary(tmp_path):
     assert summary["environments"] == ["CartPole-v1", "Pendulum-v1", "brax/ant", "gymnax/Acrobot-v1"]
     assert summary["environments_without_evaluation"] == ["Pendulum-v1"]
     h2h = summary["eggroll_vs_openes"]
-    assert (h2h["n"], h2h["wins"]) == (2, 2)
+    # eggroll 100+i+s against openes 80+5s on the two environments both have (i: the environment's index)
+    for env, i in (("CartPole-v1", 1), ("gymnax/Acrobot-v1", 0)):
+        p = scipy.stats.ttest_ind([100 + i + s for s in range(3)], [80, 85, 90], equal_var=False).pvalue
+        assert h2h["per_env"][env]["p_value"] == pytest.approx(p) and p < 0.05
+    assert (h2h["n"], h2h["counts"]["outperforms"]) == (2, 2)
+    assert summary["reported"] == {"final_stage": False, "n_trials": 10, "excluded": {}}
+    # no evaluation at env step 0 in this frame: Figure 4a has nothing to normalise with
+    no_step_0 = {env: "no evaluation at env step 0" for env in ("CartPole-v1", "brax/ant", "gymnax/Acrobot-v1")}
+    assert summary["ppo_normalised"]["left_out"] == {**no_step_0, "Pendulum-v1": "no PPO result"}
+    assert summary["training_time"] is None and summary["hparams"] is None
 
     report = written["report.md"].read_text()
-    assert "EGGROLL matches or beats OpenES on 2 of 2 environments (2 wins, 0 ties, 0 losses)." in report
-    assert "`o1`" in report and "several trials" in report
+    assert ("EGGROLL vs OpenES (Welch's t-test, alpha 0.05): outperforms on 2, competitive on 0, underperforms on 0 "
+            "of 2 environments; the paper: 7 / 7 / 2 of 16.") in report
+    assert "`o1`" in report and "several trials" in report and "biased upwards" in report
     assert "![" in report and "returns_vs_env_steps.png" in report
-    for rule in agg.RULES.values():
+    rules = rules_used("sem", final_stage=False, with_summaries=False)
+    assert summary["rules"] == rules
+    for rule in rules.values():
         assert rule in report
+    for unused in ("reported_final", "curve_band_bootstrap", "training_time", "hparams"):
+        assert RULES[unused] not in report
     assert written["final_return.md"].read_text() in report
     egg = summary["aggregate"]["iqm"]["eggroll"]
     assert (egg["n_seeds_per_env"], egg["n_dropped"], len(egg["envs"])) == (3, 0, 3)
@@ -413,11 +496,19 @@ def test_build_report_writes_valid_figures_tables_and_summary(tmp_path):
 def test_build_report_with_one_algorithm_and_one_seed(tmp_path):
     # no OpenES, no EGGROLL, a single seed: everything is reported as missing, nothing crashes
     df = frame(trial_rows("only", "brax/ant", "ppo", {0: curve(5.0)}))
-    written = build_report(df, tmp_path, n_bootstrap=20, formats=("png",))
+    with pytest.raises(ValueError, match="band"):
+        build_report(df, tmp_path / "bad", band="95%")
+    with pytest.raises(ValueError, match=r"lack columns \['hparams'\]"):
+        build_report(df, tmp_path / "bad", summaries=pd.DataFrame({"trial_id": ["only"], "run_s": [1.0]}))
+    assert not (tmp_path / "bad").exists()  # both checked before anything is written
+    written = build_report(df, tmp_path, band="bootstrap", n_bootstrap=20, formats=("png",))
     assert {"returns_vs_env_steps.png", "throughput.png", "aggregate.png", "report.md"} <= set(written)
+    assert "ppo_normalised_return.png" not in written  # PPO alone: nothing to compare with it
     report = written["report.md"].read_text()
+    assert "shading: 95% bootstrap CI of the mean over seeds" in report and RULES["curve_band_bootstrap"] in report
     assert "1 trial, 1 environment, algorithms: PPO." in report
-    assert "EGGROLL vs OpenES: no environment has results for both." in report
+    assert ("EGGROLL vs OpenES (Welch's t-test, alpha 0.05): no environment has results for both; "
+            "the paper: 7 / 7 / 2 of 16.") in report
     assert "| brax/ant | **5.000 (n=1)** |" in report
     summary = json.loads(written["summary.json"].read_text())
     assert summary["aggregate"]["probability_of_improvement"] is None
@@ -430,3 +521,205 @@ def test_cells_round_to_two_significant_digits_of_the_interval_without_negative_
     assert format_cell(-1.26, 0.41) == "-1.26 ± 0.41"
     assert format_cell(186.25, 5.04) == "186.2 ± 5.0"
     assert format_cell(102.0, float("nan")) == "102.0"
+
+
+# ------------------------------------------------------ Figure 4a ---------
+
+# log points at env steps 0 (before training), 1000, 2000; two seeds per algorithm
+NORM_CURVES = {
+    "CartPole-v1": {"eggroll": [[10, 50, 110], [10, 70, 130]], "ppo": [[10, 60, 210], [10, 40, 190]],
+                    "openes": [[10, 20, 30], [10, 30, 50]]},
+    "Pendulum-v1": {"eggroll": [[-1000, -600, -300], [-1200, -500, -200]],
+                    "ppo": [[-1100, -700, -400], [-1100, -800, -200]]},
+    "brax/ant": {"eggroll": [[0, 1, 2], [0, 2, 3]]},  # no PPO: left out
+    "brax/humanoid": {"eggroll": [[5, 6, 7], [5, 8, 9]], "ppo": [[5, 5, 5], [5, 5, 5]]},  # PPO never moved: left out
+}
+
+
+def normalised_frame(steps=None, stage=None):
+    """NORM_CURVES as trials; steps: {env: env steps of its 3 log points} (default 0, 1000, 2000)."""
+    steps = steps or {}
+    return agg.check_results(frame(*[
+        trial_rows(f"{algo}-{env}", env, algo, {s: list(map(float, v)) for s, v in enumerate(values)},
+                   steps=steps.get(env, [0, STEP, 2 * STEP]), stage=stage)
+        for env, by_algo in NORM_CURVES.items() for algo, values in by_algo.items()]))
+
+
+def expected_normalised(algo, grids, envs=("CartPole-v1", "Pendulum-v1")):
+    """Per-seed average over envs of (R - R0) / (R_ppo - R0), each env's curve interpolated from `grids[env]`."""
+    per_env = []
+    for env in envs:
+        allv = np.array([v for a in NORM_CURVES[env].values() for v in a], dtype=float)
+        r0, r_ppo = allv[:, 0].mean(), np.mean([v[-1] for v in NORM_CURVES[env]["ppo"]])
+        x, grid = grids[env]
+        per_env.append([np.interp(grid, x, (np.array(v) - r0) / (r_ppo - r0)) for v in NORM_CURVES[env][algo]])
+    return np.mean(per_env, axis=0)  # (seeds, grid)
+
+
+def test_ppo_normalised_curves_on_env_steps():
+    df = normalised_frame()
+    summary = agg.summarise_finals(agg.final_returns(df))
+    data = curves.ppo_normalised_curves(df, summary, "sem", n_bootstrap=10)
+    assert data["x"] == "env_steps" and data["envs"] == ["CartPole-v1", "Pendulum-v1"]
+    assert data["left_out"] == {"brax/ant": "no PPO result",
+                                "brax/humanoid": "PPO's final return equals the untrained policy's"}
+    np.testing.assert_array_equal(data["grid"], [0, STEP, 2 * STEP])
+    assert list(data["curves"]) == ["eggroll", "openes", "ppo"]
+    same = {env: ([0, STEP, 2 * STEP], data["grid"]) for env in data["envs"]}
+    for algo in ("eggroll", "ppo"):
+        per_seed = expected_normalised(algo, same)
+        c = data["curves"][algo]
+        assert c["envs"] == ["CartPole-v1", "Pendulum-v1"] and c["seeds"] == [0, 1]
+        np.testing.assert_allclose(c["mean"], per_seed.mean(0), rtol=1e-12)
+        sem = per_seed.std(axis=0, ddof=1) / np.sqrt(2)
+        np.testing.assert_allclose(c["low"], per_seed.mean(0) - sem, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(c["high"], per_seed.mean(0) + sem, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(data["curves"]["ppo"]["mean"][[0, -1]], [0.0, 1.0])  # untrained 0, PPO's final 1
+    # OpenES only ran CartPole: its average is over that environment alone
+    openes = data["curves"]["openes"]
+    assert openes["envs"] == ["CartPole-v1"]
+    np.testing.assert_allclose(openes["mean"], [0, (25 - 10) / 190, (40 - 10) / 190])
+
+    fig = figures.plot_ppo_normalised(data, "sem")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "env steps" and "PPO" in ax.get_ylabel()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), data["curves"]["eggroll"]["mean"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["EGGROLL (2 envs, 2 seeds)", "OpenES (1 env, 2 seeds)", "PPO (2 envs, 2 seeds)",
+                      "mean ± SEM over seeds"]
+
+
+def test_ppo_normalised_curves_on_fractions_when_runs_end_apart():
+    # Pendulum's run is twice as long and logs at 0, 1/4 and 1 of it: the grid is the union of the fractions
+    df = normalised_frame(steps={"Pendulum-v1": [0, STEP, 4 * STEP]})
+    data = curves.ppo_normalised_curves(df, agg.summarise_finals(agg.final_returns(df)), "sem", n_bootstrap=10)
+    assert data["x"] == "fraction"
+    np.testing.assert_array_equal(data["grid"], [0, 0.25, 0.5, 1])
+    grids = {"CartPole-v1": ([0, 0.5, 1], data["grid"]), "Pendulum-v1": ([0, 0.25, 1], data["grid"])}
+    np.testing.assert_allclose(data["curves"]["eggroll"]["mean"], expected_normalised("eggroll", grids).mean(0))
+    assert "fraction" in figures.plot_ppo_normalised(data, "sem").axes[0].get_xlabel()
+
+
+# ------------------------------------------- training time, hyperparameters --
+
+def selection_of(*cells):
+    """A selection table (as `aggregate.select_trials` returns) naming the shown trial of each (env, algo)."""
+    return pd.DataFrame([{"env": e, "algo": a, "trial_id": t, "n_candidates": 1, "candidates": [t],
+                          "mean_final_return": 0.0} for e, a, t in cells])
+
+
+def test_training_time_ratio_written_like_figure_15():
+    selection = selection_of(
+        ("CartPole-v1", "eggroll", "e1"), ("CartPole-v1", "openes", "o1"),
+        ("brax/humanoid", "eggroll", "e2"), ("brax/humanoid", "openes", "o2"),
+        ("gymnax/Acrobot-v1", "eggroll", "e3"), ("gymnax/Acrobot-v1", "openes", "o3"),  # not in the paper
+        ("brax/ant", "eggroll", "e4"), ("brax/ant", "openes", "o4"),  # OpenES has no run_s
+        ("Pendulum-v1", "eggroll", "e5"))  # no OpenES: no row
+    run_s = {"e1": 10.0, "o1": 21.0, "e2": 30.0, "o2": 20.0, "e3": 5.0, "o3": 5.0, "e4": 3.0, "o4": None,
+             "e5": 1.0, "unshown": 1e-3}
+    summaries = pd.DataFrame([{"trial_id": t, "run_s": s} for t, s in run_s.items()])
+    times = comparison.training_time(selection, summaries)
+    assert [r["env"] for r in times["rows"]] == ["CartPole-v1", "brax/humanoid", "gymnax/Acrobot-v1"]
+    assert times["missing"] == ["brax/ant"]
+    cart, humanoid, acrobot = times["rows"]
+    assert cart["run_s"] == {"eggroll": 10.0, "openes": 21.0} and cart["ratio"] == 2.1
+    assert (cart["label"], cart["paper"]) == ("2.10x faster", paper.wall_clock_ratio("CartPole-v1")["label"])
+    assert (humanoid["label"], humanoid["paper"]) == ("1.50x slower", "1.80x slower")
+    assert (acrobot["label"], acrobot["paper"]) == ("1.00x faster", "—")
+    md = comparison.training_time_markdown(times)
+    assert "| CartPole-v1 | 10 | 21 | 2.10x faster | 1.83x faster |" in md
+    assert "| gymnax/Acrobot-v1 | 5 | 5 | 1.00x faster | — |" in md
+    assert "without a training time (run_s): brax/ant." in md
+    fig = figures.plot_training_time(times)
+    heights = {p.get_gid(): p.get_height() for p in fig.axes[0].patches}
+    assert heights["CartPole-v1|openes"] == 21.0 and heights["brax/humanoid|eggroll"] == 30.0 and len(heights) == 6
+
+
+def test_chosen_hyperparameters_beside_the_papers():
+    ours_egg = {**paper.row("eggroll", "CartPole-v1"), "sigma": 0.5, "not_a_paper_field": 3}
+    selection = selection_of(("CartPole-v1", "eggroll", "e1"), ("gymnax/Acrobot-v1", "eggroll", "e2"),
+                             ("CartPole-v1", "openes", "o1"), ("CartPole-v1", "my_es", "m1"))
+    summaries = pd.DataFrame([
+        {"trial_id": "e1", "hparams": ours_egg},
+        {"trial_id": "e2", "hparams": paper.row("eggroll", "CartPole-v1")},
+        {"trial_id": "o1", "hparams": {**paper.row("openes", "CartPole-v1"), "learning_rate": 0.1 + 1e-17}},
+        {"trial_id": "m1", "hparams": {"sigma": 1.0}},  # no paper column for it: not shown
+    ])
+    chosen = hparams.chosen_hparams(selection, summaries)
+    assert list(chosen) == ["eggroll", "openes"]
+    e1, e2 = chosen["eggroll"]
+    assert e1["differs"] == ["sigma"] and "not_a_paper_field" not in e1["ours"]
+    assert e1["ours"] == {**paper.row("eggroll", "CartPole-v1"), "sigma": 0.5}
+    assert e2["paper"] is None and e2["differs"] == []
+    assert chosen["openes"][0]["differs"] == []  # equal up to float noise
+    md = hparams.hparams_markdown(chosen)
+    header = next(line for line in md.splitlines() if line.startswith("| environment | pop_size"))
+    fields = [c.strip() for c in header.split("|")[2:-1]]
+    assert fields == list(paper.row("eggroll", "CartPole-v1"))
+    row = next(line for line in md.splitlines() if line.startswith("| CartPole-v1 | 2048"))
+    cells = dict(zip(fields, [c.strip() for c in row.split("|")[2:-1]]))
+    assert cells["sigma"] == "**0.5** (0.2)" and cells["pop_size"] == "2048" and cells["optimizer"] == "sgd"
+    assert cells["deterministic_policy"] == "false"
+    assert "| gymnax/Acrobot-v1 (not in the paper's tables) |" in md
+    record = {"sampler": "tpe", "search_trials": 20, "tuning_seeds": [0, 1], "final_seeds": [10, 11],
+              "budget": "1e6 env steps"}
+    assert "TPE (Optuna), not the paper's" in hparams.sampler_text(record, final_stage=True)
+    assert "random search (the paper's)" in hparams.sampler_text({**record, "sampler": "random"}, final_stage=True)
+
+
+# --------------------------------------------------------- final stage ----
+
+def protocol_inputs():
+    """A protocol run: search trials with absurd returns, final trials (NORM_CURVES), summaries, the record."""
+    final = normalised_frame(stage="final")
+    search = frame(trial_rows("s1", "CartPole-v1", "eggroll", {0: [1e9, 1e9]}, stage="search"),
+                   trial_rows("s2", "CartPole-v1", "eggroll", {0: [-1e9, -1e9]}, stage="search"),
+                   trial_rows("s3", "CartPole-v1", "openes", {0: [5e8, 5e8]}, stage="search"))
+    hp = {"eggroll-CartPole-v1": {**paper.row("eggroll", "CartPole-v1"), "sigma": 0.5},
+          "openes-CartPole-v1": paper.row("openes", "CartPole-v1"),
+          "ppo-CartPole-v1": paper.row("ppo", "CartPole-v1")}
+    run_s = {"eggroll-CartPole-v1": 10.0, "openes-CartPole-v1": 21.0}
+    summaries = pd.DataFrame(
+        [{"trial_id": t, "env": e, "algo": a, "stage": "final", "hparams": hp.get(t, {}), "run_s": run_s.get(t, 1.0)}
+         for t, e, a in final[["trial_id", "env", "algo"]].drop_duplicates().itertuples(index=False)]
+        + [{"trial_id": t, "env": "CartPole-v1", "algo": a, "stage": "search", "hparams": {"sigma": 9.0},
+            "run_s": 1e-3} for t, a in (("s1", "eggroll"), ("s2", "eggroll"), ("s3", "openes"))])
+    protocol = {"sampler": "random", "search_trials": 2, "tuning_seeds": [0], "final_seeds": [0, 1],
+                "budget": "2000 env steps",
+                "selection": [{"env": "CartPole-v1", "algo": "eggroll", "trial_id": "s1", "score": 1e9,
+                               "n_candidates": 2, "n_diverged": 0, "tied_with": ["s2"], "note": "hand-made"}]}
+    return final, search, summaries, protocol
+
+
+def test_report_reads_only_the_final_stage(tmp_path):
+    final, search, summaries, protocol = protocol_inputs()
+    both = build_report(pd.concat([search, final], ignore_index=True), tmp_path / "both", summaries, protocol,
+                        n_bootstrap=20, formats=("png",))
+    alone = build_report(final, tmp_path / "alone", summaries, protocol, n_bootstrap=20, formats=("png",))
+    with_both, with_alone = (json.loads(w["summary.json"].read_text()) for w in (both, alone))
+    assert with_both["reported"] == {"final_stage": True, "n_trials": 8, "excluded": {"search": 3}}
+    assert with_alone["reported"] == {"final_stage": True, "n_trials": 8, "excluded": {}}
+    # the search trials, absurd returns and all, change nothing but the count of what was left out
+    assert {k: v for k, v in with_both.items() if k != "reported"} == \
+        {k: v for k, v in with_alone.items() if k != "reported"}
+    for name in ("final_return.md", "final_return.tex"):
+        assert both[name].read_text() == alone[name].read_text()
+    assert set(both) == set(alone) and {"ppo_normalised_return.png", "training_time.png"} <= set(both)
+
+    s = with_both
+    assert s["final_return"]["CartPole-v1"]["eggroll"]["mean"] == 120.0  # (110 + 130) / 2, not 1e9
+    assert s["training_time"]["rows"] == [{
+        "env": "CartPole-v1", "trial_id": {"eggroll": "eggroll-CartPole-v1", "openes": "openes-CartPole-v1"},
+        "run_s": {"eggroll": 10.0, "openes": 21.0}, "ratio": 2.1, "label": "2.10x faster", "paper": "1.83x faster"}]
+    assert [e["differs"] for e in s["hparams"]["by_algo"]["eggroll"]] == [["sigma"], [], [], []]
+    assert s["ppo_normalised"]["envs"] == ["CartPole-v1", "Pendulum-v1"]
+    report = both["report.md"].read_text()
+    assert "Final stage only" in report and "Trials left out: 3 search." in report
+    assert "| CartPole-v1 | 10 | 21 | 2.10x faster | 1.83x faster |" in report
+    assert "random search (the paper's)" in report
+    assert "| CartPole-v1 | EGGROLL | `s1` | 1e+09 | 2 | 0 | `s2` | hand-made |" in report
+    assert "shading: mean ± SEM over seeds" in report and "ppo_normalised_return.png" in report
+    assert "brax/ant (no PPO result)" in report
+    rules = rules_used("sem", final_stage=True, with_summaries=True)
+    assert s["rules"] == rules and all(rule in report for rule in rules.values())
+    assert RULES["reported_sweep"] not in report

@@ -17,7 +17,7 @@ from esbench.results import ResultStore, load, load_summaries
 from esbench.runner import ConfigError, TrialSpec, expand_sweep, run_trial, run_trials
 from esbench.runner.trial import make_trial_env
 
-TINY_ES = {"pop_size": 8, "rank": 1, "hidden": [8], "n_parallel_evaluations": 1}
+TINY_ES = {"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1, "n_parallel_evaluations": 1}
 TINY = dict(env="CartPole-v1", algo="eggroll", hparams=TINY_ES, env_steps=8 * 20 * 6, num_logs=3,
             eval_episodes=2, max_episode_steps=20)
 NON_TIME_COLUMNS = ["seed", "update", "env_steps", "valid_env_steps", "train_return", "eval_return_mean",
@@ -33,13 +33,13 @@ def sweep_yaml(tmp_path, body: str, name="sweep.yaml"):
 BASE_SWEEP = """
 envs: [CartPole-v1]
 algorithms:
-  eggroll: {pop_size: 8, rank: 1, hidden: [8]}
+  eggroll: {pop_size: 8, rank: 1, layer_size: 8, n_layers: 1}
 trial: {seeds: 1, env_steps: 480, num_logs: 2, eval_episodes: 2, max_episode_steps: 20}
 """
 
 BAD_SWEEPS = [
     ("unknown hyperparameter", BASE_SWEEP.replace("rank: 1", "rnak: 1"), "algorithms.eggroll.rnak"),
-    ("wrong type", BASE_SWEEP.replace("pop_size: 8", "pop_size: big"), "pop_size: expected an integer"),
+    ("wrong type", BASE_SWEEP.replace("pop_size: 8", "pop_size: big"), "pop_size = 'big' is invalid; allowed: an even integer"),
     ("negative budget", BASE_SWEEP.replace("env_steps: 480", "env_steps: -5"), "env_steps: must be a positive integer"),
     ("impossible budget", BASE_SWEEP.replace("env_steps: 480", "env_steps: 10"), "smaller than one eggroll update"),
     ("empty grid", BASE_SWEEP + "search: {grid: {eggroll.sigma: []}}\n", "search.grid.eggroll.sigma: expected a non-empty list"),
@@ -113,7 +113,7 @@ def test_logged_env_steps_and_times():
     per_update = algo.env_steps_per_update(make_trial_env(result.config), build_algo_config("eggroll", TINY_ES))
     assert per_update == 8 * 20  # pop_size x n_parallel_evaluations x max_episode_steps
     np.testing.assert_array_equal(m.env_steps.to_numpy(), m["update"].to_numpy() * per_update)
-    assert list(m["update"]) == [2, 4, 6]  # 6 updates fit the budget, cut into num_logs=3 chunks
+    assert list(m["update"]) == [0, 2, 4, 6]  # evaluated before training, then 6 updates cut into num_logs=3 chunks
     assert s["env_steps"] == 6 * per_update <= spec.env_steps
     assert np.all(np.diff(m.wall_clock_s.to_numpy()) > 0)
     assert s["compile_s"] > 0 and s["run_s"] == pytest.approx(m.wall_clock_s.iloc[-1])
@@ -122,7 +122,7 @@ def test_logged_env_steps_and_times():
 
 
 def test_diverging_trial_is_marked_and_sweep_continues(tmp_path):
-    bad = TrialSpec(**{**TINY, "hparams": {**TINY_ES, "learning_rate": 1e38, "optimizer": "sgd", "lr_decay": 1.0}})
+    bad = TrialSpec(**{**TINY, "hparams": {**TINY_ES, "learning_rate": 1e38, "sigma": 1e10, "optimizer": "sgd", "lr_decay": 1.0}})
     good = TrialSpec(**TINY)
     outcome = run_trials([bad, good], ResultStore(tmp_path), progress=False)
     assert len(outcome.ran) == 2
@@ -136,7 +136,7 @@ def test_diverging_trial_is_marked_and_sweep_continues(tmp_path):
 KILL_SWEEP = """
 envs: [CartPole-v1]
 algorithms:
-  eggroll: {pop_size: 8, rank: 1, hidden: [8]}
+  eggroll: {pop_size: 8, rank: 1, layer_size: 8, n_layers: 1}
 search: {grid: {eggroll.learning_rate: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}}
 trial: {seeds: 1, env_steps: 480, num_logs: 2, eval_episodes: 2, max_episode_steps: 20}
 """
@@ -187,12 +187,12 @@ def test_numbers_written_as_yaml_strings_are_accepted():
     from esbench.runner.config import build_algo_config
 
     assert build_algo_config("eggroll", {"learning_rate": "3e-4", "pop_size": "8"}).learning_rate == 3e-4
-    with pytest.raises(ConfigError, match="learning_rate: expected a number, got str 'fast'"):
+    with pytest.raises(ConfigError, match="learning_rate = 'fast' is invalid; allowed: a number > 0"):
         build_algo_config("eggroll", {"learning_rate": "fast"})
 
 
 def test_ppo_anneal_horizon_defaults_to_the_trial_budget():
-    tiny_ppo = {"num_envs": 4, "num_steps": 8, "num_minibatches": 2, "hidden": [8]}
+    tiny_ppo = {"num_envs": 4, "num_steps": 8, "num_minibatches": 2, "layer_size": 8, "n_layers": 1}
     base = dict(env="CartPole-v1", algo="ppo", env_steps=3200)
     annealed = TrialSpec(**base, hparams={**tiny_ppo, "anneal_lr": True})
     annealed.validate()  # without the budget fill-in, anneal_lr needs anneal_env_steps set by hand

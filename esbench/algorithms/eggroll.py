@@ -1,7 +1,9 @@
 """EGGROLL (Sarkar et al., 2025): ES with low-rank matrix perturbations.
 
 For a weight matrix W (m x n), pair j draws A in R^(m x r), B in R^(n x r)
-with iid N(0, 1) entries, and member i = 2j (+) / 2j+1 (-) uses
+with iid N(0, 1) entries (one (n + m) x r draw: B its first n rows, A the
+rest, as HyperscaleES's `get_lora_update_params`), and member i = 2j (+) /
+2j+1 (-) uses
 
     E_i = s A B^T / sqrt(r)          (unit-variance entries for any r)
 
@@ -26,23 +28,20 @@ import jax.numpy as jnp
 from esbench.algorithms import es
 
 
+LABEL = "EGGROLL"
+
 @dataclasses.dataclass(frozen=True)
 class Config(es.ESConfig):
-    """Defaults: the CartPole-v1 row of paper/hparams.yaml (ESConfig's defaults are that row)."""
+    """Defaults: the paper's EGGROLL CartPole-v1 row (ESConfig's defaults are that row)."""
 
-    rank: int = 4
-
-    def validate(self) -> None:
-        super().validate()
-        if not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 1:
-            raise es._invalid("eggroll.Config", "rank", self.rank, "an integer >= 1")
+    rank: int = es.row_default(es._CARTPOLE, "rank")
 
 
 def sample(key, shape, dtype, cfg):
-    """One pair's factors (A: m x r, B: n x r), iid N(0, 1)."""
+    """One pair's factors (A: m x r, B: n x r), iid N(0, 1); B from the draw's first n rows, as HyperscaleES."""
     m, n = shape
-    ab = jax.random.normal(key, (m + n, cfg.rank), dtype)
-    return ab[:m], ab[m:]
+    ba = jax.random.normal(key, (n + m, cfg.rank), dtype)
+    return ba[n:], ba[:n]
 
 
 def matmul(w, x, factors, sign, sigma, cfg):

@@ -3,16 +3,23 @@
 The two differ only in how a weight matrix W (m x n) is perturbed: a
 `MatrixNoise` says how one antithetic pair's noise for W is drawn, how a
 member's perturbed product x (W + sigma s E)^T is computed, and how
-sum_j w_j E_j is assembled for the gradient. Everything else lives here:
+sum_j w_j E_j is assembled for the update. Everything else lives here:
 
     t       = state.generation
     sigma_t = sigma * sigma_decay^t
     for every parameter leaf k and pair j: noise from fold_in(fold_in(fold_in(root, k), t), j)
     f_i     = mean return of member i over n_parallel_evaluations episodes
               (members 2j and 2j+1 run the same episode keys: common random numbers)
-    f~      = z-score or centered ranks of f
-    g       = 1/(N sigma_t) sum_i f~_i E_i          (per leaf; vectors use full Gaussian E)
-    params  = optax step on -g (optax minimises), lr_t = lr * lr_decay^t
+    f~      = z-score (f - mean) / sqrt(var + 1e-5), or centered ranks
+    u       = (sigma_t / sqrt(N)) sum_i f~_i E_i      (update_scale "official", per leaf;
+                                                      vectors use full Gaussian E)
+            = 1 / (N sigma_t) sum_i f~_i E_i          (update_scale "textbook": OpenAI-ES, evosax)
+    params  = optax step on -u (optax minimises), lr_t = lr * lr_decay^t
+
+"official" is what the HyperscaleES noisers hand their optax solver
+(`noiser/eggroll.py`, `noiser/open_es.py`: sigma-scaled noise, averaged over
+the population, times sqrt(N)); the paper's eq. 6 absorbs 1/sigma into the
+learning rate, so its learning rates mean what they say only under it.
 
 Noise is drawn once per generation (every pair, every leaf) and reused in
 every env step of every episode. Regenerating it inside each step is what
@@ -21,89 +28,71 @@ loop-invariant draw out of the step loop by itself (measured: a "regenerate
 per step" variant compiled to the same speed), so there is no per-step mode.
 EGGROLL's buffer is N/2 r (m + n) numbers per matrix; OpenES's is N/2 m n,
 which is the naive baseline's cost (its forward forms N m n anyway).
+
+Hyperparameters that only change values (sigma, decays, learning rate,
+weight decay, fitness shaping, deterministic_policy) may be traced arrays, so
+that hyperparameter points sharing every shape run as one vmapped program.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from esbench import paper
 from esbench.algorithms import evaluate, networks
 from esbench.algorithms import noise as noise_lib
+from esbench.algorithms.networks import PolicySettings
 from esbench.envs.core import Env
+from esbench.validation import default_from, rule, validate
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 # Noise is drawn this many numbers at a time: threefry needs ~3x its output in
 # scratch memory, so drawing a whole generation at once would triple its peak.
 NOISE_CHUNK = 2**22
+_CARTPOLE = paper.row("eggroll", "CartPole-v1")  # the defaults: the paper's EGGROLL CartPole-v1 row
+_POSITIVE = rule(lambda v: v > 0, "a number > 0")
+_DECAY = rule(lambda v: 0 < v <= 1, "a number in (0, 1]")
+# The range of every numeric field a paper row sets (types come from the annotations).
+RULES = {
+    "pop_size": rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2 (antithetic pairs)"),
+    "rank": rule(lambda v: v >= 1, "an integer >= 1"),
+    "sigma": _POSITIVE,
+    "sigma_decay": _DECAY,
+    "learning_rate": _POSITIVE,
+    "lr_decay": _DECAY,
+    "n_parallel_evaluations": rule(lambda v: v >= 1, "an integer >= 1"),
+}
 
 
-def _invalid(cls_name: str, field: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"{cls_name}.{field} = {value!r} is invalid; allowed: {allowed}")
+def row_default(row: dict, name: str, kind: type = int) -> dataclasses.Field:
+    """A field defaulting to a paper row's value, with its range rule."""
+    return default_from(row, name, kind, RULES)
 
 
 @dataclasses.dataclass(frozen=True)
-class ESConfig:
-    """Hyperparameters shared by EGGROLL and OpenES (names as in paper/hparams.yaml)."""
+class ESConfig(PolicySettings):
+    """Hyperparameters shared by EGGROLL and OpenES (the paper's names, Tables 15-32)."""
 
-    pop_size: int = 2048
-    sigma: float = 0.2
-    sigma_decay: float = 0.999
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    lr_decay: float = 0.9995
-    weight_decay: float = 1e-4  # adamw only (optax's default)
-    n_parallel_evaluations: int = 1
-    deterministic_policy: bool = False
-    rank_transform: bool = False
-    hidden: tuple[int, ...] = networks.DEFAULT_HIDDEN
-    activation: str = "pqn"
+    pop_size: int = row_default(_CARTPOLE, "pop_size")
+    sigma: float = row_default(_CARTPOLE, "sigma", float)
+    sigma_decay: float = row_default(_CARTPOLE, "sigma_decay", float)
+    optimizer: Literal["sgd", "adam", "adamw"] = row_default(_CARTPOLE, "optimizer", str)
+    learning_rate: float = row_default(_CARTPOLE, "learning_rate", float)
+    lr_decay: float = row_default(_CARTPOLE, "lr_decay", float)
+    weight_decay: float = dataclasses.field(default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # adamw (optax's default)
+    n_parallel_evaluations: int = row_default(_CARTPOLE, "n_parallel_evaluations")
+    rank_transform: bool = row_default(_CARTPOLE, "rank_transform", bool)
+    deterministic_policy: bool = row_default(_CARTPOLE, "deterministic_policy", bool)
+    update_scale: Literal["official", "textbook"] = "official"
 
-    def __post_init__(self):
-        # YAML gives lists; a tuple keeps the config hashable.
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-
-    def validate(self) -> None:
-        name = type(self).__module__.rsplit(".", 1)[-1] + ".Config"
-        if not _is_int(self.pop_size) or self.pop_size < 2 or self.pop_size % 2:
-            raise _invalid(name, "pop_size", self.pop_size, "an even integer >= 2 (antithetic pairs)")
-        validate_search_fields(self, name)
-        if not self.weight_decay >= 0:
-            raise _invalid(name, "weight_decay", self.weight_decay, "a float >= 0")
-        if not isinstance(self.rank_transform, bool):
-            raise _invalid(name, "rank_transform", self.rank_transform, "true, false")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def validate_search_fields(cfg, name: str) -> None:
-    """Checks of the fields every ES config here has (ESConfig and the evosax adapter's)."""
-    if not cfg.sigma > 0:
-        raise _invalid(name, "sigma", cfg.sigma, "a float > 0")
-    if not 0 < cfg.sigma_decay <= 1:
-        raise _invalid(name, "sigma_decay", cfg.sigma_decay, "a float in (0, 1]")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise _invalid(name, "optimizer", cfg.optimizer, ", ".join(OPTIMIZERS))
-    if not cfg.learning_rate > 0:
-        raise _invalid(name, "learning_rate", cfg.learning_rate, "a float > 0")
-    if not 0 < cfg.lr_decay <= 1:
-        raise _invalid(name, "lr_decay", cfg.lr_decay, "a float in (0, 1]")
-    if not _is_int(cfg.n_parallel_evaluations) or cfg.n_parallel_evaluations < 1:
-        raise _invalid(name, "n_parallel_evaluations", cfg.n_parallel_evaluations, "an integer >= 1")
-    if not isinstance(cfg.deterministic_policy, bool):
-        raise _invalid(name, "deterministic_policy", cfg.deterministic_policy, "true, false")
-    if not isinstance(cfg.hidden, tuple) or not all(_is_int(h) and h > 0 for h in cfg.hidden):
-        raise _invalid(name, "hidden", cfg.hidden, "a tuple of positive integers, e.g. (256, 256, 256)")
-    if cfg.activation not in networks.ACTIVATIONS:
-        raise _invalid(name, "activation", cfg.activation, ", ".join(networks.ACTIVATIONS))
+    def validate(self, owner: str | None = None) -> None:
+        validate(self, owner or type(self).__module__.rsplit(".", 1)[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,27 +190,31 @@ def population_map(fn, params, noise: list, sigma, cfg, matrix_noise: MatrixNois
     return jax.tree_util.tree_map(lambda a: a.reshape(2 * n_pairs, *a.shape[2:]), out)
 
 
-def estimate_gradient(params, noise: list, shaped_fitness, sigma, cfg, matrix_noise: MatrixNoise):
-    """g = 1/(N sigma) sum_i f_i E_i for every leaf, as a params-shaped pytree (ascent direction)."""
+def estimate_update(params, noise: list, shaped_fitness, sigma, cfg, matrix_noise: MatrixNoise):
+    """The ascent direction handed to the optimiser, per leaf (`cfg.update_scale`, module doc).
+
+    official: u = (sigma / sqrt(N)) sum_i f_i E_i;  textbook: g = 1 / (N sigma) sum_i f_i E_i.
+    """
     leaves, treedef = jax.tree_util.tree_flatten(params)
     n = shaped_fitness.shape[0]
-    weights = noise_lib.pair_weights(shaped_fitness).astype(leaves[0].dtype)
-    grads = []
+    dtype = leaves[0].dtype  # the scale and pair weights in the parameters' precision
+    weights = noise_lib.pair_weights(shaped_fitness.astype(dtype))
+    sigma = jnp.asarray(sigma, dtype)
+    scale = sigma / math.sqrt(n) if cfg.update_scale == "official" else 1.0 / (n * sigma)
+    out = []
     for leaf, eps in zip(leaves, noise):
-        if is_matrix(leaf):
-            g = matrix_noise.gradient(eps, weights, cfg)
-        else:
-            g = jnp.tensordot(weights, eps, axes=1)
-        grads.append(g / (n * sigma))
-    return jax.tree_util.tree_unflatten(treedef, grads)
+        total = matrix_noise.gradient(eps, weights, cfg) if is_matrix(leaf) else jnp.tensordot(weights, eps, axes=1)
+        out.append(total * scale)
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def lr_schedule(cfg: ESConfig) -> optax.Schedule:
-    return optax.exponential_decay(cfg.learning_rate, transition_steps=1, decay_rate=cfg.lr_decay)
+def decayed(value, decay, generation: jax.Array) -> jax.Array:
+    """value * decay^t in float32 (sigma_t, lr_t)."""
+    return jnp.float32(value) * jnp.power(jnp.float32(decay), generation.astype(jnp.float32))
 
 
 def make_optimizer(cfg: ESConfig) -> optax.GradientTransformation:
-    lr = lr_schedule(cfg)
+    lr = lambda count: decayed(cfg.learning_rate, cfg.lr_decay, count)  # noqa: E731
     if cfg.optimizer == "sgd":
         return optax.sgd(lr)
     if cfg.optimizer == "adam":
@@ -229,42 +222,41 @@ def make_optimizer(cfg: ESConfig) -> optax.GradientTransformation:
     return optax.adamw(lr, weight_decay=cfg.weight_decay)
 
 
-def sigma_at(cfg: ESConfig, generation: jax.Array) -> jax.Array:
-    return jnp.float32(cfg.sigma) * jnp.power(jnp.float32(cfg.sigma_decay), generation.astype(jnp.float32))
-
-
 def init(key: jax.Array, env: Env, cfg: ESConfig) -> ESState:
-    cfg.validate()
     params_key, noise_key, run_key = jax.random.split(key, 3)
-    params = networks.init_policy(params_key, env.spec.obs_dim, env.spec.action, cfg.hidden)
+    params = networks.init_policy(params_key, env.spec.obs_dim, env.spec.action, cfg)
     opt_state = make_optimizer(cfg).init(params)
     return ESState(params, opt_state, run_key, noise_key, jnp.zeros((), jnp.int32))
+
+
+def fitness(key: jax.Array, env: Env, cfg, member_params: dict, matmul=None) -> tuple[jax.Array, jax.Array]:
+    """(mean return over cfg.n_parallel_evaluations episodes, their total length) of one member."""
+
+    def act_fn(obs, act_key):
+        return networks.act(member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul)
+
+    stats = evaluate.run_episodes(key, env, act_fn, cfg.n_parallel_evaluations)
+    return jnp.mean(stats.returns), jnp.sum(stats.lengths)
 
 
 def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -> tuple[ESState, dict]:
     """One generation: perturb, evaluate, shape fitness, estimate the gradient, step the optimizer."""
     t = state.generation
-    sigma = sigma_at(cfg, t)
+    sigma = decayed(cfg.sigma, cfg.sigma_decay, t)
     key, episode_key = jax.random.split(state.key)
     n_pairs = cfg.pop_size // 2
     noise = draw_noise(state.noise_root, t, state.params, n_pairs, cfg, matrix_noise)
 
-    def fitness(member_params, matmul, member_key):
-        def act_fn(obs, act_key):
-            return networks.act(
-                member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul
-            )
-
-        stats = evaluate.run_episodes(member_key, env, act_fn, cfg.n_parallel_evaluations)
-        return jnp.mean(stats.returns), jnp.sum(stats.lengths)
+    def member_fitness(member_params, matmul, member_key):
+        return fitness(member_key, env, cfg, member_params, matmul)
 
     # Common random numbers: both members of a pair run the same episode keys.
     member_keys = jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0)
-    returns, lengths = population_map(fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys)
+    returns, lengths = population_map(member_fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys)
 
     shaped = noise_lib.shape_fitness(returns, cfg.rank_transform)
-    grad = estimate_gradient(state.params, noise, shaped, sigma, cfg, matrix_noise)
-    updates, opt_state = make_optimizer(cfg).update(jax.tree_util.tree_map(jnp.negative, grad), state.opt_state, state.params)
+    direction = estimate_update(state.params, noise, shaped, sigma, cfg, matrix_noise)
+    updates, opt_state = make_optimizer(cfg).update(jax.tree_util.tree_map(jnp.negative, direction), state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
 
     metrics = {
@@ -273,8 +265,8 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
         "fitness_std": jnp.std(returns),
         "fitness_max": jnp.max(returns),
         "sigma": sigma,
-        "lr": lr_schedule(cfg)(t).astype(jnp.float32),
-        "grad_norm": optax.tree.norm(grad).astype(jnp.float32),
+        "lr": decayed(cfg.learning_rate, cfg.lr_decay, t),
+        "update_norm": optax.tree.norm(direction).astype(jnp.float32),
         "param_norm": optax.tree.norm(params).astype(jnp.float32),
     }
     metrics = as_metrics(metrics)
@@ -290,6 +282,6 @@ def policy(state: ESState) -> dict:
     return state.params
 
 
-def env_steps_per_update(env: Env, cfg: ESConfig) -> int:
+def env_steps_per_update(env: Env, cfg) -> int:
     """Simulated transitions per generation, masked steps after an episode's end included."""
     return int(cfg.pop_size) * int(cfg.n_parallel_evaluations) * int(env.spec.max_episode_steps)

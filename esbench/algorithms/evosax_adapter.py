@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import inspect
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +29,10 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from esbench.algorithms import es, evaluate, networks
-from esbench.algorithms.es import _invalid
+from esbench.algorithms import es, networks
+from esbench.algorithms.networks import PolicySettings
 from esbench.envs.core import Env
+from esbench.validation import rule, validate
 
 
 def evosax_strategies() -> dict[str, type]:
@@ -47,27 +48,18 @@ def _is_population_based(strategy_name: str) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    pop_size: int = 64
-    sigma: float = 0.1
-    sigma_decay: float = 1.0
-    optimizer: str = "adam"
-    learning_rate: float = 0.05
-    lr_decay: float = 1.0
-    n_parallel_evaluations: int = 1
-    deterministic_policy: bool = False
-    hidden: tuple[int, ...] = networks.DEFAULT_HIDDEN
-    activation: str = "pqn"
+class Config(PolicySettings):
+    pop_size: int = dataclasses.field(default=64, metadata=rule(lambda v: v >= 2, "an integer >= 2 (even for antithetic strategies)"))
+    sigma: float = dataclasses.field(default=0.1, metadata=es.RULES["sigma"])
+    sigma_decay: float = dataclasses.field(default=1.0, metadata=es.RULES["sigma_decay"])
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    learning_rate: float = dataclasses.field(default=0.05, metadata=es.RULES["learning_rate"])
+    lr_decay: float = dataclasses.field(default=1.0, metadata=es.RULES["lr_decay"])
+    weight_decay: float = dataclasses.field(default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # adamw
+    n_parallel_evaluations: int = dataclasses.field(default=1, metadata=es.RULES["n_parallel_evaluations"])
 
-    def __post_init__(self):
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
-
-    def validate(self) -> None:
-        name = "evosax.Config"
-        if not es._is_int(self.pop_size) or self.pop_size < 2:
-            raise _invalid(name, "pop_size", self.pop_size, "an integer >= 2 (even for antithetic strategies)")
-        es.validate_search_fields(self, name)
+    def validate(self, owner: str = "evosax") -> None:
+        validate(self, owner)
 
 
 @struct.dataclass
@@ -80,12 +72,7 @@ class EvosaxState:
 
 def _template(env: Env, cfg: Config) -> dict:
     """A params pytree of the right shapes (values unused) for ravel/unravel."""
-    return networks.init_policy(jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, cfg.hidden)
-
-
-def _optimizer(cfg: Config) -> optax.GradientTransformation:
-    lr = optax.exponential_decay(cfg.learning_rate, transition_steps=1, decay_rate=cfg.lr_decay)
-    return {"sgd": optax.sgd, "adam": optax.adam, "adamw": optax.adamw}[cfg.optimizer](lr)
+    return networks.init_policy(jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, cfg)
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,7 +82,7 @@ def _build(strategy_name: str, env: Env, cfg: Config):
     accepted = inspect.signature(cls.__init__).parameters
     kwargs: dict[str, Any] = {}
     if "optimizer" in accepted:
-        kwargs["optimizer"] = _optimizer(cfg)
+        kwargs["optimizer"] = es.make_optimizer(cfg)
     if "std_schedule" in accepted:
         kwargs["std_schedule"] = optax.exponential_decay(cfg.sigma, transition_steps=1, decay_rate=cfg.sigma_decay)
     required = [
@@ -134,11 +121,10 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
     population_based = _is_population_based(strategy_name)
 
     def init(key: jax.Array, env: Env, cfg: Config) -> EvosaxState:
-        cfg.validate()
         strategy = _build(strategy_name, env, cfg)
         es_params = _strategy_params(strategy, cfg)
         params_key, state_key, pop_key, run_key = jax.random.split(key, 4)
-        theta0 = networks.init_policy(params_key, env.spec.obs_dim, env.spec.action, cfg.hidden)
+        theta0 = networks.init_policy(params_key, env.spec.obs_dim, env.spec.action, cfg)
         if population_based:
             flat0, _ = ravel_pytree(theta0)
             flat = flat0 + cfg.sigma * jax.random.normal(pop_key, (cfg.pop_size, flat0.size), flat0.dtype)
@@ -155,14 +141,8 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         key, ask_key, tell_key, episode_key = jax.random.split(state.key, 4)
         population, es_state = strategy.ask(ask_key, state.es_state, state.es_params)
 
-        def member_fitness(member_params, member_key):
-            def act_fn(obs, act_key):
-                return networks.act(member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation)
-
-            stats = evaluate.run_episodes(member_key, env, act_fn, cfg.n_parallel_evaluations)
-            return jnp.mean(stats.returns), jnp.sum(stats.lengths)
-
-        returns, lengths = jax.vmap(member_fitness)(population, jax.random.split(episode_key, cfg.pop_size))
+        returns, lengths = jax.vmap(lambda params, k: es.fitness(k, env, cfg, params))(
+            population, jax.random.split(episode_key, cfg.pop_size))
         es_state, _ = strategy.tell(tell_key, population, -returns, es_state, state.es_params)
         metrics = {
             "train_return": jnp.mean(returns),
@@ -178,16 +158,13 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
     def policy(state: EvosaxState) -> dict:
         return state.params
 
-    def env_steps_per_update(env: Env, cfg: Config) -> int:
-        return int(cfg.pop_size) * int(cfg.n_parallel_evaluations) * int(env.spec.max_episode_steps)
-
     return SimpleNamespace(
         name=f"evosax:{strategy_name}",
         Config=Config,
         init=init,
         update=update,
         policy=policy,
-        env_steps_per_update=env_steps_per_update,
+        env_steps_per_update=es.env_steps_per_update,
     )
 
 

@@ -54,12 +54,18 @@ def centered_ranks(fitness: jax.Array) -> jax.Array:
     return (ranks / max(n - 1, 1) - 0.5).astype(fitness.dtype)
 
 
-def zscore(fitness: jax.Array, eps: float = 1e-8) -> jax.Array:
-    """(f - mean) / std across the population; all zeros when every member scores the same."""
+ZSCORE_EPS = 1e-5  # the official `convert_fitnesses`
+
+
+def zscore(fitness: jax.Array) -> jax.Array:
+    """(f - mean) / sqrt(var + 1e-5) across the population, as HyperscaleES's `convert_fitnesses`."""
     mean = jnp.mean(fitness, axis=-1, keepdims=True)
-    std = jnp.std(fitness, axis=-1, keepdims=True)
-    return (fitness - mean) / (std + eps)
+    var = jnp.var(fitness, axis=-1, keepdims=True)
+    return (fitness - mean) / jnp.sqrt(var + ZSCORE_EPS)
 
 
-def shape_fitness(fitness: jax.Array, rank_transform: bool) -> jax.Array:
-    return centered_ranks(fitness) if rank_transform else zscore(fitness)
+def shape_fitness(fitness: jax.Array, rank_transform) -> jax.Array:
+    """Centered ranks or z-scores; `rank_transform` may be a traced boolean (both computed, one selected)."""
+    if isinstance(rank_transform, bool):
+        return centered_ranks(fitness) if rank_transform else zscore(fitness)
+    return jnp.where(rank_transform, centered_ranks(fitness), zscore(fitness))

@@ -11,26 +11,33 @@ optimizer) is `es.py`.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
+from esbench import paper
 from esbench.algorithms import es
+
+
+LABEL = "OpenES"
+
+_CARTPOLE = paper.row("openes", "CartPole-v1")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(es.ESConfig):
-    """Defaults: the CartPole-v1 OpenES row of paper/hparams.yaml."""
+    """Defaults: the paper's OpenES CartPole-v1 row."""
 
-    pop_size: int = 512
-    sigma: float = 0.5
-    sigma_decay: float = 0.9995
-    optimizer: str = "adamw"
-    learning_rate: float = 0.1
-    lr_decay: float = 0.9995
-    n_parallel_evaluations: int = 4
-    deterministic_policy: bool = True
-    rank_transform: bool = True
+    pop_size: int = es.row_default(_CARTPOLE, "pop_size")
+    sigma: float = es.row_default(_CARTPOLE, "sigma", float)
+    sigma_decay: float = es.row_default(_CARTPOLE, "sigma_decay", float)
+    optimizer: Literal["sgd", "adam", "adamw"] = es.row_default(_CARTPOLE, "optimizer", str)
+    learning_rate: float = es.row_default(_CARTPOLE, "learning_rate", float)
+    lr_decay: float = es.row_default(_CARTPOLE, "lr_decay", float)
+    n_parallel_evaluations: int = es.row_default(_CARTPOLE, "n_parallel_evaluations")
+    rank_transform: bool = es.row_default(_CARTPOLE, "rank_transform", bool)
+    deterministic_policy: bool = es.row_default(_CARTPOLE, "deterministic_policy", bool)
 
 
 def sample(key, shape, dtype, cfg):

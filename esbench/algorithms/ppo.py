@@ -1,4 +1,4 @@
-"""PPO (clipped surrogate, GAE, minibatch epochs), in the style of rejax / PureJaxRL.
+"""PPO (clipped surrogate, GAE, minibatch epochs), in two flavours.
 
 One `update` is one PPO iteration, and reads like the algorithm:
 
@@ -10,20 +10,21 @@ One `update` is one PPO iteration, and reads like the algorithm:
        minibatches and take one gradient step per minibatch on the clipped
        surrogate + value loss - entropy bonus.
 
-As in rejax (the implementation the paper credits) the actor and the critic
-are separate MLPs with their own adam optimiser and their own global-norm
-gradient clipping (so, adam being scale-invariant, `vf_coef` acts only
-through the critic's gradient clip), and advantages are normalised per
-minibatch.
+The actor and the critic are separate MLPs with their own adam optimiser
+(so, adam being scale-invariant, `vf_coef` acts only through the critic's
+gradient clip), and advantages are normalised per minibatch.
 
-The value loss is UNCLIPPED by default (`clip_value_loss=False`), unlike
-rejax and PureJaxRL, which clip the value change to `clip_eps` per
-iteration. With unnormalised rewards that clip caps how far the critic can
-move in one iteration (0.2 per iteration against CartPole value targets of
-~100), and with the paper's large batches (15 iterations in 5e5 env steps on
-CartPole) the critic never catches up: measured here, seed 0 reached an
-evaluation return of 311 with the clipped loss against 500 unclipped.
-`clip_value_loss=True` gives rejax's loss.
+`flavour` "rejax" is rejax 0.1.3's PPO, which the paper ran (`algos/ppo.py`,
+`algos/mixins.py`): the value loss clipped to `clip_eps` around the old value;
+each gradient element clipped to +-max_grad_norm (`optax.clip`); adam with
+optax's eps 1e-8; observation statistics starting at count 1e-4, mean 0,
+var 1, not clipped; reward scaling from rejax's discounted-return
+statistics. `flavour` "esbench" is esbench's own PPO (0.1), which learns
+CartPole faster: an unclipped value loss (with unnormalised rewards the clip
+caps how far the critic moves per iteration: 0.2 against CartPole value
+targets of ~100), global-norm clipping, adam eps 1e-5, statistics from the
+first observations, clipped to +-10. The network (`network`, default
+rejax's: flax's default initialisation, log_std 0) is chosen apart.
 
 Time-limit ends are treated as terminal by default, as in rejax and
 PureJaxRL. `bootstrap_truncation=True` instead adds gamma * V(final obs) to
@@ -39,104 +40,94 @@ normalisation statistics), so `update` is pure and the runner can
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import math
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from esbench import paper
 from esbench.algorithms import networks
+from esbench.algorithms.networks import NetworkName, PolicySettings
 from esbench.envs.core import Env
+from esbench.validation import default_from, invalid, rule, validate
+
+LABEL = "PPO"
+
+_CARTPOLE = paper.row("ppo", "CartPole-v1")  # the defaults: the paper's PPO CartPole-v1 row (Table 33)
+_AT_LEAST_ONE = rule(lambda v: v >= 1, "an integer >= 1")
+_POSITIVE = rule(lambda v: v > 0, "a number > 0")
+_NON_NEGATIVE = rule(lambda v: v >= 0, "a number >= 0")
+_DISCOUNT = rule(lambda v: 0 < v <= 1, "a number in (0, 1]")
+RULES = {
+    "num_envs": _AT_LEAST_ONE, "num_steps": _AT_LEAST_ONE, "num_epochs": _AT_LEAST_ONE,
+    "num_minibatches": _AT_LEAST_ONE, "learning_rate": _POSITIVE, "gamma": _DISCOUNT,
+    "gae_lambda": rule(lambda v: 0 <= v <= 1, "a number in [0, 1]"), "clip_eps": _POSITIVE,
+    "ent_coef": _NON_NEGATIVE, "vf_coef": _NON_NEGATIVE, "max_grad_norm": _POSITIVE, "rew_norm_discount": _DISCOUNT,
+}
+
+
+def _row(name: str, kind: type = int) -> dataclasses.Field:
+    return default_from(_CARTPOLE, name, kind, RULES)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """PPO hyperparameters; field names as in hparams.yaml's ppo rows (defaults: CartPole-v1)."""
+class Config(PolicySettings):
+    """PPO hyperparameters; the paper's names (Tables 16, 33, 34); defaults: its CartPole-v1 row."""
 
-    num_envs: int = 256
-    num_steps: int = 128
-    num_epochs: int = 4
-    num_minibatches: int = 32
-    learning_rate: float = 3e-4
-    gamma: float = 0.995
-    gae_lambda: float = 0.9
-    clip_eps: float = 0.2
-    ent_coef: float = 1e-4
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    normalize_obs: bool = True
-    normalize_rew: bool = False
-    hidden: tuple[int, ...] = networks.DEFAULT_HIDDEN
-    activation: str = "pqn"
-    deterministic_policy: bool = True  # how evaluation acts; training always samples
-    anneal_lr: bool = False
-    clip_value_loss: bool = False  # True: rejax/PureJaxRL's clipped value loss (see module doc)
-    bootstrap_truncation: bool = False  # True: bootstrap from V(final obs) at time limits (see module doc)
-    # Linear lr annealing reaches 0 after this many env steps (the training
-    # budget); required when anneal_lr is true. The runner fills it in from
-    # the trial's env_steps when it is left at 0.
-    anneal_env_steps: int = 0
-
-    def __post_init__(self):
-        # YAML gives lists; keep the config hashable (it is a static jit argument).
-        if isinstance(self.hidden, list):
-            object.__setattr__(self, "hidden", tuple(self.hidden))
+    network: NetworkName = "rejax"
+    num_envs: int = _row("num_envs")
+    num_steps: int = _row("num_steps")
+    num_epochs: int = _row("num_epochs")
+    num_minibatches: int = _row("num_minibatches")
+    learning_rate: float = _row("learning_rate", float)
+    gamma: float = _row("gamma", float)
+    gae_lambda: float = _row("gae_lambda", float)
+    clip_eps: float = _row("clip_eps", float)
+    ent_coef: float = _row("ent_coef", float)
+    vf_coef: float = _row("vf_coef", float)
+    max_grad_norm: float = _row("max_grad_norm", float)
+    normalize_obs: bool = _row("normalize_obs", bool)
+    normalize_rew: bool = _row("normalize_rew", bool)
+    rew_norm_discount: float = _row("rew_norm_discount", float)
+    flavour: Literal["rejax", "esbench"] = "rejax"  # see the module doc
+    bootstrap_truncation: bool = False  # True: bootstrap from V(final obs) at time limits (module doc)
+    anneal_lr: bool = False  # linear to 0 at anneal_env_steps (the runner fills in the trial's budget)
+    anneal_env_steps: int = dataclasses.field(default=0, metadata=rule(lambda v: v >= 0, "an integer >= 0"))
 
     @property
     def minibatch_size(self) -> int:
         return self.num_envs * self.num_steps // self.num_minibatches
 
-    def validate(self) -> "Config":
-        def fail(field, value, allowed):
-            raise ValueError(f"ppo: {field}={value!r} is invalid; allowed: {allowed}")
-
-        for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                fail(name, value, "an integer >= 1")
-        if (self.num_envs * self.num_steps) % self.num_minibatches:
-            fail(
-                "num_minibatches",
-                self.num_minibatches,
-                f"a divisor of num_envs * num_steps = {self.num_envs * self.num_steps}",
-            )
-
-        def number(name):
-            value = getattr(self, name)
-            # PyYAML reads "3e-4" (no dot) as a string: say so rather than fail on a comparison.
-            return value if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
-
-        for name in ("learning_rate", "clip_eps", "max_grad_norm"):
-            if not number(name) > 0:
-                fail(name, getattr(self, name), "a number > 0")
-        for name in ("ent_coef", "vf_coef"):
-            if not number(name) >= 0:
-                fail(name, getattr(self, name), "a number >= 0")
-        if not 0 < number("gamma") <= 1:
-            fail("gamma", self.gamma, "a number in (0, 1]")
-        if not 0 <= number("gae_lambda") <= 1:
-            fail("gae_lambda", self.gae_lambda, "a number in [0, 1]")
-        if self.activation not in networks.ACTIVATIONS:
-            fail("activation", self.activation, ", ".join(networks.ACTIVATIONS))
-        if not (
-            isinstance(self.hidden, tuple)
-            and len(self.hidden) > 0
-            and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in self.hidden)
-        ):
-            fail("hidden", self.hidden, "a non-empty tuple of integers >= 1, e.g. (256, 256, 256)")
-        for name in ("normalize_obs", "normalize_rew", "deterministic_policy", "anneal_lr", "clip_value_loss",
-                     "bootstrap_truncation"):
-            if not isinstance(getattr(self, name), bool):
-                fail(name, getattr(self, name), "true or false")
-        if self.anneal_lr and self.anneal_env_steps < self.num_envs * self.num_steps:
-            fail(
-                "anneal_env_steps",
-                self.anneal_env_steps,
-                f"the training budget in env steps, >= num_envs * num_steps = {self.num_envs * self.num_steps} "
-                "(needed when anneal_lr is true)",
-            )
+    def validate(self, owner: str = "ppo") -> "Config":
+        validate(self, owner)
+        batch = self.num_envs * self.num_steps
+        if batch % self.num_minibatches:
+            raise invalid(owner, "num_minibatches", self.num_minibatches, f"a divisor of num_envs * num_steps = {batch}")
+        if self.anneal_lr and self.anneal_env_steps < batch:
+            raise invalid(owner, "anneal_env_steps", self.anneal_env_steps,
+                          f"the training budget in env steps, >= num_envs * num_steps = {batch} (needed when anneal_lr is true)")
         return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavour:
+    clip_value_loss: bool
+    elementwise_grad_clip: bool  # optax.clip (rejax) rather than optax.clip_by_global_norm
+    adam_eps: float
+    stats_prior_count: float  # running statistics start at (mean 0, var 1, this count)
+    stats_include_reset_obs: bool
+    obs_clip: float
+
+
+FLAVOURS = {
+    "rejax": Flavour(clip_value_loss=True, elementwise_grad_clip=True, adam_eps=1e-8, stats_prior_count=1e-4,
+                     stats_include_reset_obs=False, obs_clip=math.inf),
+    "esbench": Flavour(clip_value_loss=False, elementwise_grad_clip=False, adam_eps=1e-5, stats_prior_count=0.0,
+                       stats_include_reset_obs=True, obs_clip=10.0),
+}
 
 
 # ---------------------------------------------------------------------------
@@ -145,15 +136,15 @@ class Config:
 
 @struct.dataclass
 class RunningStats:
-    """Mean and (population) variance of every sample merged so far."""
+    """Mean and (population) variance of every sample merged so far (plus a prior of `count` at mean 0, var 1)."""
 
     mean: jax.Array
     var: jax.Array
     count: jax.Array  # f32 scalar
 
 
-def init_stats(shape: tuple[int, ...]) -> RunningStats:
-    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.zeros((), jnp.float32))
+def init_stats(shape: tuple[int, ...], prior_count: float = 0.0) -> RunningStats:
+    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(prior_count, jnp.float32))
 
 
 def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
@@ -172,15 +163,9 @@ def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
     return RunningStats(mean, m2 / total, total)
 
 
-def _obs_norm(stats: RunningStats) -> dict:
-    return {"obs_norm": {"mean": stats.mean, "var": stats.var}}
-
-
-def normalize(stats: RunningStats | None, obs: jax.Array) -> jax.Array:
-    """Exactly what `networks.forward` does with `policy(state)`'s "obs_norm" (identity without stats)."""
-    if stats is None:
-        return obs
-    return networks.normalize_obs(_obs_norm(stats), obs)
+def normalize(state: "State", obs: jax.Array) -> jax.Array:
+    """Exactly what `networks.forward` does with `policy(state)`'s "obs_norm" (identity without statistics)."""
+    return networks.normalize_obs(policy(state), obs)
 
 
 # ---------------------------------------------------------------------------
@@ -194,6 +179,7 @@ class State:
     actor_opt: Any
     critic_opt: Any
     obs_stats: RunningStats | None  # None unless normalize_obs
+    obs_clip: float = struct.field(pytree_node=False)  # normalised observations are clipped to +-obs_clip (the flavour's)
     rew_stats: RunningStats | None  # of the discounted return; None unless normalize_rew
     discounted_return: jax.Array | None  # f32[num_envs]; None unless normalize_rew
     env_state: Any  # batched EnvState
@@ -227,7 +213,9 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
         # One optimiser step per minibatch; decays to 0 at the end of the budget.
         n_updates = cfg.anneal_env_steps // (cfg.num_envs * cfg.num_steps)
         lr = optax.linear_schedule(cfg.learning_rate, 0.0, n_updates * cfg.num_epochs * cfg.num_minibatches)
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+    flavour = FLAVOURS[cfg.flavour]
+    clip = optax.clip(cfg.max_grad_norm) if flavour.elementwise_grad_clip else optax.clip_by_global_norm(cfg.max_grad_norm)
+    return optax.chain(clip, optax.adam(lr, eps=flavour.adam_eps))
 
 
 def env_steps_per_update(env: Env, cfg: Config) -> int:
@@ -235,21 +223,26 @@ def env_steps_per_update(env: Env, cfg: Config) -> int:
 
 
 def init(key: jax.Array, env: Env, cfg: Config) -> State:
-    cfg.validate()
     spec = env.spec
+    flavour = FLAVOURS[cfg.flavour]
     key, actor_key, critic_key, reset_key = jax.random.split(key, 4)
-    actor = networks.init_policy(actor_key, spec.obs_dim, spec.action, cfg.hidden, obs_norm=False)
-    critic = networks.init_mlp(critic_key, [spec.obs_dim, *cfg.hidden, 1], output_scale=1.0)
+    actor = networks.init_policy(actor_key, spec.obs_dim, spec.action, cfg)
+    critic = networks.init_value(critic_key, spec.obs_dim, cfg)
     tx = _optimizer(cfg)
     obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, cfg.num_envs))
-    obs_stats = update_stats(init_stats((spec.obs_dim,)), obs) if cfg.normalize_obs else None
+    obs_stats = None
+    if cfg.normalize_obs:
+        obs_stats = init_stats((spec.obs_dim,), flavour.stats_prior_count)
+        if flavour.stats_include_reset_obs:
+            obs_stats = update_stats(obs_stats, obs)
     return State(
         actor=actor,
         critic=critic,
         actor_opt=tx.init(actor),
         critic_opt=tx.init(critic),
         obs_stats=obs_stats,
-        rew_stats=init_stats(()) if cfg.normalize_rew else None,
+        obs_clip=flavour.obs_clip,
+        rew_stats=init_stats((), flavour.stats_prior_count) if cfg.normalize_rew else None,
         discounted_return=jnp.zeros((cfg.num_envs,), jnp.float32) if cfg.normalize_rew else None,
         env_state=env_state,
         obs=obs,
@@ -267,7 +260,7 @@ def policy(state: State) -> dict:
     """
     if state.obs_stats is None:
         return dict(state.actor)
-    return {**state.actor, **_obs_norm(state.obs_stats)}
+    return {**state.actor, **networks.obs_norm_params(state.obs_stats.mean, state.obs_stats.var, state.obs_clip)}
 
 
 def value_fn(critic: list, obs: jax.Array, activation: str) -> jax.Array:
@@ -290,7 +283,7 @@ def rollout(state: State, env: Env, cfg: Config, keep_raw_obs: bool = False):
     def step(carry, _):
         state = carry
         key, act_key, env_key = jax.random.split(state.key, 3)
-        obs = normalize(state.obs_stats, state.obs)
+        obs = normalize(state, state.obs)
         out = networks.mlp(state.actor["layers"], obs, cfg.activation)
         action = networks.sample_action(space, state.actor, out, act_key, deterministic=False)
         log_prob = networks.log_prob(space, state.actor, out, action)
@@ -303,13 +296,17 @@ def rollout(state: State, env: Env, cfg: Config, keep_raw_obs: bool = False):
         rew_stats, discounted = state.rew_stats, state.discounted_return
         if cfg.normalize_rew:
             # Scale rewards by the running std of the discounted return (as gym's NormalizeReward).
-            discounted = discounted * cfg.gamma + reward
+            if cfg.flavour == "rejax":  # rejax's update_rew_rms: this step's done cuts the past off
+                discounted = reward + (1.0 - done) * cfg.rew_norm_discount * discounted
+            else:
+                discounted = discounted * cfg.rew_norm_discount + reward
             rew_stats = update_stats(rew_stats, discounted)
-            reward = reward * jax.lax.rsqrt(rew_stats.var + 1e-8)
-            discounted = jnp.where(done, 0.0, discounted)
+            reward = reward / jnp.sqrt(rew_stats.var + 1e-8)
+            if cfg.flavour != "rejax":
+                discounted = jnp.where(done, 0.0, discounted)
         if cfg.bootstrap_truncation:
             # Normalised with the same statistics as `obs`, so V sees what it saw for `value`.
-            final_value = value_fn(state.critic, normalize(state.obs_stats, info.final_obs), cfg.activation)
+            final_value = value_fn(state.critic, normalize(state, info.final_obs), cfg.activation)
             reward = reward + cfg.gamma * jnp.where(info.truncated, final_value, 0.0)
         state = state.replace(
             key=key,
@@ -382,7 +379,7 @@ def loss(params: dict, batch: Batch, action_space, cfg: Config) -> tuple[jax.Arr
 
     value = value_fn(critic, batch.obs, cfg.activation)
     value_clipped = batch.value + jnp.clip(value - batch.value, -cfg.clip_eps, cfg.clip_eps)
-    if cfg.clip_value_loss:
+    if FLAVOURS[cfg.flavour].clip_value_loss:
         value_loss = 0.5 * jnp.mean(jnp.maximum((value - batch.target) ** 2, (value_clipped - batch.target) ** 2))
     else:
         value_loss = 0.5 * jnp.mean((value - batch.target) ** 2)
@@ -437,7 +434,7 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
     space = env.spec.action
     state, traj, info = rollout(state, env, cfg)
 
-    last_value = value_fn(state.critic, normalize(state.obs_stats, state.obs), cfg.activation)
+    last_value = value_fn(state.critic, normalize(state, state.obs), cfg.activation)
     advantage, target = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma, cfg.gae_lambda)
 
     flat = lambda x: x.reshape(cfg.num_envs * cfg.num_steps, *x.shape[2:])  # noqa: E731
@@ -459,4 +456,4 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
         "valid_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.int32),
         **aux,
     }
-    return state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    return state, {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}

@@ -80,7 +80,6 @@ def training_settings(args):
     from esbench.bench.training import TrainingSettings
 
     mode = MODES[args.mode]["training"]
-    hidden = _arg(args, "hidden")
     return TrainingSettings(
         envs=tuple(_arg(args, "envs", mode["envs"])),
         algos=tuple(_arg(args, "algos", ("eggroll", "openes", "ppo"))),
@@ -88,7 +87,8 @@ def training_settings(args):
         max_episode_steps=_arg(args, "max_episode_steps", mode["max_episode_steps"]),
         repeats=int(_arg(args, "train_repeats", mode["repeats"])),
         warmup=int(_arg(args, "train_warmup", mode["warmup"])),
-        hidden=tuple(hidden) if hidden is not None else None,
+        layer_size=_arg(args, "layer_size"),
+        n_layers=_arg(args, "n_layers"),
     )
 
 

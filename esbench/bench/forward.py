@@ -13,7 +13,7 @@ timed, each its own compiled program (so their costs are seen apart):
 
     noise    es.draw_noise: the generation's noise (drawn once per generation, reused every env step)
     forward  es.population_map: one env step of the whole population, noise given
-    update   es.estimate_gradient: the gradient estimate from N fitnesses, noise given
+    update   es.estimate_update: the gradient estimate from N fitnesses, noise given
 
 Only the algorithms' own public functions run here; nothing is reimplemented.
 OpenES configurations whose per-member matrices (N m n 4 bytes per layer)
@@ -227,7 +227,7 @@ def noise_draw(cfg, matrix_noise, n_pairs: int) -> Callable:
 
 def gradient_estimate(cfg, matrix_noise) -> Callable:
     def update(params, noise, fitness, sigma):
-        return es.estimate_gradient(params, noise, fitness, sigma, cfg, matrix_noise)
+        return es.estimate_update(params, noise, fitness, sigma, cfg, matrix_noise)
 
     return update
 
@@ -344,7 +344,8 @@ def run_forward(settings: ForwardSettings, progress: Optional[Callable[[str], An
     records: list[dict] = []
     for width in settings.widths:
         params_key, data_key = jax.random.split(jax.random.fold_in(key, width))
-        params = {"layers": networks.init_mlp(params_key, [width] * (settings.depth + 1))}
+        body = networks.PolicySettings(network="rejax", layer_size=width, n_layers=settings.depth - 1)
+        params = {"layers": networks.init_layers(params_key, width, width, body)}
         for pop_size in settings.pop_sizes:
             obs_key, fitness_key = jax.random.split(jax.random.fold_in(data_key, pop_size))
             x = jax.random.normal(obs_key, (pop_size, width), jnp.float32)

@@ -41,7 +41,8 @@ class TrainingSettings:
     max_episode_steps: Optional[int] = None
     repeats: int = 3
     warmup: int = 1
-    hidden: Optional[tuple[int, ...]] = None  # None: the paper's network (the Config default)
+    layer_size: Optional[int] = None  # None: the paper's network (the Config default)
+    n_layers: Optional[int] = None
     seed: int = 0
     sweep_file: Path = PAPER_SWEEP
 
@@ -61,8 +62,9 @@ class TrainingSettings:
             fail("repeats", "an integer >= 1")
         if self.warmup < 0:
             fail("warmup", "an integer >= 0")
-        if self.hidden is not None and (not self.hidden or any(h < 1 for h in self.hidden)):
-            fail("hidden", "positive integers")
+        for name in ("layer_size", "n_layers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                fail(name, "an integer >= 1")
 
 
 def paper_hparams(env_id: str, algo: str, sweep_file: Path) -> tuple[dict, str]:
@@ -108,8 +110,9 @@ def measure_update(env_id: str, algo_name: str, settings: TrainingSettings) -> d
             env = env.with_time_limit(settings.max_episode_steps)
         record["max_episode_steps"] = env.spec.max_episode_steps
         hparams, record["hparams_source"] = paper_hparams(env_id, algo_name, settings.sweep_file)
-        if settings.hidden is not None:
-            hparams["hidden"] = list(settings.hidden)
+        for name in ("layer_size", "n_layers"):
+            if getattr(settings, name) is not None:
+                hparams[name] = getattr(settings, name)
         hparams = scale_hparams(algo_name, hparams, settings.scale)
         algo = get_algorithm(algo_name)
         cfg = build_algo_config(algo_name, hparams, path=f"{env_id}/{algo_name}")

@@ -10,12 +10,15 @@ truncates at `spec.max_episode_steps`, flattens observations to float32,
 checks the action's shape and dtype at trace time, and reports the finished
 episode's return and length in `info`, so no algorithm re-implements episode
 bookkeeping.
+
+An adapter may also supply `render(inner_state) -> u8[H, W, 3]`, one RGB frame
+of one unbatched suite state (a host-side function; `esbench.video` calls it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +74,13 @@ class Box:
 ActionSpace = Union[Discrete, Box]
 
 
+class UnknownEnvError(KeyError):
+    """An id that is neither registered nor of a supported suite; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     id: str
@@ -119,13 +129,15 @@ class Env:
     # step without the auto-reset, for rollouts that stop counting at the first `done`:
     # (key, state, action) -> (obs, state, reward, done); see `build_env`.
     step_within_episode: Callable = dataclasses.field(repr=False)
+    # inner (suite) state of one unbatched env -> u8[H, W, 3] RGB frame; None where the suite draws nothing.
+    render: Optional[Callable[[Any], np.ndarray]] = dataclasses.field(default=None, repr=False)
 
     def with_time_limit(self, max_episode_steps: int) -> "Env":
         """The same environment, truncated after `max_episode_steps` steps (for short tests and smoke runs)."""
         if int(max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         spec = dataclasses.replace(self.spec, max_episode_steps=int(max_episode_steps))
-        return build_env(spec, self.raw_reset, self.raw_step)
+        return build_env(spec, self.raw_reset, self.raw_step, render=self.render)
 
     def __repr__(self) -> str:
         s = self.spec
@@ -158,60 +170,74 @@ def check_action(spec: EnvSpec, action: jax.Array) -> jax.Array:
     return jnp.clip(action.astype(jnp.float32), low, high)
 
 
+def rgb_frame(pixels: Any, min_size: int = 0) -> np.ndarray:
+    """`pixels` (H, W, 3 or 4; values in [0, 255]) as a u8[H', W', 3] frame, alpha dropped.
+
+    Small pixel-art frames (grid worlds at a few pixels a tile) are enlarged by whole-pixel
+    repetition until their short side is at least `min_size`, so tiles stay sharp.
+    """
+    frame = np.asarray(pixels)
+    if frame.ndim != 3 or frame.shape[-1] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) or (H, W, 4) image, got shape {frame.shape}")
+    frame = np.clip(frame[..., :3], 0, 255).astype(np.uint8)
+    factor = -(-int(min_size) // min(frame.shape[:2]))  # ceil
+    if factor > 1:
+        frame = frame.repeat(factor, axis=0).repeat(factor, axis=1)
+    return frame
+
+
 def build_env(
     spec: EnvSpec,
     raw_reset: Callable[[jax.Array], tuple[Any, Any]],
     raw_step: Callable[[jax.Array, Any, jax.Array], tuple[Any, Any, jax.Array, jax.Array]],
+    render: Optional[Callable[[Any], np.ndarray]] = None,
 ) -> Env:
-    """Wrap an adapter's raw functions into the auto-resetting, bookkeeping `Env`."""
+    """Wrap an adapter's raw functions (and its optional renderer) into the auto-resetting, bookkeeping `Env`."""
 
     def reset(key):
         obs, inner = raw_reset(key)
         state = EnvState(inner, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
         return flatten_obs(obs), state
 
-    def step(key, state: EnvState, action):
+    def advance(key, state: EnvState, action):
+        # One step of the running episode, without a reset: (obs, state, reward, terminal, truncated, reset_key).
         action = check_action(spec, action)
         step_key, reset_key = jax.random.split(key)
-        obs, inner, reward, done = raw_step(step_key, state.inner, action)
+        obs, inner, reward, terminal = raw_step(step_key, state.inner, action)
         reward = jnp.asarray(reward, jnp.float32).reshape(())
-        episode_return = state.episode_return + reward
         episode_length = state.episode_length + 1
         truncated = episode_length >= spec.max_episode_steps
-        terminal = jnp.asarray(done, jnp.bool_).reshape(())
+        new_state = EnvState(inner, state.episode_return + reward, episode_length)
+        return flatten_obs(obs), new_state, reward, jnp.asarray(terminal, jnp.bool_).reshape(()), truncated, reset_key
+
+    def step_within_episode(key, state: EnvState, action):
+        # `step` up to the end of the episode (same key split, so the same trajectory), without the
+        # reset: episode rollouts (ES fitness, evaluation) mask everything after the first `done`,
+        # and a reset in every step is costly where resets are (craftax's world generation costs
+        # ~5x a step, in compile time as in run time). After `done` the state steps on from the
+        # terminal state and what it returns is meaningless.
+        obs, new_state, reward, terminal, truncated, _ = advance(key, state, action)
+        return obs, new_state, reward, terminal | truncated
+
+    def step(key, state: EnvState, action):
+        final_obs, ended, reward, terminal, truncated, reset_key = advance(key, state, action)
         done = terminal | truncated
         reset_obs, reset_inner = raw_reset(reset_key)
-        final_obs = flatten_obs(obs)
         obs = jnp.where(done, flatten_obs(reset_obs), final_obs)
-        inner = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset_inner, inner)
+        inner = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), reset_inner, ended.inner)
         new_state = EnvState(
             inner,
-            jnp.where(done, 0.0, episode_return).astype(jnp.float32),
-            jnp.where(done, 0, episode_length).astype(jnp.int32),
+            jnp.where(done, 0.0, ended.episode_return).astype(jnp.float32),
+            jnp.where(done, 0, ended.episode_length).astype(jnp.int32),
         )
         info = StepInfo(
             episode_done=done,
-            episode_return=jnp.where(done, episode_return, 0.0),
-            episode_length=jnp.where(done, episode_length, 0),
+            episode_return=jnp.where(done, ended.episode_return, 0.0),
+            episode_length=jnp.where(done, ended.episode_length, 0),
             truncated=truncated & ~terminal,
             final_obs=final_obs,
         )
         return obs, new_state, reward, done, info
 
-    def step_within_episode(key, state: EnvState, action):
-        # What `step` does up to the end of the episode (same key split, so the same trajectory),
-        # without the reset: episode rollouts (ES fitness, evaluation) mask everything after the
-        # first `done`, and a reset in every step is costly where resets are (craftax's world
-        # generation costs ~5x a step, in compile time as in run time). After `done` the state
-        # steps on from the terminal state and what it returns is meaningless.
-        action = check_action(spec, action)
-        step_key, _ = jax.random.split(key)
-        obs, inner, reward, done = raw_step(step_key, state.inner, action)
-        reward = jnp.asarray(reward, jnp.float32).reshape(())
-        episode_length = state.episode_length + 1
-        done = jnp.asarray(done, jnp.bool_).reshape(()) | (episode_length >= spec.max_episode_steps)
-        new_state = EnvState(inner, state.episode_return + reward, episode_length)
-        return flatten_obs(obs), new_state, reward, done
-
     return Env(spec=spec, reset=reset, step=step, raw_reset=raw_reset, raw_step=raw_step,
-               step_within_episode=step_within_episode)
+               step_within_episode=step_within_episode, render=render)

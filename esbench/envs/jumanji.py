@@ -48,10 +48,17 @@ Episode limits (`spec.max_episode_steps`)
     - Game2048-v1: no limit in jumanji, and ignored invalid moves could make an
       episode endless, so it is capped at `GAME2048_MAX_STEPS` = 4000 (see below).
     - any other id: `DEFAULT_MAX_EPISODE_STEPS` = 1000.
+
+Rendering
+    Every environment whose viewer is one of jumanji's matplotlib viewers (the paper's
+    three among them) renders through a copy of that viewer switched to its
+    "rgb_array" mode, drawing into its own `FRAME_INCHES` x `FRAME_INCHES` figure
+    (500x500 px at matplotlib's default 100 dpi).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -61,8 +68,9 @@ import numpy as np
 import jumanji
 from jumanji import specs
 from jumanji.environments import Game2048, Knapsack
+from jumanji.viewer import MatplotlibViewer
 
-from esbench.envs.core import Discrete, Env, EnvSpec, build_env, flatten_obs
+from esbench.envs.core import Discrete, Env, EnvSpec, UnknownEnvError, build_env, flatten_obs, rgb_frame
 
 # 2048 has no time limit and an ignored (invalid) move does not advance the game.
 # 4000 steps is jumanji's own Snake limit; it leaves room for a game that reaches the
@@ -73,6 +81,8 @@ GAME2048_MAX_STEPS = 4000
 DEFAULT_MAX_EPISODE_STEPS = 1000
 # A flattened joint action space larger than this would need an absurd policy head.
 MAX_FLAT_ACTIONS = 10_000
+# Side of a rendered frame's figure, in inches (jumanji's own 10 in would make 1000 px frames).
+FRAME_INCHES = 5.0
 
 
 class UnsupportedJumanjiEnv(ValueError):
@@ -122,11 +132,27 @@ def _time_limit(env) -> int:
     return DEFAULT_MAX_EPISODE_STEPS
 
 
+def viewer_renderer(name: str, env):
+    """state -> u8[H, W, 3] by the env's own matplotlib viewer; None if it has none."""
+    viewer = getattr(env, "_viewer", None)  # jumanji offers no public handle on an env's viewer
+    if not isinstance(viewer, MatplotlibViewer):
+        return None
+    # A copy, so the env's own viewer keeps its mode and its figure; every viewer's `render`
+    # returns `self._display(fig)`, which in rgb_array mode is the figure's RGBA buffer.
+    viewer = copy.copy(viewer)
+    viewer._name = f"esbench {name}"
+    viewer.figure_size = (FRAME_INCHES, FRAME_INCHES)
+    viewer._display = viewer._display_rgb_array
+
+    def render(state) -> np.ndarray:
+        return rgb_frame(viewer.render(jax.device_get(state)))
+
+    return render
+
+
 def make_jumanji_env(name: str, env_id: str | None = None) -> Env:
     registered = sorted(jumanji.registered_environments())
     if name not in registered:
-        from esbench.envs.registry import UnknownEnvError
-
         raise UnknownEnvError(f"unknown jumanji environment {name!r}; jumanji has: {', '.join(registered)}")
     env = jumanji.make(name)
 
@@ -170,4 +196,4 @@ def make_jumanji_env(name: str, env_id: str | None = None) -> Env:
         action=Discrete(n_actions),
         max_episode_steps=_time_limit(env),
     )
-    return build_env(spec, raw_reset, raw_step)
+    return build_env(spec, raw_reset, raw_step, render=viewer_renderer(name, env))

@@ -3,6 +3,10 @@
 `name` is a level bundled with kinetix, written `<size>/<level>` with size one
 of s, m, l (e.g. "s/h1_thrust_over_ball"). Every reset returns that level,
 never a sampled one. Everything loads from the installed package.
+
+Rendering draws kinetix's own pixel renderer at full resolution (downscale 1,
+about 500x500 px; the agent-facing pixel observations use downscale 4), turned
+from kinetix's (x, y-up) layout into image rows and columns.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from kinetix.environment import ActionType, ObservationType, make_kinetix_env as _kinetix_make_env
 from kinetix.environment import static_env_params_from_size
+from kinetix.render import make_render_pixels
 from kinetix.util.saving import BASE_DIR as LEVELS_DIR
 from kinetix.util.saving import load_from_json_file
 
-from esbench.envs.core import Box, Env, EnvSpec, build_env
+from esbench.envs.core import Box, Env, EnvSpec, UnknownEnvError, build_env, rgb_frame
 
 SIZES = ("s", "m", "l")
 # kinetix ends an episode when state.timestep >= max_timesteps; we move that
@@ -38,8 +43,6 @@ def available_levels() -> tuple[str, ...]:
 
 
 def _unknown(name: str) -> Exception:
-    from esbench.envs.registry import UnknownEnvError
-
     levels = available_levels()
     close = difflib.get_close_matches(name, levels, n=5, cutoff=0.5)
     hint = f" Closest: {', '.join(close)}." if close else ""
@@ -68,6 +71,20 @@ def load_level(name: str):
         last_distance=jnp.asarray(np.float32(state.last_distance)),
     )
     return state, static, env_params
+
+
+def pixel_renderer(env_params, static_params):
+    """state -> u8[H, W, 3] by kinetix's pixel renderer, upright."""
+    pixels = None
+
+    def render(state) -> np.ndarray:
+        nonlocal pixels
+        if pixels is None:  # built on first use: it allocates screens and textures training never needs
+            pixels = make_render_pixels(env_params, static_params.replace(downscale=1))
+        # kinetix draws into [x, y] with y up (as its own video logging undoes): rows are y, top first.
+        return rgb_frame(np.asarray(pixels(state)).transpose(1, 0, 2)[::-1])
+
+    return render
 
 
 def make_kinetix_env(name: str, env_id: str | None = None) -> Env:
@@ -100,4 +117,4 @@ def make_kinetix_env(name: str, env_id: str | None = None) -> Env:
         action=Box.make(np.asarray(space.low), np.asarray(space.high), int(np.prod(space.shape))),
         max_episode_steps=max_episode_steps,
     )
-    return build_env(spec, raw_reset, raw_step)
+    return build_env(spec, raw_reset, raw_step, render=pixel_renderer(env_params, static_params))

@@ -2,29 +2,46 @@
 
 navix's symbolic observation is a u8[H, W, 3] grid of (object, colour, state)
 triples; the esbench wrapper flattens it to float32.
+
+Rendering draws navix's own fully observable RGB view (`navix.observations.rgb`,
+8 px sprites a cell), enlarged to at least `FRAME_MIN_SIZE` px.
 """
 
 from __future__ import annotations
 
 import difflib
 
+import jax
 import jax.numpy as jnp
 import navix
 import numpy as np
 from navix.environments.registry import registry
 from navix.rendering.cache import TILE_SIZE, RenderingCache
 
-from esbench.envs.core import Discrete, Env, EnvSpec, build_env
+from esbench.envs.core import Discrete, Env, EnvSpec, UnknownEnvError, build_env, rgb_frame
+
+# Short side of a rendered frame, in pixels (an 8x8 grid is 64 px at navix's sprite size).
+FRAME_MIN_SIZE = 256
 
 
 def registered_ids() -> tuple[str, ...]:
     return tuple(sorted(registry()))
 
 
+@jax.jit
+def _rgb(timestep) -> jax.Array:
+    # The adapter runs without navix's rendering cache (below); the RGB view needs it back.
+    state = timestep.state.replace(cache=RenderingCache.init(timestep.state.grid))
+    return navix.observations.rgb(state)
+
+
+def render(timestep) -> np.ndarray:
+    """u8[H, W, 3] of the whole grid, as navix draws it."""
+    return rgb_frame(_rgb(timestep), FRAME_MIN_SIZE)
+
+
 def make_navix_env(name: str, env_id: str | None = None) -> Env:
     if name not in registry():
-        from esbench.envs.registry import UnknownEnvError
-
         ids = registered_ids()
         close = difflib.get_close_matches(name, ids, n=5, cutoff=0.5)
         hint = f" Closest: {', '.join(close)}." if close else ""
@@ -57,4 +74,4 @@ def make_navix_env(name: str, env_id: str | None = None) -> Env:
         action=Discrete(int(env.action_space.n)),
         max_episode_steps=int(env.max_steps),
     )
-    return build_env(spec, raw_reset, raw_step)
+    return build_env(spec, raw_reset, raw_step, render=render)

@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from esbench.envs.core import Env
+from esbench.envs.core import Env, UnknownEnvError
 
 # suite name -> (adapter module, factory function); imported lazily because
 # brax and craftax take seconds to import.
@@ -87,11 +87,9 @@ for _env_id, _suite, _name in _PAPER:
     _register_suite_env(_env_id, _suite, _name)
 
 
-class UnknownEnvError(KeyError):
-    """An id that is neither registered nor of a supported suite."""
-
-    def __str__(self) -> str:  # KeyError would show the message in quotes
-        return str(self.args[0])
+def paper_suite_ids() -> tuple[tuple[str, str, str], ...]:
+    """(esbench id, suite, the suite's own id) of the paper's 16 environments."""
+    return _PAPER
 
 
 def registered_ids() -> tuple[str, ...]:

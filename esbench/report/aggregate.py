@@ -1,8 +1,11 @@
-"""Statistics over stored results: trial selection, final returns, intervals, rliable aggregates.
+"""Statistics over stored results: which trials are shown, final returns, intervals, rliable aggregates.
 
 Input everywhere is the DataFrame of `esbench.results.load`: one row per
-(trial, seed, log point). The rules below are the report's rules; `report.md`
-restates them (see `RULES`).
+(trial, seed, log point). The rules applied here are written out in
+`esbench.report.rules.RULES`, which `report.md` restates.
+
+Shown trials: with a protocol's final stage, only its rows (no selection on
+the evaluations reported); otherwise the best trial per (env, algo).
 
 Final return of a seed: its evaluation return at its last log point (largest
 env_steps) that has a finite `eval_return_mean` and is not marked `diverged`.
@@ -21,8 +24,8 @@ rliable needs a (seeds, environments) matrix per algorithm, so each
 algorithm's matrix keeps the environments where it has final returns and, in
 each of them, its seeds with the smallest ids up to the smallest seed count
 among those environments (RULES['aggregate_seeds']); what is left out is
-counted in the result. The curve bands of the return figures use the same
-rliable bootstrap, with one stratum and the log points as a third axis.
+counted in the result. Curve bands are the paper's SEM, or the same rliable
+bootstrap with one stratum and the log points as a third axis.
 """
 
 from __future__ import annotations
@@ -38,58 +41,25 @@ import scipy.stats
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
+from esbench.algorithms import algorithm_names
 from esbench.envs.registry import PAPER_ENVS
+from esbench.report.rules import check_band
 
 REQUIRED_COLUMNS = (
     "trial_id", "env", "algo", "seed", "update", "env_steps", "wall_clock_s", "train_return",
     "eval_return_mean", "eval_return_std", "throughput_sps", "diverged",
 )
-MAIN_ALGOS = ("eggroll", "openes", "ppo")
-ALGO_LABELS = {"eggroll": "EGGROLL", "openes": "OpenES", "ppo": "PPO"}
+SUMMARY_COLUMNS = ("trial_id", "hparams", "run_s")
 CONFIDENCE = 0.95
-
-RULES = {
-    "final_return": "Final return of a seed = its evaluation return at its last log point (largest env_steps) "
-                    "with a finite eval_return_mean that is not marked diverged.",
-    "diverged": "Diverged seeds are kept, with their last finite evaluation before divergence (in curves it is "
-                "carried forward to later log points); a seed that diverged before its first evaluation has no "
-                "final return and is only counted (n_no_eval).",
-    "table_ci": "Table intervals: 95% Student-t interval of the mean over seeds, mean +- t(0.975, n-1) * s / sqrt(n) "
-                "with s the sample standard deviation (ddof=1); with one seed no interval is given.",
-    "curve_ci": "Curve bands: 95% percentile bootstrap interval of the mean over seeds (rliable "
-                "get_interval_estimates: seeds resampled with replacement at each log point, fixed RNG seed), at the "
-                "log points all of a curve's seeds share; the wall-clock x value of a point is the mean over seeds "
-                "of wall_clock_s at that point.",
-    "matches": "EGGROLL matches or beats OpenES in an environment unless its mean final return is lower AND the two "
-               "95% t-intervals do not overlap (a single seed's interval is its value). Win: higher mean, no overlap; "
-               "tie: intervals overlap; loss: lower mean, no overlap. N counts environments where both have final returns.",
-    "best": "Bold = highest mean final return in the row (all of them if tied).",
-    "normalisation": "Normalised score = (R - min) / (max - min), min and max over the final returns of every seed of "
-                     "every algorithm shown in that environment (0.5 for all if max == min).",
-    "aggregate": "IQM of normalised scores over all (environment, seed) entries of an algorithm's score matrix; "
-                 "probability of improvement P(EGGROLL > OpenES) = P(X > Y) + P(X = Y) / 2 per environment, averaged "
-                 "over the environments where both have results. Both computed by rliable (metrics.aggregate_iqm, "
-                 "metrics.probability_of_improvement) with 95% percentile intervals from its stratified bootstrap "
-                 "(library.get_interval_estimates: seeds resampled within each environment, environments fixed; "
-                 "numpy's global RNG seeded from the report seed for the call and restored after).",
-    "aggregate_seeds": "rliable needs the same number of seeds in every environment: an algorithm's score matrix "
-                       "has the environments where it has final returns (for P(EGGROLL > OpenES): where both "
-                       "have) and in each the seeds with the smallest ids, as many as its fewest-seeded such "
-                       "environment has; the seeds left out are counted (dropped) and still count in the "
-                       "normalisation, tables and curves.",
-    "selection": "When several trials share (env, algo) (a sweep), the trial with the highest mean final return over "
-                 "its seeds is shown (ties: smallest trial id).",
-    "throughput": "Throughput = mean over seeds of each seed's mean throughput_sps over its log points (env steps per "
-                  "second of training, compile time excluded); whiskers span the seeds' min..max.",
-}
 
 
 # ---------------------------------------------------------------- ordering --
 
 def algo_order(algos: Iterable[str]) -> list[str]:
-    """EGGROLL, OpenES, PPO first (when present), then the others alphabetically."""
+    """Registered algorithms in registry order (built-ins first), then unregistered names alphabetically."""
     algos = set(algos)
-    return [a for a in MAIN_ALGOS if a in algos] + sorted(algos - set(MAIN_ALGOS))
+    registered = [a for a in algorithm_names() if a in algos]
+    return registered + sorted(algos - set(registered))
 
 
 def env_order(envs: Iterable[str]) -> list[str]:
@@ -98,14 +68,10 @@ def env_order(envs: Iterable[str]) -> list[str]:
     return [e for e in PAPER_ENVS if e in envs] + sorted(envs - set(PAPER_ENVS))
 
 
-def algo_label(algo: str) -> str:
-    return ALGO_LABELS.get(algo, algo)
-
-
 # -------------------------------------------------------------- cleaning ----
 
 def check_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Validate the schema and return a cleaned copy (typed columns, sorted rows)."""
+    """Validate the schema and return a cleaned copy (typed columns, sorted rows; `stage` 'sweep' where absent)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"results DataFrame lacks columns {missing}; expected {list(REQUIRED_COLUMNS)}")
@@ -119,7 +85,16 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     # a missing flag means "not diverged"
     out["diverged"] = out["diverged"].astype("boolean").fillna(False).astype(bool)
+    # frames written before the protocol command have no stage: they are sweeps
+    out["stage"] = out["stage"].fillna("sweep").astype(str) if "stage" in out.columns else "sweep"
     return out.sort_values(["trial_id", "seed", "env_steps", "update"], kind="stable").reset_index(drop=True)
+
+
+def check_summaries(summaries: pd.DataFrame) -> None:
+    """ValueError naming the columns of `esbench.results.load_summaries` the report reads and `summaries` lacks."""
+    missing = [c for c in SUMMARY_COLUMNS if c not in summaries.columns]
+    if missing:
+        raise ValueError(f"trial summaries lack columns {missing}; the report reads {list(SUMMARY_COLUMNS)}")
 
 
 def valid_evals(df: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +144,24 @@ def require_one_trial_per_cell(df: pd.DataFrame) -> None:
     counts = df.groupby(["env", "algo"])["trial_id"].nunique()
     if (counts > 1).any():
         cells = [f"{e}/{a}" for (e, a) in counts[counts > 1].index]
-        raise ValueError(f"several trials for {cells}; pass the rows of `select_trials(df)[0]`")
+        raise ValueError(f"several trials for {cells}; pass the rows of `reported_trials(df)[0]`")
+
+
+def reported_trials(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The rows the report shows (rules: RULES['reported_final'] / ['reported_sweep'], ['selection']).
+
+    With a final stage only its rows are read: choosing the shown trial on the
+    evaluations it then reports would bias them upwards. Returns (rows,
+    selection table as `select_trials`, {final_stage, n_trials, excluded:
+    {stage: number of trials left out}}).
+    """
+    final = (df["stage"] == "final").to_numpy()
+    rows = df[final] if final.any() else df
+    left_out = df[~final].drop_duplicates("trial_id") if final.any() else df.iloc[:0]
+    chosen, selection = select_trials(rows)
+    info = {"final_stage": bool(final.any()), "n_trials": int(rows["trial_id"].nunique()),
+            "excluded": {str(k): int(v) for k, v in left_out["stage"].value_counts().sort_index().items()}}
+    return chosen, selection, info
 
 
 # -------------------------------------------------------------- intervals ---
@@ -225,6 +217,23 @@ def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int, seed: int = 0,
     return lo, hi
 
 
+def sem_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mean -+ standard error of the mean over axis 0 (seeds), for every column: the paper's shading."""
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    mean, half = x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
+    return mean - half, mean + half
+
+
+def mean_band(values: np.ndarray, band: str, n_bootstrap: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The band of a curve's mean over seeds (axis 0): 'sem' or 'bootstrap' (rules.BANDS); needs 2+ seeds."""
+    check_band(band)
+    if np.shape(values)[0] < 2:
+        raise ValueError("a band over seeds needs at least 2 seeds")
+    return sem_band(values) if band == "sem" else bootstrap_mean_ci(values, n_bootstrap, seed)
+
+
 def summarise_finals(finals: pd.DataFrame) -> pd.DataFrame:
     """Per (env, algo): n_seeds (with a final return), n_diverged, n_no_eval, mean, ci_low, ci_high."""
     rows = []
@@ -237,32 +246,6 @@ def summarise_finals(finals: pd.DataFrame) -> pd.DataFrame:
                      "mean": mean, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows, columns=["env", "algo", "trial_id", "n_seeds", "n_diverged", "n_no_eval",
                                        "mean", "ci_low", "ci_high"])
-
-
-def _interval(row) -> tuple[float, float]:
-    # a single seed's "interval" is its value, so two single seeds overlap only when equal
-    if np.isfinite(row["ci_low"]):
-        return row["ci_low"], row["ci_high"]
-    return row["mean"], row["mean"]
-
-
-def head_to_head(summary: pd.DataFrame, a: str = "eggroll", b: str = "openes") -> dict:
-    """Win/tie/loss of `a` against `b` per environment (rule: RULES['matches'])."""
-    per_env = {}
-    for env in env_order(summary["env"]):
-        cell = summary[(summary["env"] == env) & (summary["n_seeds"] > 0)].set_index("algo")
-        if a not in cell.index or b not in cell.index:
-            continue
-        ra, rb = cell.loc[a], cell.loc[b]
-        (la, ua), (lb, ub) = _interval(ra), _interval(rb)
-        if la <= ub and lb <= ua:
-            outcome = "tie"
-        else:
-            outcome = "win" if ra["mean"] > rb["mean"] else "loss"
-        per_env[env] = outcome
-    counts = {k: sum(v == k for v in per_env.values()) for k in ("win", "tie", "loss")}
-    return {"a": a, "b": b, "per_env": per_env, "wins": counts["win"], "ties": counts["tie"],
-            "losses": counts["loss"], "matches_or_beats": counts["win"] + counts["tie"], "n": len(per_env)}
 
 
 # ------------------------------------------------------- rliable aggregates --

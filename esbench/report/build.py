@@ -1,4 +1,9 @@
-"""`build_report`: every figure, table and number of the report, written into one folder."""
+"""`build_report`: every figure, table and number of the report, written into one folder.
+
+Only this module knows which pieces make up the report; each piece is
+computed by the module that owns its rule (aggregate, comparison, curves,
+hparams) and drawn by figures / tables.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from esbench.algorithms import algorithm_label
 from esbench.report import aggregate as agg
-from esbench.report import figures, tables
+from esbench.report import comparison, curves, figures, hparams, tables
+from esbench.report.rules import BANDS, check_band, rules_used
+from esbench.report.tables import plural
 
 DEFAULT_BOOTSTRAP = 2000
 
@@ -21,6 +29,8 @@ def _jsonable(x):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
     if isinstance(x, (np.integer,)):
         return int(x)
     if isinstance(x, (float, np.floating)):
@@ -30,7 +40,7 @@ def _jsonable(x):
     return x
 
 
-def _summary_dict(summary, finals, selection, h2h, stats, throughput, no_eval_envs, n_bootstrap, seed) -> dict:
+def _final_return_dict(summary: pd.DataFrame, finals: pd.DataFrame) -> dict:
     per_env = {}
     for env in agg.env_order(summary["env"].unique()):
         per_env[env] = {}
@@ -41,33 +51,35 @@ def _summary_dict(summary, finals, selection, h2h, stats, throughput, no_eval_en
                 "n_no_eval": r["n_no_eval"], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                 "per_seed": {int(s): v for s, v in zip(f["seed"], f["final_return"])},
             }
-    return _jsonable({
-        "n_bootstrap": n_bootstrap, "seed": seed, "rules": agg.RULES,
-        "environments": agg.env_order(summary["env"].unique()),
-        "algorithms": agg.algo_order(summary["algo"].unique()),
-        "environments_without_evaluation": no_eval_envs,
-        "selection": selection.to_dict(orient="records"),
-        "final_return": per_env,
-        "eggroll_vs_openes": h2h,
-        "comparison_line": tables.comparison_line(h2h),
-        "aggregate": stats,
-        "throughput_sps": {f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
-                           for r in throughput.itertuples()},
-    })
+    return per_env
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def _reported_markdown(shown: dict, band: str) -> str:
+    if shown["final_stage"]:
+        excluded = ", ".join(f"{n} {stage}" for stage, n in shown["excluded"].items()) or "none"
+        text = (f"Final stage only: every figure, table and statistic below reads the {shown['n_trials']} "
+                f"final-stage trials (fresh seeds, no selection on the evaluations reported). Trials left out: "
+                f"{excluded}.")
+    else:
+        text = ("No final stage: per (env, algorithm) the trial with the best mean final return is shown. That "
+                "selection uses the evaluations reported here, so the shown returns are biased upwards; the "
+                "protocol's final stage (fresh seeds for the chosen configuration) avoids this.")
+    return f"{text}\n\nCurve shading: {BANDS[band]}.\n"
 
 
-def _selection_markdown(selection: pd.DataFrame) -> str:
-    swept = selection[selection["n_candidates"] > 1]
-    lines = ["| environment | algorithm | trial shown | candidates | its mean final return |", "|---|---|---|---:|---:|"]
+def _selection_markdown(selection: pd.DataFrame, final_stage: bool) -> str:
+    several = selection[selection["n_candidates"] > 1]
+    lines = ["| environment | algorithm | trial shown | candidates | its mean final return |",
+             "|---|---|---|---:|---:|"]
     for r in selection.itertuples():
-        mean = "—" if not np.isfinite(r.mean_final_return) else f"{r.mean_final_return:.4g}"
-        lines.append(f"| {r.env} | {agg.algo_label(r.algo)} | `{r.trial_id}` | {r.n_candidates} | {mean} |")
-    head = (f"{len(swept)} (env, algorithm) pairs had several trials (a sweep); the one with the best mean final "
-            "return is shown." if len(swept) else "Every (env, algorithm) pair had a single trial.")
+        lines.append(f"| {r.env} | {algorithm_label(r.algo)} | `{r.trial_id}` | {r.n_candidates} "
+                     f"| {tables.fmt_number(r.mean_final_return)} |")
+    stage = "final-stage " if final_stage else ""
+    if len(several):
+        head = (f"{len(several)} (env, algorithm) pairs had several {stage}trials; the one with the best mean final "
+                "return is shown (a selection on the reported evaluations).")
+    else:
+        head = f"Every (env, algorithm) pair had a single {stage}trial."
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -76,12 +88,12 @@ def _aggregate_markdown(stats: dict) -> str:
              "| scores left out |", "|---|---:|---|---:|---:|---:|"]
     for algo in agg.algo_order(stats["iqm"]):
         s = stats["iqm"][algo]
-        lines.append(f"| {agg.algo_label(algo)} | {s['iqm']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
+        lines.append(f"| {algorithm_label(algo)} | {s['iqm']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
                      f"| {len(s['envs'])} | {s['n_seeds_per_env']} | {s['n_dropped']} |")
     poi = stats["probability_of_improvement"]
     if poi:
         a, b = poi["a"], poi["b"]
-        lines += ["", f"Probability of improvement P({agg.algo_label(a)} > {agg.algo_label(b)}) = "
+        lines += ["", f"Probability of improvement P({algorithm_label(a)} > {algorithm_label(b)}) = "
                       f"{poi['value']:.3f}, 95% CI [{poi['ci_low']:.3f}, {poi['ci_high']:.3f}], "
                       f"over {len(poi['envs'])} environments, with {poi['n_seeds_per_env'][a]} and "
                       f"{poi['n_seeds_per_env'][b]} seeds per environment "
@@ -91,25 +103,53 @@ def _aggregate_markdown(stats: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_report(df: pd.DataFrame, out_dir, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+def _normalised_markdown(normalised: dict) -> str:
+    left_out = "; ".join(f"{env} ({why})" for env, why in normalised["left_out"].items())
+    return f"Environments left out of Figure 4a: {left_out}.\n" if left_out else ""
+
+
+def _hparams_markdown(chosen_hp: dict | None, protocol: dict | None, final_stage: bool) -> str:
+    if chosen_hp is None:
+        return "Not shown: needs the trial summaries (`esbench.results.load_summaries`).\n"
+    parts = [hparams.sampler_text(protocol, final_stage), ""]
+    if protocol is not None:
+        parts += ["Winners of the search:", "", hparams.protocol_selection_markdown(protocol)]
+    return "\n".join(parts) + "\n" + hparams.hparams_markdown(chosen_hp)
+
+
+def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = None, protocol: dict | None = None,
+                 band: str = "sem", alpha: float = 0.05, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
                  formats=("png", "pdf")) -> dict[str, Path]:
     """Write the report of a results DataFrame (`esbench.results.load`) into `out_dir`.
 
-    Returns {name: path} of every file written: returns_vs_env_steps.{png,pdf},
-    returns_vs_wall_clock.{png,pdf}, throughput.{png,pdf}, aggregate.{png,pdf},
-    final_return.md, final_return.tex, summary.json, report.md.
+    summaries: `esbench.results.load_summaries` of the same folder (training
+    times, hyperparameters); protocol: the protocol record (`protocol.json`);
+    band: curve shading, 'sem' (the paper's) or 'bootstrap'; alpha: level of
+    the EGGROLL-vs-OpenES Welch's t-test. Returns {name: path} of every file
+    written: returns_vs_env_steps, returns_vs_wall_clock (Figure 14),
+    ppo_normalised_return (Figure 4a, needs PPO and another algorithm),
+    training_time (Figure 15, needs summaries), throughput, aggregate (each
+    in every format), final_return.md, final_return.tex, summary.json, report.md.
     """
+    check_band(band)
+    comparison.check_alpha(alpha)
+    if summaries is not None:
+        agg.check_summaries(summaries)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = agg.check_results(df)
-    chosen, selection = agg.select_trials(df)
+    chosen, selection, shown = agg.reported_trials(df)
     finals = agg.final_returns(chosen)
     summary = agg.summarise_finals(finals)
-    h2h = agg.head_to_head(summary, "eggroll", "openes")
+    h2h = comparison.head_to_head(finals, alpha)
     stats = agg.aggregate_statistics(finals, n_bootstrap=n_bootstrap, seed=seed)
     throughput = agg.throughput_summary(chosen)
+    normalised = curves.ppo_normalised_curves(chosen, summary, band, n_bootstrap, seed)
+    times = comparison.training_time(selection, summaries) if summaries is not None else None
+    chosen_hp = hparams.chosen_hparams(selection, summaries) if summaries is not None else None
     panel_envs = figures.grid_envs(chosen)
     no_eval_envs = [e for e in agg.env_order(chosen["env"].unique()) if e not in panel_envs]
+    rules = rules_used(band, shown["final_stage"], summaries is not None)
 
     written: dict[str, Path] = {}
 
@@ -118,8 +158,12 @@ def build_report(df: pd.DataFrame, out_dir, n_bootstrap: int = DEFAULT_BOOTSTRAP
             written[p.name] = p
 
     if panel_envs:
-        save("returns_vs_env_steps", figures.plot_return_grid(chosen, "env_steps", n_bootstrap, seed))
-        save("returns_vs_wall_clock", figures.plot_return_grid(chosen, "wall_clock_s", n_bootstrap, seed))
+        save("returns_vs_env_steps", figures.plot_return_grid(chosen, "env_steps", band, n_bootstrap, seed))
+        save("returns_vs_wall_clock", figures.plot_return_grid(chosen, "wall_clock_s", band, n_bootstrap, seed))
+    if "ppo" in normalised["curves"] and len(normalised["curves"]) > 1:
+        save("ppo_normalised_return", figures.plot_ppo_normalised(normalised, band))
+    if times and times["rows"]:
+        save("training_time", figures.plot_training_time(times))
     if not throughput.empty:
         save("throughput", figures.plot_throughput(throughput))
     if stats["iqm"]:
@@ -130,27 +174,53 @@ def build_report(df: pd.DataFrame, out_dir, n_bootstrap: int = DEFAULT_BOOTSTRAP
         (out / name).write_text(text)
         written[name] = out / name
 
-    data = _summary_dict(summary, finals, selection, h2h, stats, throughput, no_eval_envs, n_bootstrap, seed)
+    data = _jsonable({
+        "n_bootstrap": n_bootstrap, "seed": seed, "band": band, "alpha": alpha, "rules": rules,
+        "reported": shown, "environments": agg.env_order(summary["env"].unique()),
+        "algorithms": agg.algo_order(summary["algo"].unique()),
+        "environments_without_evaluation": no_eval_envs,
+        "selection": selection.to_dict(orient="records"),
+        "final_return": _final_return_dict(summary, finals),
+        "eggroll_vs_openes": h2h, "comparison_line": comparison.comparison_line(h2h),
+        "training_time": times, "ppo_normalised": normalised,
+        "hparams": None if chosen_hp is None else {"search": hparams.sampler_text(protocol, shown["final_stage"]),
+                                                   "by_algo": chosen_hp},
+        "protocol": protocol, "aggregate": stats,
+        "throughput_sps": {f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
+                           for r in throughput.itertuples()},
+    })
     (out / "summary.json").write_text(json.dumps(data, indent=2, allow_nan=False))
     written["summary.json"] = out / "summary.json"
 
-    def fig_section(stem, caption):
-        if f"{stem}.png" not in written:
-            return f"### {caption}\n\nNot drawn: no data.\n"
+    def fig_section(stem, caption, missing="no data"):
+        if f"{stem}.{formats[0]}" not in written:
+            return f"### {caption}\n\nNot drawn: {missing}.\n"
         links = ", ".join(f"[{fmt.upper()}]({stem}.{fmt})" for fmt in formats)
-        return f"### {caption}\n\n![{caption}]({stem}.png)\n\n{links}\n"
+        image = f"![{caption}]({stem}.png)\n\n" if "png" in formats else ""
+        return f"### {caption}\n\n{image}{links}\n"
 
-    rules = "\n".join(f"- **{k}**: {v}" for k, v in agg.RULES.items())
+    shading = f"shading: {BANDS[band]}"
     parts = [
         "# esbench report", "",
-        f"{_plural(df['trial_id'].nunique(), 'trial')}, {_plural(summary['env'].nunique(), 'environment')}, algorithms: "
-        + ", ".join(agg.algo_label(a) for a in agg.algo_order(summary["algo"].unique())) + ".",
-        "",
-        "## EGGROLL vs OpenES", "", tables.comparison_markdown(h2h),
+        f"{plural(shown['n_trials'], 'trial')}, {plural(summary['env'].nunique(), 'environment')}, algorithms: "
+        + ", ".join(algorithm_label(a) for a in agg.algo_order(summary["algo"].unique())) + ".", "",
+        "## What is reported", "", _reported_markdown(shown, band),
+        "## EGGROLL vs OpenES", "", comparison.comparison_markdown(h2h),
         "## Final evaluation return", "", md_table, "LaTeX: [final_return.tex](final_return.tex)", "",
+        "## Training time (Figure 15)", "",
+        comparison.training_time_markdown(times) if times is not None
+        else "Not computed: needs the trial summaries (`esbench.results.load_summaries`).\n",
+        "## Hyperparameters: ours beside the paper's", "",
+        _hparams_markdown(chosen_hp, protocol, shown["final_stage"]),
         "## Figures", "",
-        fig_section("returns_vs_env_steps", "Evaluation return against env steps (Figure 4)"),
-        fig_section("returns_vs_wall_clock", "Evaluation return against wall-clock"),
+        fig_section("returns_vs_env_steps", f"Evaluation return against env steps (Figure 14; {shading})"),
+        fig_section("returns_vs_wall_clock", f"Evaluation return against wall-clock ({shading})"),
+        fig_section("ppo_normalised_return", f"Return normalised by PPO, averaged over environments (Figure 4a; "
+                    f"{shading} of the per-seed environment averages; rule: ppo_normalisation)",
+                    "needs PPO and at least one other algorithm in an environment that can be normalised"),
+        _normalised_markdown(normalised),
+        fig_section("training_time", "Training time, EGGROLL vs OpenES (Figure 15)",
+                    "needs trial summaries and an environment with EGGROLL and OpenES training times"),
         fig_section("throughput", "Training throughput"),
         fig_section("aggregate", "Aggregate statistics"),
         "## Aggregate statistics (rliable)", "", _aggregate_markdown(stats),
@@ -159,8 +229,9 @@ def build_report(df: pd.DataFrame, out_dir, n_bootstrap: int = DEFAULT_BOOTSTRAP
     if no_eval_envs:
         parts += ["Environments with rows but no usable evaluation (not in the return figures): "
                   + ", ".join(no_eval_envs) + ".", ""]
-    parts += ["## Trial selection", "", _selection_markdown(selection),
-              "## Rules", "", rules, "", "All numbers: [summary.json](summary.json).", ""]
+    parts += ["## Trial selection", "", _selection_markdown(selection, shown["final_stage"]),
+              "## Rules", "", "\n".join(f"- **{k}**: {v}" for k, v in rules.items()), "",
+              "All numbers: [summary.json](summary.json).", ""]
     (out / "report.md").write_text("\n".join(parts))
     written["report.md"] = out / "report.md"
     return written

@@ -1,9 +1,11 @@
-"""The paper's figures from stored results: Figure-4 return grids, throughput bars, aggregates.
+"""The paper's figures from stored results: Figure 14 return grids, Figure 4a, Figure 15, throughput, aggregates.
 
-Every plotting function takes the rows of the chosen trials (one trial per
-(env, algo), see `aggregate.select_trials`) and returns a matplotlib Figure
-drawn on the non-interactive Agg canvas; nothing goes through pyplot, so no
-global state changes and nothing opens a window.
+Every plotting function takes the rows of the shown trials (one trial per
+(env, algo), see `aggregate.reported_trials`) or numbers computed from them,
+and returns a matplotlib Figure drawn on the non-interactive Agg canvas;
+nothing goes through pyplot, so no global state changes and nothing opens a
+window. An algorithm's colour, marker and dash follow its place in the
+algorithm registry, so a baseline looks the same in every report.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from esbench.report.aggregate import (
-    MAIN_ALGOS, algo_label, algo_order, bootstrap_mean_ci, env_order, require_one_trial_per_cell, valid_evals,
-)
+from esbench import paper
+from esbench.algorithms import algorithm_label, algorithm_names
+from esbench.report.aggregate import algo_order, env_order, mean_band, require_one_trial_per_cell, valid_evals
+from esbench.report.curves import aligned_curves
+from esbench.report.rules import BANDS
+from esbench.report.tables import plural
 
-# Okabe-Ito colours (colour-blind safe); the three main methods keep theirs whatever else is shown.
-FIXED_COLOURS = {"eggroll": "#D55E00", "openes": "#0072B2", "ppo": "#009E73"}
-EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#8C564B", "#BCBD22", "#F0E442")
+# Okabe-Ito colours (colour-blind safe) first; EGGROLL, OpenES and PPO, registered first, get the first three.
+PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#8C564B",
+           "#BCBD22", "#F0E442")
 # Markers and dashes too, so that curves lying on top of each other (equal returns) stay visible.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.")
@@ -34,20 +39,22 @@ X_LABELS = {"env_steps": "env steps", "wall_clock_s": "wall-clock (s)"}
 GRID_COLUMNS = 4
 
 
+def algo_index(algos) -> dict[str, int]:
+    """Style index per algorithm: its position in `algorithm_names()`; unregistered names (alphabetically) after."""
+    registered = algorithm_names()
+    others = sorted(set(algos) - set(registered))
+    return {a: registered.index(a) if a in registered else len(registered) + others.index(a) for a in algos}
+
+
 def algo_colours(algos) -> dict[str, str]:
-    """Fixed colours for EGGROLL / OpenES / PPO, further colours for the others in `algo_order`."""
-    others = [a for a in algo_order(algos) if a not in MAIN_ALGOS]
-    colours = {a: c for a, c in FIXED_COLOURS.items()}
-    for i, a in enumerate(others):
-        colours[a] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-    return colours
+    """A palette colour per algorithm, fixed by its place in the registry (`algo_index`)."""
+    return {a: PALETTE[i % len(PALETTE)] for a, i in algo_index(algos).items()}
 
 
 def algo_styles(algos) -> dict[str, dict]:
-    """Line colour, marker and dash per algorithm (fixed for EGGROLL / OpenES / PPO via `algo_order`)."""
-    colours = algo_colours(algos)
-    return {a: {"color": colours[a], "marker": MARKERS[i % len(MARKERS)], "ls": LINESTYLES[i % len(LINESTYLES)]}
-            for i, a in enumerate(algo_order(algos))}
+    """Line colour, marker and dash per algorithm, fixed by its place in the registry (`algo_index`)."""
+    return {a: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+                "ls": LINESTYLES[i % len(LINESTYLES)]} for a, i in algo_index(algos).items()}
 
 
 def human_count(value: float, _pos=None) -> str:
@@ -88,34 +95,6 @@ def save_figure(fig: Figure, stem: Path, formats=("png", "pdf"), dpi: int = 150)
 
 # ------------------------------------------------------------- curves -------
 
-def aligned_curves(rows: pd.DataFrame) -> dict:
-    """Evaluation curves of one (env, algo) trial, seeds aligned on their common log points.
-
-    A diverged seed's last finite evaluation is carried forward past its
-    divergence (rule: aggregate.RULES['diverged']); seeds never evaluated are
-    dropped. Returns env_steps (P,), wall_clock_s (P,: mean over seeds),
-    values (n_seeds, P) and the seed ids.
-    """
-    ev = valid_evals(rows)
-    empty = {"env_steps": np.zeros(0), "wall_clock_s": np.zeros(0), "values": np.zeros((0, 0)), "seeds": []}
-    if ev.empty:
-        return empty
-    values = ev.pivot_table(index="env_steps", columns="seed", values="eval_return_mean", aggfunc="last")
-    diverged = rows.groupby("seed")["diverged"].any()
-    for seed in values.columns:
-        if diverged.get(seed, False):
-            col = values[seed]
-            last = col.last_valid_index()
-            values.loc[values.index > last, seed] = col[last]
-    values = values.dropna(axis=0, how="any")
-    if values.empty:
-        return empty
-    wall = rows.pivot_table(index="env_steps", columns="seed", values="wall_clock_s", aggfunc="last")
-    wall = wall.reindex(values.index).mean(axis=1, skipna=True)
-    return {"env_steps": values.index.to_numpy(dtype=float), "wall_clock_s": wall.to_numpy(dtype=float),
-            "values": values.to_numpy(dtype=float).T, "seeds": [int(s) for s in values.columns]}
-
-
 def _grid_shape(n: int) -> tuple[int, int]:
     ncols = min(GRID_COLUMNS, n)
     return math.ceil(n / ncols), ncols
@@ -126,8 +105,21 @@ def grid_envs(df: pd.DataFrame) -> list[str]:
     return env_order(valid_evals(df)["env"].unique())
 
 
-def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 2000, seed: int = 0) -> Figure:
-    """Figure 4: one panel per environment, mean evaluation return over seeds with a 95% bootstrap band."""
+def panel_title(env: str) -> str:
+    """The paper's panel title for its environments (Figures 14 and 15), the id for others."""
+    try:
+        return paper.panel_title(env)
+    except paper.TableError:
+        return env
+
+
+def _band_patch(band: str) -> Patch:
+    return Patch(color="0.5", alpha=0.3, label=BANDS[band])
+
+
+def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", band: str = "sem", n_bootstrap: int = 2000,
+                     seed: int = 0) -> Figure:
+    """Figure 14: one panel per environment, mean evaluation return over seeds with a band (rules.BANDS)."""
     if x not in X_LABELS:
         raise ValueError(f"x must be one of {list(X_LABELS)}, got {x!r}")
     require_one_trial_per_cell(df)
@@ -151,12 +143,13 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 
             xs = curve[x]
             keep = np.isfinite(xs) & (xs > 0 if x == "wall_clock_s" else True)
             xs, vals = xs[keep], curve["values"][:, keep]
-            mean = vals.mean(axis=0)
-            ax.plot(xs, mean, lw=1.6, ms=3.5, label=algo_label(algo), **styles[algo])
+            ax.plot(xs, vals.mean(axis=0), lw=1.6, ms=3.5, label=algorithm_label(algo), **styles[algo])
             if vals.shape[0] > 1:
-                lo, hi = bootstrap_mean_ci(vals, n_bootstrap, seed)
+                lo, hi = mean_band(vals, band, n_bootstrap, seed)
                 ax.fill_between(xs, lo, hi, color=styles[algo]["color"], alpha=0.22, lw=0)
-        title = env if not missing else f"{env}\nno results: {', '.join(algo_label(a) for a in missing)}"
+        title = panel_title(env)
+        if missing:
+            title += f"\nno results: {', '.join(algorithm_label(a) for a in missing)}"
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
         if x == "env_steps":
@@ -172,10 +165,64 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", n_bootstrap: int = 
         ax.grid(alpha=0.3, lw=0.5)
     for ax in axes.flat[len(envs):]:
         fig.delaxes(ax)
-    handles = [Line2D([], [], lw=2, label=algo_label(a), **styles[a]) for a in algos]
-    handles.append(Patch(color="0.5", alpha=0.3, label="95% bootstrap CI of the mean"))
+    handles = [Line2D([], [], lw=2, label=algorithm_label(a), **styles[a]) for a in algos]
+    handles.append(_band_patch(band))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
     fig.suptitle(f"Evaluation return against {X_LABELS[x]}", fontsize=11)
+    return fig
+
+
+def plot_ppo_normalised(data: dict, band: str) -> Figure:
+    """Figure 4a: PPO-normalised return averaged over environments; `data` is `curves.ppo_normalised_curves`."""
+    algos = list(data["curves"])
+    styles = algo_styles(algos)
+    fig = new_figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for algo in algos:
+        c = data["curves"][algo]
+        label = f"{algorithm_label(algo)} ({plural(len(c['envs']), 'env')}, {plural(len(c['seeds']), 'seed')})"
+        ax.plot(data["grid"], c["mean"], lw=1.6, ms=3.0, markevery=max(1, len(data["grid"]) // 20), label=label,
+                **styles[algo])
+        if np.isfinite(c["low"]).any():
+            ax.fill_between(data["grid"], c["low"], c["high"], color=styles[algo]["color"], alpha=0.22, lw=0)
+    ax.axhline(1.0, color="0.5", ls="--", lw=0.8)
+    if data["x"] == "env_steps":
+        ax.xaxis.set_major_formatter(FuncFormatter(human_count))
+        ax.set_xlabel("env steps")
+    else:
+        ax.set_xlabel("fraction of each run's final env steps (runs end at different env steps)")
+    ax.set_ylabel("return normalised by PPO's final return")
+    ax.grid(alpha=0.3, lw=0.5)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=[*handles, _band_patch(band)], fontsize=8, frameon=False)
+    ax.set_title(f"PPO-normalised return, mean over {plural(len(data['envs']), 'env')} (Figure 4a)", fontsize=10)
+    return fig
+
+
+def plot_training_time(times: dict) -> Figure:
+    """Figure 15: training seconds of EGGROLL and OpenES per environment (log scale), our ratio above each pair.
+
+    `times` is `comparison.training_time`.
+    """
+    rows, pair = times["rows"], (times["a"], times["b"])
+    colours = algo_colours(pair)
+    fig = new_figure(figsize=(max(5.0, 0.9 * len(rows) + 2), 4.4), layout="constrained")
+    ax = fig.subplots()
+    for i, r in enumerate(rows):
+        for j, algo in enumerate(pair):
+            ax.bar(i + (j - 0.5) * 0.4, r["run_s"][algo], width=0.4, color=colours[algo], gid=f"{r['env']}|{algo}")
+        ax.annotate(r["label"], (i, max(r["run_s"].values())), xytext=(0, 3), textcoords="offset points",
+                    ha="center", fontsize=7)
+    ax.set_yscale("log")
+    # a log axis has no zero: start well below the shortest bar so that every bar shows
+    ax.set_ylim(bottom=0.5 * min(min(r["run_s"].values()) for r in rows))
+    ax.set_xticks(range(len(rows)), [panel_title(r["env"]) for r in rows], rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("training time (s)")
+    ax.set_title(f"Training time, {algorithm_label(pair[0])} vs {algorithm_label(pair[1])} (Figure 15)",
+                 fontsize=10)
+    ax.grid(axis="y", which="both", alpha=0.3, lw=0.5)
+    fig.legend(handles=[Patch(color=colours[a], label=algorithm_label(a)) for a in pair],
+               loc="outside upper right", ncol=2, frameon=False, fontsize=9)
     return fig
 
 
@@ -202,7 +249,7 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
                         fontsize=6, color="0.4")
                 continue
             r = row.iloc[0]
-            ax.bar(pos, r["mean"], width=width, color=colours[algo], label=algo_label(algo) if i == 0 else None,
+            ax.bar(pos, r["mean"], width=width, color=colours[algo], label=algorithm_label(algo) if i == 0 else None,
                    gid=f"{env}|{algo}")
             ax.errorbar(pos, r["mean"], yerr=[[r["mean"] - r["min"]], [r["max"] - r["mean"]]], fmt="none",
                         ecolor="0.2", lw=0.8, capsize=2)
@@ -212,20 +259,12 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
     ax.set_ylabel("throughput (env steps / s)")
     ax.set_title("Training throughput (mean over seeds; whiskers: min..max over seeds)", fontsize=10)
     ax.grid(axis="y", which="both", alpha=0.3, lw=0.5)
-    handles = [Patch(color=colours[a], label=algo_label(a)) for a in algos]
+    handles = [Patch(color=colours[a], label=algorithm_label(a)) for a in algos]
     fig.legend(handles=handles, loc="outside upper right", ncol=len(handles), frameon=False, fontsize=9)
     return fig
 
 
 # ------------------------------------------------------------ aggregates ----
-
-def _n_envs(n: int) -> str:
-    return f"{n} env" + ("" if n == 1 else "s")
-
-
-def _n_seeds(n: int) -> str:
-    return f"{n} seed" + ("" if n == 1 else "s")
-
 
 def plot_aggregate(stats: dict) -> Figure:
     """IQM of normalised final return per algorithm (and P(EGGROLL > OpenES)) with 95% CIs."""
@@ -241,21 +280,21 @@ def plot_aggregate(stats: dict) -> Figure:
         y = len(algos) - 1 - i
         ax.plot([s["ci_low"], s["ci_high"]], [y, y], color=colours[algo], lw=6, alpha=0.45, solid_capstyle="butt")
         ax.plot([s["iqm"]], [y], "|", color=colours[algo], ms=14, mew=2)
-    ax.set_yticks(range(len(algos)), [f"{algo_label(a)}\n({_n_envs(len(iqm[a]['envs']))} x "
-                                      f"{_n_seeds(iqm[a]['n_seeds_per_env'])})" for a in algos[::-1]])
+    ax.set_yticks(range(len(algos)), [f"{algorithm_label(a)}\n({plural(len(iqm[a]['envs']), 'env')} x "
+                                      f"{plural(iqm[a]['n_seeds_per_env'], 'seed')})" for a in algos[::-1]])
     ax.set_xlabel("IQM of min-max normalised final return")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.7, len(algos) - 0.3)
     ax.grid(axis="x", alpha=0.3)
     if poi:
         ax = axes[1]
-        ax.plot([poi["ci_low"], poi["ci_high"]], [0, 0], color=FIXED_COLOURS["eggroll"], lw=6, alpha=0.45,
-                solid_capstyle="butt")
-        ax.plot([poi["value"]], [0], "|", color=FIXED_COLOURS["eggroll"], ms=14, mew=2)
+        colour = algo_colours([poi["a"]])[poi["a"]]
+        ax.plot([poi["ci_low"], poi["ci_high"]], [0, 0], color=colour, lw=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot([poi["value"]], [0], "|", color=colour, ms=14, mew=2)
         ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
         seeds = poi["n_seeds_per_env"]
-        ax.set_yticks([0], [f"P({algo_label(poi['a'])} > {algo_label(poi['b'])})\n({_n_envs(len(poi['envs']))}; "
-                            f"{seeds[poi['a']]} vs {seeds[poi['b']]} seeds)"])
+        ax.set_yticks([0], [f"P({algorithm_label(poi['a'])} > {algorithm_label(poi['b'])})\n"
+                            f"({plural(len(poi['envs']), 'env')}; {seeds[poi['a']]} vs {seeds[poi['b']]} seeds)"])
         ax.set_xlabel("probability of improvement")
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.7, 0.7)

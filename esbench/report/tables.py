@@ -1,7 +1,7 @@
-"""Tables of final evaluation return (Markdown and LaTeX) and the EGGROLL-vs-OpenES line.
+"""Tables of final evaluation return (Markdown and LaTeX), and the number formats other tables share.
 
 Cells are "mean ± half-width of the 95% Student-t interval" over seeds (rule:
-aggregate.RULES['table_ci']); the best mean in a row is bold, a missing entry
+rules.RULES['table_ci']); the best mean in a row is bold, a missing entry
 is "—" ("---" in LaTeX), a cell with diverged seeds gets a dagger.
 """
 
@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from esbench.report.aggregate import RULES, algo_label, algo_order, env_order
+from esbench.algorithms import algorithm_label
+from esbench.report.aggregate import algo_order, env_order
 
 MISSING_MD = "—"
 MISSING_TEX = "---"
@@ -36,6 +37,16 @@ def format_cell(mean: float, half_width: float, pm: str = "±") -> str:
     if np.isfinite(half_width):
         return f"{text} {pm} {half_width:.{d}f}"
     return text
+
+
+def fmt_number(x) -> str:
+    """Four significant digits ('inf' as is), or "—" for a missing value (None or NaN)."""
+    return MISSING_MD if x is None or math.isnan(x) else f"{x:.4g}"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _cells(summary: pd.DataFrame, envs, algos, fmt: str) -> list[list[str]]:
@@ -70,7 +81,7 @@ def _table_axes(summary: pd.DataFrame):
 def final_return_markdown(summary: pd.DataFrame) -> str:
     """Markdown table: environments (rows) x algorithms (columns) of final return mean ± 95% CI."""
     envs, algos = _table_axes(summary)
-    lines = ["| environment | " + " | ".join(algo_label(a) for a in algos) + " |",
+    lines = ["| environment | " + " | ".join(algorithm_label(a) for a in algos) + " |",
              "|---|" + "---:|" * len(algos)]
     for env, row in zip(envs, _cells(summary, envs, algos, "md")):
         lines.append(f"| {env} | " + " | ".join(row) + " |")
@@ -91,7 +102,7 @@ def final_return_latex(summary: pd.DataFrame) -> str:
     envs, algos = _table_axes(summary)
     out = [r"\begin{table}[t]", r"\centering", r"\small",
            r"\begin{tabular}{l" + "r" * len(algos) + "}", r"\toprule",
-           "Environment & " + " & ".join(_tex_escape(algo_label(a)) for a in algos) + r" \\", r"\midrule"]
+           "Environment & " + " & ".join(_tex_escape(algorithm_label(a)) for a in algos) + r" \\", r"\midrule"]
     for env, row in zip(envs, _cells(summary, envs, algos, "tex")):
         out.append(_tex_escape(env) + " & " + " & ".join(row) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}",
@@ -99,21 +110,3 @@ def final_return_latex(summary: pd.DataFrame) -> str:
             r"Bold: best mean per row; ---: no results; $^\dagger$: includes diverged seeds.}",
             r"\label{tab:final-return}", r"\end{table}"]
     return "\n".join(out) + "\n"
-
-
-def comparison_line(h2h: dict) -> str:
-    """'EGGROLL matches or beats OpenES on X of N environments (W wins, T ties, L losses).'"""
-    a, b = algo_label(h2h["a"]), algo_label(h2h["b"])
-    if h2h["n"] == 0:
-        return f"{a} vs {b}: no environment has results for both."
-    return (f"{a} matches or beats {b} on {h2h['matches_or_beats']} of {h2h['n']} environments "
-            f"({h2h['wins']} wins, {h2h['ties']} ties, {h2h['losses']} losses).")
-
-
-def comparison_markdown(h2h: dict) -> str:
-    """The X-of-N line, its rule, and the per-environment outcomes."""
-    lines = [comparison_line(h2h), "", f"Rule: {RULES['matches']}"]
-    if h2h["per_env"]:
-        lines += ["", "| environment | outcome |", "|---|---|"]
-        lines += [f"| {env} | {outcome} |" for env, outcome in h2h["per_env"].items()]
-    return "\n".join(lines) + "\n"

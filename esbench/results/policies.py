@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -40,13 +41,19 @@ def load_trained_policy(out_dir: str | os.PathLike, trial_id: str, seed: int | N
     stacked = load_policy_params(out_dir, trial_id)
     state_dict = jax.tree_util.tree_map(lambda x: np.asarray(x)[seeds.index(seed)], stacked)
     env = make_trial_env(config)
-    hparams = config["hparams"]
-    template = networks.init_policy(
-        jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, tuple(hparams.get("hidden", networks.DEFAULT_HIDDEN)),
-        obs_norm="obs_norm" in state_dict,
-    )
+    settings = policy_settings(config["hparams"])
+    template = networks.init_policy(jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, settings)
+    if "obs_norm" in state_dict:
+        stats = state_dict["obs_norm"]
+        template.update(networks.obs_norm_params(stats["mean"], stats["var"], float(stats["clip"]) if "clip" in stats else None))
     try:
         params = serialization.from_state_dict(template, state_dict)
     except (ValueError, KeyError) as err:
         raise CorruptResultsError(f"saved policy of trial {trial_id} does not match its config: {err}") from err
-    return TrainedPolicy(env, params, hparams.get("activation", "pqn"), bool(hparams.get("deterministic_policy", True)))
+    return TrainedPolicy(env, params, settings.activation, settings.deterministic_policy)
+
+
+def policy_settings(hparams: dict) -> networks.PolicySettings:
+    """The policy settings recorded in a trial's resolved hyperparameters."""
+    names = {f.name for f in dataclasses.fields(networks.PolicySettings)}
+    return networks.PolicySettings(**{k: v for k, v in hparams.items() if k in names})

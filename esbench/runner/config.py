@@ -7,82 +7,19 @@ allowed values, before anything runs or is written.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from esbench.algorithms import get_algorithm
 from esbench.envs import resolve
+from esbench.provenance import PROTOCOL_VERSION
+from esbench.validation import ConfigError, build, check_names
 
 DEFAULT_NUM_LOGS = 20
 DEFAULT_EVAL_EPISODES = 16
-
-
-class ConfigError(ValueError):
-    """A bad trial or sweep config; the message names the field and the allowed values."""
-
-
-def suggest(name: str, allowed) -> str:
-    close = difflib.get_close_matches(name, list(allowed), n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def numeric_string(value: str):
-    try:
-        return float(value)
-    except ValueError:
-        return value
-
-
-def _coerce(value: Any, annotation: Any, path: str) -> Any:
-    """`value` as the field's declared type, or a ConfigError naming path and type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, path)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
-    if origin is typing.Literal:
-        allowed = typing.get_args(annotation)
-        if value not in allowed:
-            raise ConfigError(f"{path}: {value!r} is not allowed; allowed values: {', '.join(map(repr, allowed))}")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis] or [Any]
-        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {type(value).__name__} {value!r}")
-        return value
-    if annotation in (int, float) and isinstance(value, str):
-        value = numeric_string(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
-    if annotation is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
-        return int(value)
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    return value
 
 
 def check_hparam_names(algo_name: str, hparams: Any, path: str) -> dict[str, Any]:
@@ -91,32 +28,13 @@ def check_hparam_names(algo_name: str, hparams: Any, path: str) -> dict[str, Any
         algo = get_algorithm(algo_name)
     except KeyError as err:
         raise ConfigError(f"{path}: {err}") from None
-    if hparams is None:
-        return {}
-    if not isinstance(hparams, dict):
-        raise ConfigError(f"{path}: expected a mapping of hyperparameters, got {type(hparams).__name__} {hparams!r}")
-    fields = [f.name for f in dataclasses.fields(algo.Config)]
-    for key in hparams:
-        if key not in fields:
-            raise ConfigError(
-                f"{path}.{key}: unknown hyperparameter for {algo_name}.{suggest(str(key), fields)} "
-                f"Allowed: {', '.join(fields)}"
-            )
-    return hparams
+    return check_names(algo.Config, hparams, path, what=f"hyperparameter for {algo_name}")
 
 
 def build_algo_config(algo_name: str, hparams: dict[str, Any], path: str = "hparams"):
     """The algorithm's Config with `hparams` applied, type-checked and validated."""
-    hparams = check_hparam_names(algo_name, hparams, path)
-    algo = get_algorithm(algo_name)
-    hints = typing.get_type_hints(algo.Config)
-    values = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in hparams.items()}
-    cfg = algo.Config(**values)
-    try:
-        cfg.validate()
-    except ValueError as err:
-        raise ConfigError(f"{path}: {err}") from err
-    return cfg
+    check_hparam_names(algo_name, hparams, path)
+    return build(get_algorithm(algo_name).Config, hparams, path)
 
 
 def with_budget(algo_name: str, hparams: Any, env_steps: int) -> Any:
@@ -197,13 +115,14 @@ class TrialSpec:
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
             "max_episode_steps": self.max_episode_steps,
+            "protocol_version": PROTOCOL_VERSION,
         }
         resolved["trial_id"] = trial_id(resolved)
         return resolved
 
 
 def trial_id(resolved: dict[str, Any]) -> str:
-    """Stable id: readable env/algo prefix + hash of the resolved config (resources excluded)."""
+    """Stable id: readable env/algo prefix + hash of the resolved config and the protocol version (resources excluded)."""
     body = {k: v for k, v in resolved.items() if k != "trial_id"}
     digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{resolved['env']}-{resolved['algo']}").strip("_")

@@ -5,6 +5,8 @@
     algorithms:                           # algorithm -> base hyperparameters
       eggroll: {pop_size: 64}
       ppo: {}
+    paper_rows: true                      # each (env, algorithm) starts from the paper's row
+                                          # (esbench/paper/rl_tables.yaml, Tables 17-34)
     env_overrides:                        # env -> algorithm -> hyperparameters
       Pendulum-v1: {eggroll: {sigma: 0.05}}
     search:                               # optional, over "<algo>.<hyperparameter>"
@@ -19,8 +21,9 @@
         env_overrides: {brax/ant: {ppo: {num_envs: 8}}}
     default_budget: smoke
 
-Hyperparameters are applied in this order: the algorithm's defaults, `algorithms`,
-`env_overrides`, the search point, the budget's `algorithms`, the budget's `env_overrides`.
+Hyperparameters are applied in this order: the algorithm's defaults, `algorithms`, the paper's
+row (with `paper_rows: true`), `env_overrides`, the search point, the budget's `algorithms`, the
+budget's `env_overrides`.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ import yaml
 
 from esbench.envs import PAPER_ENVS
 from esbench.envs import resolve
-from esbench.runner.config import ConfigError, TrialSpec, check_hparam_names, numeric_string, suggest
+from esbench import paper
+from esbench.runner.config import TrialSpec, check_hparam_names
+from esbench.validation import ConfigError, numeric_string, suggest
 
-TOP_KEYS = ("name", "description", "envs", "algorithms", "env_overrides", "search", "trial", "budgets", "default_budget")
+TOP_KEYS = ("name", "description", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial", "budgets",
+            "default_budget")
 TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
 BUDGET_KEYS = (*TRIAL_KEYS, "algorithms", "env_overrides", "description")
 SEARCH_KEYS = ("grid", "random")
@@ -151,6 +157,22 @@ def search_points(search: Any, algos, path: str = "search") -> list[dict[str, di
     return points
 
 
+def paper_rows(enabled: Any, envs: list[str], algos: list[str]) -> dict[tuple[str, str], dict]:
+    """{(env, algo): the paper's row} for `paper_rows: true`; ConfigError naming a pair the tables lack."""
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"paper_rows = {enabled!r} is invalid; allowed: true, false")
+    if not enabled:
+        return {}
+    rows = {}
+    for env in envs:
+        for algo in algos:
+            try:
+                rows[env, algo] = paper.row(algo, env)
+            except paper.TableError as err:
+                raise ConfigError(f"paper_rows: {err}") from None
+    return rows
+
+
 def _per_env(value: Any, env: str, path: str) -> Any:
     """A budget field given either plainly or as {env: value, default: value}."""
     if not isinstance(value, dict):
@@ -190,6 +212,7 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
         if env not in envs:
             raise ConfigError(f"env_overrides.{env}: not one of the sweep's envs.{suggest(env, envs)}")
     points = search_points(data.get("search"), list(algos))
+    rows = paper_rows(data.get("paper_rows", False), envs, list(algos))
 
     trials = []
     for env in envs:
@@ -197,6 +220,7 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
             for p, point in enumerate(points):
                 hparams = {
                     **check_hparam_names(algo, base, f"algorithms.{algo}"),
+                    **rows.get((env, algo), {}),
                     **check_hparam_names(algo, (env_overrides.get(env) or {}).get(algo), f"env_overrides.{env}.{algo}"),
                     **check_hparam_names(algo, point.get(algo), f"search.{algo}"),
                     **check_hparam_names(algo, (chosen.get("algorithms") or {}).get(algo), f"budgets.{budget}.algorithms.{algo}"),

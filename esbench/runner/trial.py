@@ -12,7 +12,6 @@ the others carry on (all diverged: the trial stops early).
 from __future__ import annotations
 
 import collections
-import importlib.metadata
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +24,12 @@ import numpy as np
 import pandas as pd
 from flax import serialization
 
-from esbench import __version__
 from esbench.algorithms import get_algorithm
+from esbench.provenance import PROTOCOL_VERSION, device_description, package_versions
 from esbench.algorithms.evaluate import evaluate_policy
 from esbench.envs import Env, make
 from esbench.runner.config import ConfigError, TrialSpec
 from esbench.runner.progress import TrialProgress
-
-SUITE_PACKAGES = {"gymnax": "gymnax", "brax": "brax", "craftax": "craftax", "jumanji": "jumanji",
-                  "kinetix": "kinetix-env", "navix": "navix"}
-
 
 @dataclass
 class TrialResult:
@@ -81,33 +76,15 @@ def plan_trial(spec: TrialSpec, env: Env, cfg) -> TrialPlan:
     return TrialPlan(per_update, per_chunk, n_updates // per_chunk)
 
 
-def package_versions(suite: str) -> dict[str, str]:
-    names = {"jax": "jax", "jaxlib": "jaxlib", "flax": "flax", "optax": "optax"}
-    if suite in SUITE_PACKAGES:
-        names[suite] = SUITE_PACKAGES[suite]
-    versions = {"esbench": __version__}
-    for key, dist in names.items():
-        try:
-            versions[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[key] = "unknown"
-    return versions
-
-
-def device_description() -> str:
-    device = jax.devices()[0]
-    return f"{device.platform}:{getattr(device, 'device_kind', 'unknown')} x{jax.device_count()}"
-
-
 def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(init key, evaluation key) of a seed."""
     init_key, eval_key = jax.random.split(jax.random.PRNGKey(seed))
     return init_key, eval_key
 
 
-def evaluation_key(seed: jax.Array, chunk_index: int) -> jax.Array:
-    """The key of the evaluation after chunk `chunk_index` (0-based): fresh episodes each time."""
-    return jax.random.fold_in(seed_keys(seed)[1], chunk_index)
+def evaluation_key(seed: jax.Array, log_point: int) -> jax.Array:
+    """The key of the evaluation at log point `log_point` (0: before training, c: after chunk c): fresh episodes each time."""
+    return jax.random.fold_in(seed_keys(seed)[1], log_point)
 
 
 def all_finite(tree) -> jax.Array:
@@ -193,12 +170,21 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
     compile_s = time.perf_counter() - t0
 
     n_seeds = len(seeds)
-    rows: list[dict[str, Any]] = []
+    t = time.perf_counter()
+    stats = programs.evaluate(programs.policy(state), jax.vmap(evaluation_key, (0, None))(seeds, 0))
+    initial = np.asarray(jax.device_get(stats.returns), np.float64)
+    eval_s = time.perf_counter() - t
+    # Log point 0, before any training (the paper's curves start there; rejax's skip_initial_evaluation=false).
+    rows: list[dict[str, Any]] = [{
+        "seed": int(seed), "update": 0, "env_steps": 0, "valid_env_steps": 0, "wall_clock_s": 0.0,
+        "train_return": np.nan, "eval_return_mean": initial[i].mean(), "eval_return_std": initial[i].std(),
+        "throughput_sps": np.nan, "diverged": False,
+    } for i, seed in enumerate(spec.seeds)]
     diverged = np.zeros(n_seeds, bool)
     valid_steps = np.zeros(n_seeds, np.int64)
     final_eval = np.full(n_seeds, np.nan)
     final_eval_std = np.full(n_seeds, np.nan)
-    run_s = eval_s = 0.0
+    run_s = 0.0
     chunks_done = 0
     with TrialProgress(config["trial_id"], plan.env_steps, enabled=progress) as bar:
         for c in range(plan.n_chunks):
@@ -216,7 +202,7 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
             eval_mean = eval_std = np.full(n_seeds, np.nan)
             if chunks_done % spec.eval_every == 0 or chunks_done == plan.n_chunks:
                 t = time.perf_counter()
-                stats = programs.evaluate(programs.policy(state), jax.vmap(evaluation_key, (0, None))(seeds, c))
+                stats = programs.evaluate(programs.policy(state), jax.vmap(evaluation_key, (0, None))(seeds, c + 1))
                 returns = np.asarray(jax.device_get(stats.returns), np.float64)
                 eval_s += time.perf_counter() - t
                 eval_mean, eval_std = returns.mean(axis=1), returns.std(axis=1)
@@ -256,7 +242,8 @@ def run_trial(spec: TrialSpec, progress: bool = True, on_chunk: Callable[[int], 
         "chunks": chunks_done,
         "throughput_sps": (chunks_done * plan.updates_per_chunk * plan.env_steps_per_update / run_s) if run_s > 0 else None,
         "device": device_description(),
-        "versions": package_versions(suite),
+        "versions": package_versions([suite]),
+        "protocol_version": PROTOCOL_VERSION,
     }
     policy_bytes = serialization.msgpack_serialize(serialization.to_state_dict(params))
     return TrialResult(config, pd.DataFrame(rows), summary, policy_bytes)
