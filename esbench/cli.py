@@ -13,7 +13,7 @@ EXIT_BAD_INPUT = 2
 
 def _parse_set(pairs: list[str]) -> dict:
     """`--set key=value`: values parsed as YAML (0.1 -> float, [64, 64] -> list, true -> bool)."""
-    from esbench.runner.config import ConfigError
+    from esbench.validation import ConfigError
 
     hparams = {}
     for pair in pairs or []:
@@ -80,17 +80,19 @@ def _print_outcome(outcome, out: Path) -> int:
 
 def cmd_run(args) -> int:
     from esbench.results import ResultStore
-    from esbench.runner import TrialSpec, run_trials
+    from esbench.runner import TrialSpec, resolve_trial, run_trials
+    from esbench.validation import build
 
-    spec = TrialSpec(
-        env=args.env, algo=args.algo, hparams=_parse_set(args.set), seeds=tuple(range(args.seeds)),
-        env_steps=args.env_steps, num_logs=args.num_logs, eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes, max_episode_steps=args.max_episode_steps,
-    )
-    spec.validate()
+    spec = build(TrialSpec, {
+        "env": args.env, "algo": args.algo, "hparams": _parse_set(args.set), "seeds": tuple(range(args.seeds)),
+        "env_steps": args.env_steps, "num_logs": args.num_logs, "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes, "max_episode_steps": args.max_episode_steps,
+    }, "run")
+    trial = resolve_trial(spec, "run")
     out = Path(args.out)
-    outcome = run_trials([spec], ResultStore(out), backend="local", progress=not args.quiet)
-    _print_summary(out, spec.resolved()["trial_id"])
+    outcome = run_trials([trial], ResultStore(out), backend="local", progress=not args.quiet)
+    if trial.trial_id in outcome.ran + outcome.skipped:
+        _print_summary(out, trial.trial_id)
     return _print_outcome(outcome, out)
 
 
@@ -100,15 +102,14 @@ def _print_summary(out: Path, trial_id: str) -> None:
     _, _, summary = read_trial(trial_path(out, trial_id))
     finals = ", ".join(f"seed {s}: {'diverged' if v is None else f'{v:.2f}'}" for s, v in summary["final_eval_return"].items())
     print(f"{trial_id}: final eval return {finals}")
-    print(f"  env steps {summary['env_steps']:,}  compile {summary['compile_s']:.1f}s  run {summary['run_s']:.1f}s  "
-          f"throughput {summary['throughput_sps'] or 0:,.0f} steps/s  on {summary['device']}")
+    print(f"  env steps {sum(summary['env_steps'].values()):,} (all seeds)  compile {summary['compile_s']:.1f}s  "
+          f"run {summary['run_s']:.1f}s  throughput {summary['throughput_sps'] or 0:,.0f} steps/s  on {summary['device']}")
 
 
 def cmd_sweep(args) -> int:
     from esbench.results import ResultStore
-    from esbench.runner import expand_sweep, load_sweep_file, run_trials
-    from esbench.runner.backends import check_budgets
-    from esbench.runner.config import ConfigError
+    from esbench.runner import expand_sweep, load_sweep_file, resolve_trials, run_trials
+    from esbench.validation import ConfigError
 
     specs = expand_sweep(load_sweep_file(args.file), args.budget)
     if args.envs:
@@ -118,31 +119,40 @@ def cmd_sweep(args) -> int:
         specs = [s for s in specs if s.env in args.envs]
     out = Path(args.out)
     store = ResultStore(out)
+    trials = resolve_trials(specs)
     if args.dry_run:
-        check_budgets(specs)
-        for spec in specs:
-            trial_id = spec.resolved()["trial_id"]
-            state = "done" if store.is_finished(trial_id) else "todo"
-            print(f"{state}  {trial_id}  env={spec.env} algo={spec.algo} seeds={len(spec.seeds)} "
+        for trial in trials:
+            state = "done" if store.is_finished(trial.trial_id) else "todo"
+            spec = trial.spec
+            print(f"{state}  {trial.trial_id}  env={spec.env} algo={spec.algo} seeds={len(spec.seeds)} "
                   f"env_steps={spec.env_steps:,} hparams={spec.hparams}")
-        print(f"{len(specs)} trial(s)")
+        print(f"{len(trials)} trial(s)")
         return 0
-    outcome = run_trials(specs, store, backend=args.backend, address=args.address, progress=not args.quiet)
+    outcome = run_trials(trials, store, backend=args.backend, address=args.address, progress=not args.quiet)
     return _print_outcome(outcome, out)
 
 
 def cmd_report(args) -> int:
     from esbench.report import build_report
-    from esbench.results import load
+    from esbench.results import load, load_protocol, load_summaries
 
     df = load(args.results)
     if df.empty:
         print(f"error: no finished trials in {args.results}", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = Path(args.out) if args.out else Path("plots") / Path(args.results).resolve().name
-    paths = build_report(df, out, n_bootstrap=args.bootstrap)
+    paths = build_report(df, out, summaries=load_summaries(args.results), protocol=load_protocol(args.results),
+                         band=args.band, alpha=args.alpha, n_bootstrap=args.bootstrap)
     for name, path in paths.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from esbench import video
+
+    video.main(args.results, args.trial_id, seed=args.seed, out=args.out, max_steps=args.max_steps, fps=args.fps,
+               episode=args.episode, every=args.every)
     return 0
 
 
@@ -153,18 +163,27 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from esbench.algorithms import algorithm_names
+
     parser = argparse.ArgumentParser(prog="esbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    plugin = argparse.ArgumentParser(add_help=False)
+    plugin.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first: a plugin that registers environments or algorithms (repeatable)")
 
-    p = sub.add_parser("envs", help="list registered environments, or check that they step")
+    def add(name, **kwargs):
+        return sub.add_parser(name, parents=[plugin], **kwargs)
+
+    p = add("envs", help="list registered environments, or check that they step")
     p.add_argument("--check", nargs="*", metavar="ID", help="reset and step these ids (default: the 16 paper envs)")
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=cmd_envs)
 
-    p = sub.add_parser("run", help="run one trial")
+    p = add("run", help="run one trial")
     p.add_argument("--env", required=True)
-    p.add_argument("--algo", required=True, help="eggroll, openes, ppo, or evosax:<Strategy>")
+    p.add_argument("--algo", required=True,
+                   help=f"{', '.join(algorithm_names())} (and any a plugin registers), or evosax:<Strategy>")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--env-steps", type=int, required=True)
@@ -176,10 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sweep", help="run (or resume) a sweep file")
+    p = add("sweep", help="run (or resume) a sweep file")
     p.add_argument("file")
     p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
-    p.add_argument("--backend", default="local", help="local or ray")
+    p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--out", required=True)
     p.add_argument("--envs", nargs="+", metavar="ID", help="run only these envs of the sweep")
@@ -187,13 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="figures and tables from a results folder")
+    p = add("report", help="figures and tables from a results folder")
     p.add_argument("results")
     p.add_argument("--out", default=None, help="default: plots/<results folder name>")
+    p.add_argument("--band", choices=("sem", "bootstrap"), default="sem",
+                   help="curve shading: mean +- SEM over seeds (the paper's) or a 95%% bootstrap CI")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the EGGROLL vs OpenES Welch's t-test")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for CIs")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("bench", help="throughput benchmarks (see benchmarks/)")
+    p = add("render", help="a video (GIF or MP4) of a stored trial's policy")
+    p.add_argument("results", help="a results folder")
+    p.add_argument("trial_id")
+    p.add_argument("--seed", type=int, default=None, help="which seed's policy (default: the trial's first)")
+    p.add_argument("--out", default="clip.gif", help="a .gif or .mp4 path")
+    p.add_argument("--episode", type=int, default=0, help="which evaluation episode (its key), default 0")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--fps", type=float, default=25)
+    p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
+    p.set_defaults(func=cmd_render)
+
+    p = add("bench", help="throughput benchmarks (see benchmarks/)")
     p.add_argument("--mode", choices=("quick", "full"), default="quick")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--only", choices=("all", "forward", "training"), default="all", help="run one benchmark")
@@ -211,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training-loop benchmark (defaults: the mode's)")
     g.add_argument("--envs", nargs="+", metavar="ID", help="environments (full: CartPole-v1 brax/ant "
                    "craftax/Craftax-Classic-Symbolic; quick: CartPole-v1)")
-    g.add_argument("--algos", nargs="+", choices=("eggroll", "openes", "ppo"))
+    g.add_argument("--algos", nargs="+", choices=algorithm_names())
     g.add_argument("--scale", help="multiplies pop_size (ES) and num_envs (PPO), e.g. 1/16 (quick: 1/16, full: 1)")
     g.add_argument("--max-episode-steps", type=int, help="cap on episode length (for CPU)")
     g.add_argument("--layer-size", type=int, help="policy layer width (default: the paper's 256)")
@@ -222,15 +255,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _imports(argv: list[str]) -> list[str]:
+    """The --import modules, read before the full parse so that their algorithms appear in the choices."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    return pre.parse_known_args(argv)[0].imports
+
+
 def main(argv: list[str] | None = None) -> int:
+    from esbench import plugins
     from esbench.algorithms import UnknownAlgorithmError
     from esbench.envs import UnknownEnvError
-    from esbench.runner.config import ConfigError
+    from esbench.results import CorruptResultsError
+    from esbench.validation import ConfigError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        plugins.load(_imports(argv))
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError) as err:
+    except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError, CorruptResultsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from esbench.envs import Env
 from esbench.results.policies import TrainedPolicy, load_trained_policy
+from esbench.validation import ConfigError
 
 # The suites whose adapters pass a renderer to `build_env` (and which of their ids get one).
 RENDERED_SUITES = {
@@ -46,7 +47,7 @@ FORMATS = (".gif", ".mp4")
 DEFAULT_FPS = 25  # 4 centiseconds a frame: GIF frame times are whole centiseconds
 
 
-class NoRendererError(ValueError):
+class NoRendererError(ConfigError):
     """The environment has no renderer, so no video can be made of it."""
 
 
@@ -110,11 +111,11 @@ def record_episode(
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"cannot write {out}: the video format is taken from the extension, one of {', '.join(FORMATS)}")
+        raise ConfigError(f"cannot write {out}: the video format is taken from the extension, one of {', '.join(FORMATS)}")
     if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise ValueError(f"cannot write {out}: MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); .gif needs nothing more")
+        raise ConfigError(f"cannot write {out}: MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); .gif needs nothing more")
     if int(every) < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+        raise ConfigError(f"every = {every!r} is invalid; allowed: an integer >= 1")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # A private folder beside `out` (same file system, so the rename is atomic); the file in it

@@ -47,7 +47,7 @@ def test_reloaded_policy_reproduces_the_final_evaluation(stored):
         assert float(np.mean(stats.returns)) == pytest.approx(expected, rel=1e-6)
         action = policy.act(np.zeros(policy.env.spec.obs_dim, np.float32), jax.random.PRNGKey(0))
         assert action.shape == () and 0 <= int(action) < 2
-    with pytest.raises(ValueError, match="has no seed 4"):
+    with pytest.raises(ValueError, match=r"seed = 4 is invalid for trial .*; allowed: its seeds"):
         load_trained_policy(out, trial_id, 4)
 
 

@@ -66,7 +66,7 @@ def test_mp4_stops_at_max_steps(stored, tmp_path):
 
 def test_unknown_seed_or_format_writes_nothing(stored, tmp_path):
     results, trial_id = stored
-    with pytest.raises(ValueError, match="has no seed 7"):
+    with pytest.raises(ValueError, match=r"seed = 7 is invalid for trial .*; allowed: its seeds"):
         render_policy(results, trial_id, seed=7, out=tmp_path / "clip.gif")
     with pytest.raises(ValueError, match=r"\.gif, \.mp4"):
         render_policy(results, trial_id, out=tmp_path / "clip.avi")

@@ -36,7 +36,7 @@ class Registration:
 
 
 _REGISTRY: dict[str, Registration] = {}
-_BUILT: dict[str, Env] = {}
+_BUILT: dict[tuple[str, int | None], Env] = {}
 
 
 def register(env_id: str, factory: Callable[..., Env], *, suite: str = "custom", overwrite: bool = False, **kwargs) -> None:
@@ -48,7 +48,8 @@ def register(env_id: str, factory: Callable[..., Env], *, suite: str = "custom",
     if env_id in _REGISTRY and not overwrite:
         raise ValueError(f"environment id {env_id!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[env_id] = Registration(env_id, factory, dict(kwargs), suite)
-    _BUILT.pop(env_id, None)
+    for key in [k for k in _BUILT if k[0] == env_id]:
+        del _BUILT[key]
 
 
 def _suite_factory(suite: str) -> Callable[..., Env]:
@@ -113,13 +114,20 @@ def resolve(env_id: str) -> Registration:
     )
 
 
-def make(env_id: str) -> Env:
-    """Build the environment `env_id` (cached: the same id returns the same `Env`)."""
-    if env_id in _BUILT:
-        return _BUILT[env_id]
-    registration = resolve(env_id)
-    env = registration.factory(**registration.kwargs)
-    if not isinstance(env, Env):
-        raise TypeError(f"factory for {env_id!r} returned {type(env).__name__}, expected esbench.envs.Env")
-    _BUILT[env_id] = env
+def make(env_id: str, max_episode_steps: int | None = None) -> Env:
+    """Build the environment `env_id`, truncated after `max_episode_steps` if given.
+
+    Cached: the same arguments return the same `Env` (compiled programs keyed on it are reused).
+    """
+    key = (env_id, max_episode_steps)
+    if key in _BUILT:
+        return _BUILT[key]
+    if max_episode_steps:
+        env = make(env_id).with_time_limit(max_episode_steps)
+    else:
+        registration = resolve(env_id)
+        env = registration.factory(**registration.kwargs)
+        if not isinstance(env, Env):
+            raise TypeError(f"factory for {env_id!r} returned {type(env).__name__}, expected esbench.envs.Env")
+    _BUILT[key] = env
     return env

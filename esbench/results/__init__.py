@@ -1,11 +1,13 @@
-"""The results store: write trials atomically, load them as one DataFrame, load trained policies."""
+"""The results store: the schema of what a trial produces, atomic writes, loading, trained policies."""
 
 from esbench.results.policies import TrainedPolicy, load_trained_policy
+from esbench.results.schema import METRIC_COLUMNS, TrialResult
 from esbench.results.store import (
-    CorruptResultsError, ResultStore, is_finished, load, load_summaries, read_trial, trial_path, write_trial,
+    CorruptResultsError, ResultStore, is_finished, load, load_protocol, load_summaries, read_trial, trial_path,
+    write_trial,
 )
 
 __all__ = [
-    "CorruptResultsError", "ResultStore", "TrainedPolicy", "is_finished", "load", "load_summaries",
-    "load_trained_policy", "read_trial", "trial_path", "write_trial",
+    "CorruptResultsError", "METRIC_COLUMNS", "ResultStore", "TrainedPolicy", "TrialResult", "is_finished", "load",
+    "load_protocol", "load_summaries", "load_trained_policy", "read_trial", "trial_path", "write_trial",
 ]

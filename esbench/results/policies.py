@@ -11,9 +11,9 @@ import numpy as np
 from flax import serialization
 
 from esbench.algorithms import evaluate, networks
-from esbench.envs import Env
-from esbench.runner.trial import make_trial_env
+from esbench.envs import Env, make
 from esbench.results.store import CorruptResultsError, load_policy_params, read_json, trial_path
+from esbench.validation import ConfigError
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,10 @@ def load_trained_policy(out_dir: str | os.PathLike, trial_id: str, seed: int | N
     seeds = list(config["seeds"])
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
-        raise ValueError(f"trial {trial_id} has no seed {seed}; its seeds are {seeds}")
+        raise ConfigError(f"seed = {seed!r} is invalid for trial {trial_id}; allowed: its seeds, {seeds}")
     stacked = load_policy_params(out_dir, trial_id)
     state_dict = jax.tree_util.tree_map(lambda x: np.asarray(x)[seeds.index(seed)], stacked)
-    env = make_trial_env(config)
+    env = make(config["env"], config.get("max_episode_steps"))
     settings = policy_settings(config["hparams"])
     template = networks.init_policy(jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, settings)
     if "obs_norm" in state_dict:

@@ -22,15 +22,12 @@ from pathlib import Path
 import pandas as pd
 from flax import serialization
 
-from esbench.runner.trial import TrialResult
+from esbench.results.schema import METRIC_COLUMNS, TRIAL_COLUMNS, TrialResult, check_metrics
 
 TRIALS_DIR = "trials"
 TMP_PREFIX = ".tmp-"
 FILES = ("config.json", "metrics.parquet", "summary.json", "policy.msgpack")
-METRIC_COLUMNS = (
-    "seed", "update", "env_steps", "valid_env_steps", "wall_clock_s", "train_return",
-    "eval_return_mean", "eval_return_std", "throughput_sps", "diverged",
-)
+PROTOCOL_FILE = "protocol.json"
 
 
 class CorruptResultsError(RuntimeError):
@@ -66,6 +63,7 @@ def is_finished(out_dir: str | os.PathLike, trial_id: str) -> bool:
 def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
     """Write a trial atomically: all files into a temp folder, then one rename."""
     trial_id = result.config["trial_id"]
+    check_metrics(result.metrics)
     root = trials_dir(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{trial_id}-", dir=root))
@@ -139,31 +137,40 @@ def _readable_trials(out_dir: str | os.PathLike, strict: bool):
             warnings.warn(f"skipping {err}", stacklevel=3)
 
 
+def _trial_fields(config: dict) -> dict:
+    return {"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"],
+            "stage": config.get("stage", "sweep")}
+
+
 def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """One DataFrame over every trial in `out_dir`: a row per trial x seed x log point.
 
-    Columns: trial_id, env, algo, then METRIC_COLUMNS. Incomplete or unreadable
-    trial folders are reported with a warning and skipped (or raise, with
-    `strict=True`), never silently read.
+    Columns: trial_id, env, algo, stage, then the metric columns of
+    `esbench.results.schema`. Incomplete or unreadable trial folders are
+    reported with a warning and skipped (or raise, with `strict=True`), never
+    silently read.
     """
     frames = []
     for config, metrics, _ in _readable_trials(out_dir, strict):
-        metrics = metrics.copy()
-        metrics.insert(0, "algo", config["algo"])
-        metrics.insert(0, "env", config["env"])
-        metrics.insert(0, "trial_id", config["trial_id"])
-        frames.append(metrics)
+        fields = _trial_fields(config)
+        frames.append(pd.concat([pd.DataFrame({k: [v] * len(metrics) for k, v in fields.items()}), metrics], axis=1))
     if not frames:
-        return pd.DataFrame(columns=["trial_id", "env", "algo", *METRIC_COLUMNS])
+        return pd.DataFrame(columns=[*TRIAL_COLUMNS, *METRIC_COLUMNS])
     return pd.concat(frames, ignore_index=True)
 
 
 def load_summaries(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
-    """One row per trial: its config fields and summary (status, timings, device)."""
+    """One row per trial: trial_id, env, algo, stage, hparams, seeds, then its summary (status, timings, device)."""
     return pd.DataFrame([
-        {"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"], **summary}
+        {**_trial_fields(config), "hparams": config["hparams"], "seeds": config["seeds"], **summary}
         for config, _, summary in _readable_trials(out_dir, strict)
     ])
+
+
+def load_protocol(out_dir: str | os.PathLike) -> dict | None:
+    """The record `esbench reproduce` keeps of its stages (sampler, seeds, selection), or None."""
+    path = Path(out_dir) / PROTOCOL_FILE
+    return read_json(path) if path.is_file() else None
 
 
 def load_policy_params(out_dir: str | os.PathLike, trial_id: str) -> dict:

@@ -1,11 +1,12 @@
-"""Trial configs, sweep expansion, trial execution and backends (local, ray)."""
+"""Trial specs and their resolution, sweep expansion, trial execution and backends (local, ray)."""
 
-from esbench.runner.backends import BACKENDS, SweepOutcome, run_trials
-from esbench.runner.config import ConfigError, TrialSpec, build_algo_config
+from esbench.runner.backends import BACKENDS, SweepOutcome, resolve_trials, run_trials
+from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.sweep import expand_sweep, load_sweep_file
-from esbench.runner.trial import TrialResult, run_trial
+from esbench.runner.trial import run_trial
+from esbench.validation import ConfigError
 
 __all__ = [
-    "BACKENDS", "ConfigError", "SweepOutcome", "TrialResult", "TrialSpec", "build_algo_config",
-    "expand_sweep", "load_sweep_file", "run_trial", "run_trials",
+    "BACKENDS", "ConfigError", "ResolvedTrial", "SweepOutcome", "TrialSpec", "expand_sweep", "load_sweep_file",
+    "resolve_trial", "resolve_trials", "run_trial", "run_trials",
 ]

@@ -37,13 +37,13 @@ from typing import Any
 import yaml
 
 from esbench.envs import PAPER_ENVS
+from esbench import paper, plugins
 from esbench.envs import resolve
-from esbench import paper
 from esbench.runner.config import TrialSpec, check_hparam_names
-from esbench.validation import ConfigError, numeric_string, suggest
+from esbench.validation import ConfigError, build, suggest
 
-TOP_KEYS = ("name", "description", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial", "budgets",
-            "default_budget")
+TOP_KEYS = ("name", "description", "imports", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
+            "budgets", "default_budget")
 TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
 BUDGET_KEYS = (*TRIAL_KEYS, "algorithms", "env_overrides", "description")
 SEARCH_KEYS = ("grid", "random")
@@ -73,7 +73,25 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
         raise ConfigError(f"sweep file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    load_imports(data, folder=os.path.dirname(os.path.abspath(path)))
     return data
+
+
+def load_imports(data: dict, folder: str = ".") -> None:
+    """Import the sweep's `imports:` (plugin modules registering envs or algorithms), found also beside the file."""
+    imports = data.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        raise ConfigError(f"imports = {imports!r} is invalid; allowed: a list of module names")
+    plugins.load(imports, paths=(".", folder))
+
+
+def seed_list(seeds: Any, path: str) -> tuple[int, ...]:
+    """`seeds: 3` (seeds 0, 1, 2) or an explicit list of seeds."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        return tuple(range(seeds))
+    if isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return tuple(seeds)
+    raise ConfigError(f"{path} = {seeds!r} is invalid; allowed: a count >= 1 or a list of integer seeds")
 
 
 def _env_list(envs: Any) -> list[str]:
@@ -187,6 +205,7 @@ def _per_env(value: Any, env: str, path: str) -> Any:
 def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
     """Every trial of the sweep under `budget`, validated; ConfigError on the first problem."""
     _check_keys(data, TOP_KEYS, "sweep")
+    load_imports(data)
     envs = _env_list(data.get("envs"))
     for i, env in enumerate(envs):
         try:
@@ -228,24 +247,7 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
                                          f"budgets.{budget}.env_overrides.{env}.{algo}"),
                 }
                 fields = {k: _per_env(v, env, f"trial.{k}") for k, v in trial_defaults.items()}
-                seeds = fields.pop("seeds", 1)
-                if isinstance(seeds, int) and not isinstance(seeds, bool):
-                    if seeds < 1:
-                        raise ConfigError(f"trial.seeds: must be a positive count or a list of seeds, got {seeds}")
-                    seeds = tuple(range(seeds))
-                elif isinstance(seeds, list) and all(isinstance(s, int) for s in seeds):
-                    seeds = tuple(seeds)
-                else:
-                    raise ConfigError(f"trial.seeds: must be a positive count or a list of integer seeds, got {seeds!r}")
-                for name in ("env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps"):
-                    value = fields.get(name)
-                    if isinstance(value, str):  # YAML 1.1 reads 1e7 (no dot) as a string
-                        value = numeric_string(value)
-                    if isinstance(value, float) and value.is_integer():
-                        fields[name] = int(value)
-                    elif value is not None:
-                        fields[name] = value
-                spec = TrialSpec(env=env, algo=algo, hparams=hparams, seeds=seeds, **fields)
-                spec.validate(path=f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]")
-                trials.append(spec)
+                fields["seeds"] = seed_list(fields.get("seeds", 1), "trial.seeds")
+                owner = f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]"
+                trials.append(build(TrialSpec, {"env": env, "algo": algo, "hparams": hparams, **fields}, owner))
     return trials
