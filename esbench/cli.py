@@ -132,6 +132,22 @@ def cmd_sweep(args) -> int:
     return _print_outcome(outcome, out)
 
 
+def cmd_reproduce(args) -> int:
+    from esbench.results import ResultStore
+    from esbench.runner import load_sweep_file
+    from esbench.runner.protocol import describe_protocol, prepare_protocol, run_protocol
+
+    out = Path(args.out)
+    protocol = prepare_protocol(load_sweep_file(args.file), args.budget, envs=args.envs, skip_search=args.skip_search,
+                                sampler=args.sampler, out=out)
+    store = ResultStore(out)
+    if args.dry_run:
+        print(describe_protocol(protocol, store))
+        return 0
+    outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, progress=not args.quiet)
+    return _print_outcome(outcome, out)
+
+
 def cmd_report(args) -> int:
     from esbench.report import build_report
     from esbench.results import load, load_protocol, load_summaries
@@ -157,9 +173,31 @@ def cmd_render(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from esbench.bench import main as bench_main
+    from rich.console import Console
 
-    return bench_main(args)
+    from esbench import bench
+
+    kinds = list(bench.KINDS) if args.only == "all" else [args.only]
+    options = {  # each kind's settings from its options (None: the mode's value); kinds without options: the mode's
+        "forward": dict(pop_sizes=args.pops, widths=args.widths, ranks=args.ranks, depth=args.depth, repeats=args.repeats,
+                        warmup=args.warmup, min_time_s=args.min_time_s, openes_mem_cap_gib=args.openes_mem_cap_gib),
+        "training": dict(envs=args.envs, algos=args.algos, scale=args.scale, max_episode_steps=args.max_episode_steps,
+                         layer_size=args.layer_size, n_layers=args.n_layers, repeats=args.train_repeats,
+                         warmup=args.train_warmup),
+    }
+    settings = {kind: bench.settings(kind, args.mode, **options.get(kind, {})) for kind in kinds}
+    console = Console()
+    if not console.is_terminal:  # piped or logged: rich would otherwise cut the tables to 80 columns
+        console = Console(width=140)
+    with console.status("benchmarks ...") as status:
+        outcome = bench.run(kinds, args.mode, Path(args.out), progress=status.update, **settings)
+    for kind, payload in outcome.payloads.items():
+        console.print(bench.KINDS[kind].table(payload))
+    for name, path in outcome.paths.items():
+        console.print(f"{name}: {path}")
+    if outcome.failed:
+        console.print(f"[red]{outcome.failed} configuration(s) failed; see 'reason' in the JSON[/red]")
+    return 1 if outcome.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
+    p = add("reproduce", help="the paper's protocol (search, select, final seeds) as one resumable run")
+    p.add_argument("file")
+    p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--skip-search", action=argparse.BooleanOptionalAction, default=None,
+                   help="no search: the final stage runs the paper's rows (default: the budget's protocol.skip_search)")
+    p.add_argument("--sampler", default=None, choices=("random", "tpe"),
+                   help="random search (the paper's) or TPE (Optuna) (default: the budget's protocol.sampler)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"))
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--envs", nargs="+", metavar="ID", help="run only these envs of the budget")
+    p.add_argument("--dry-run", action="store_true", help="print what each stage would run; run and write nothing")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
     p = add("report", help="figures and tables from a results folder")
     p.add_argument("results")
     p.add_argument("--out", default=None, help="default: plots/<results folder name>")
@@ -226,10 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
     p.set_defaults(func=cmd_render)
 
+    from esbench import bench
+
     p = add("bench", help="throughput benchmarks (see benchmarks/)")
-    p.add_argument("--mode", choices=("quick", "full"), default="quick")
+    p.add_argument("--mode", choices=bench.MODES, default="quick")
     p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--only", choices=("all", "forward", "training"), default="all", help="run one benchmark")
+    p.add_argument("--only", choices=("all", *bench.KINDS), default="all", help="run one benchmark")
     g = p.add_argument_group("forward benchmark (defaults: the mode's)")
     g.add_argument("--pops", type=int, nargs="+", metavar="N", help="population sizes (even)")
     g.add_argument("--widths", type=int, nargs="+", metavar="W", help="layer widths")
@@ -244,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training-loop benchmark (defaults: the mode's)")
     g.add_argument("--envs", nargs="+", metavar="ID", help="environments (full: CartPole-v1 brax/ant "
                    "craftax/Craftax-Classic-Symbolic; quick: CartPole-v1)")
-    g.add_argument("--algos", nargs="+", choices=algorithm_names())
-    g.add_argument("--scale", help="multiplies pop_size (ES) and num_envs (PPO), e.g. 1/16 (quick: 1/16, full: 1)")
+    g.add_argument("--algos", nargs="+", choices=algorithm_names(), help="default: every registered algorithm")
+    g.add_argument("--scale", help="multiplies the algorithm's population field (pop_size or num_envs), "
+                   "e.g. 1/16 (quick: 1/16, full: 1)")
     g.add_argument("--max-episode-steps", type=int, help="cap on episode length (for CPU)")
     g.add_argument("--layer-size", type=int, help="policy layer width (default: the paper's 256)")
     g.add_argument("--n-layers", type=int, help="policy hidden layers (default: the paper's 3)")

@@ -6,6 +6,7 @@ are the stated functions of the recorded times and configs.
 """
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -16,9 +17,10 @@ from pathlib import Path
 import jax
 import pytest
 
-from esbench import cli
-from esbench.bench import forward, parse_scale, report, training
-from esbench.runner.config import ConfigError
+from esbench import bench, cli, paper, validation
+from esbench.algorithms import algorithm_names, eggroll, networks, openes, ppo
+from esbench.bench import forward, measure, report, training
+from esbench.validation import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORM = jax.devices()[0].platform
@@ -47,9 +49,11 @@ FORWARD_KEYS = {
     "memory": (dict, NONE),
 }
 TRAINING_KEYS = {
-    "env": str, "algorithm": str, "scale": NUMBER, "max_episode_steps": int, "hparams_source": str, "config": dict,
+    "env": str, "algorithm": str, "scale": NUMBER, "scaled_field": (str, NONE), "max_episode_steps": int,
+    "hparams_source": str, "trial_id": str, "config": dict,
     "status": str, "reason": (str, NONE), "compile_s": float, "times_s": list, "median_s": float,
-    "env_steps_per_update": int, "valid_env_steps_per_update": NUMBER, "env_steps_per_s": float, "memory": dict,
+    "env_steps_per_update": int, "valid_env_steps_per_update": NUMBER, "simulated_env_steps_per_update": NUMBER,
+    "env_steps_per_s": float, "memory": dict,
 }
 
 
@@ -89,6 +93,7 @@ def test_top_level_schema(run, name):
     payload = run[3][name]
     check_types(payload, TOP_KEYS, name)
     check_types(payload["device"], DEVICE_KEYS, f"{name}.device")
+    assert payload["schema_version"] == report.SCHEMA_VERSION
     assert payload["benchmark"] == name and payload["mode"] == "quick"
     assert payload["device"]["platform"] == PLATFORM
     assert {"jax", "jaxlib", "esbench"} <= set(payload["packages"])
@@ -170,20 +175,25 @@ def test_summary_ratios_and_speedups(run):
 def test_training_records(run):
     payload = run[3]["training"]
     records = {r["algorithm"]: r for r in payload["records"]}
-    assert sorted(records) == ["eggroll", "openes", "ppo"]
+    assert sorted(records) == sorted(algorithm_names())
     # CartPole's paper rows scaled by 1/128: EGGROLL 2048 -> 16, OpenES 512 -> 4 (x4 episodes), PPO 256 -> 2 envs x 128 steps.
     expected_steps = {"eggroll": 16 * 1 * 10, "openes": 4 * 4 * 10, "ppo": 2 * 128}
+    scaled_field = {"eggroll": "pop_size", "openes": "pop_size", "ppo": "num_envs"}
     for algo, r in records.items():
         check_types(r, TRAINING_KEYS, algo)
         assert r["status"] == "ok" and r["reason"] is None
         assert r["env"] == "CartPole-v1" and r["max_episode_steps"] == 10 and (r["config"]["layer_size"], r["config"]["n_layers"]) == (8, 1)
-        assert "paper16.yaml" in r["hparams_source"]
+        assert r["hparams_source"] == f"esbench.paper.row({algo!r}, 'CartPole-v1')"
+        assert r["scaled_field"] == scaled_field[algo]
         assert r["env_steps_per_update"] == expected_steps[algo]
-        assert 0 < r["valid_env_steps_per_update"] <= r["env_steps_per_update"]
+        assert 0 < r["valid_env_steps_per_update"] <= r["simulated_env_steps_per_update"] <= r["env_steps_per_update"]
         assert positive_finite(r["compile_s"])
         assert len(r["times_s"]) == REPEATS and all(positive_finite(t) for t in r["times_s"])
         assert r["median_s"] == forward.median(r["times_s"])
         assert r["env_steps_per_s"] == pytest.approx(r["env_steps_per_update"] / r["median_s"], rel=1e-12)
+        assert isinstance(r["memory"]["argument_bytes"], int)
+    # PPO's batch, every step inside an episode: each timed chunk ran exactly one update
+    assert records["ppo"]["valid_env_steps_per_update"] == records["ppo"]["simulated_env_steps_per_update"] == 2 * 128
     assert records["eggroll"]["config"]["pop_size"] == 16 and records["eggroll"]["config"]["rank"] == 4
     assert records["openes"]["config"]["pop_size"] == 4
     assert records["ppo"]["config"]["num_envs"] == 2
@@ -194,7 +204,7 @@ def test_training_records(run):
 
 
 def test_skip_reason_threshold():
-    settings = forward.ForwardSettings(pop_sizes=(4,), widths=(8,), openes_mem_cap_bytes=4 * 8 * 8 * 4)
+    settings = forward.ForwardSettings(pop_sizes=(4,), widths=(8,), openes_mem_cap_gib=4 * 8 * 8 * 4 / 2**30)
     openes_method = forward.Method("openes", "openes")
     assert forward.skip_reason(openes_method, 4, 8, settings) is None  # exactly at the cap: runs
     assert "6*8*8*4 = 1,536 bytes" in forward.skip_reason(openes_method, 6, 8, settings)
@@ -240,29 +250,92 @@ def test_round_robin_takes_turns_and_records_runtime_failures():
     assert b.record["reason"] == "RuntimeError: RESOURCE_EXHAUSTED: out of memory"
 
 
-def test_scale_hparams():
-    assert training.scale_hparams("eggroll", {"pop_size": 2048}, 1 / 16)["pop_size"] == 128
-    assert training.scale_hparams("openes", {"pop_size": 512}, 1e-6)["pop_size"] == 2  # at least one pair
-    assert training.scale_hparams("eggroll", {"pop_size": 100}, 0.05)["pop_size"] == 6  # 5 -> even
-    ppo = training.scale_hparams("ppo", {"num_envs": 256, "num_steps": 10, "num_minibatches": 32}, 1 / 16)
-    assert (ppo["num_envs"], ppo["num_minibatches"]) == (16, 32)  # 160 samples: 32 divides them
-    ppo = training.scale_hparams("ppo", {"num_envs": 256, "num_steps": 10, "num_minibatches": 32}, 3 / 256)
-    assert (ppo["num_envs"], ppo["num_minibatches"]) == (3, 30)  # 30 samples: the largest divisor <= 32
+def test_scaled_values_follow_the_config_not_the_algorithm_name():
+    assert training.scaled_values(eggroll.Config(pop_size=2048), 1 / 16) == ("pop_size", {"pop_size": 128})
+    assert training.scaled_values(openes.Config(pop_size=512), 1e-6) == ("pop_size", {"pop_size": 2})  # one pair
+    assert training.scaled_values(eggroll.Config(pop_size=100), 0.05)[1] == {"pop_size": 6}  # 5 -> the nearest even, ties up
+    cfg = ppo.Config(num_envs=256, num_steps=10, num_minibatches=32)
+    # 160 samples: 32 divides them; 30 samples: 30 is the largest divisor <= 32
+    assert training.scaled_values(cfg, 1 / 16) == ("num_envs", {"num_envs": 16, "num_minibatches": 32})
+    assert training.scaled_values(cfg, 3 / 256) == ("num_envs", {"num_envs": 3, "num_minibatches": 30})
+    assert training.scaled_values(networks.PolicySettings(), 0.5) == (None, {})  # neither field: unscaled
 
 
-def test_paper_hparams(tmp_path):
-    row, source = training.paper_hparams("CartPole-v1", "eggroll", training.PAPER_SWEEP)
-    assert (row["pop_size"], row["rank"], row["sigma"]) == (2048, 4, 0.2) and "CartPole-v1" in source
-    row, source = training.paper_hparams("gymnax/Acrobot-v1", "ppo", training.PAPER_SWEEP)
-    assert row == {} and "Config defaults" in source
-    assert training.paper_hparams("CartPole-v1", "ppo", tmp_path / "missing.yaml")[0] == {}
+def tiny_training(**values):
+    return training.TrainingSettings(**{"scale": 1.0, "max_episode_steps": 10, "repeats": 2, "warmup": 1, **values})
 
 
-def test_parse_scale():
-    assert parse_scale("1/16") == 0.0625 and parse_scale("0.5") == 0.5 and parse_scale(2) == 2.0
+@pytest.mark.parametrize("algo", ["eggroll", "openes", "ppo"])
+def test_training_hyperparameters_are_the_paper_row_or_the_config_defaults(algo):
+    """Before scaling (scale 1): a paper env gets `paper.row`, any other env the algorithm's Config defaults."""
+    config = {"eggroll": eggroll.Config, "openes": openes.Config, "ppo": ppo.Config}[algo]
+    trial, facts = training.timing_trial("CartPole-v1", algo, tiny_training())
+    assert trial.cfg == dataclasses.replace(config(), **paper.row(algo, "CartPole-v1"))
+    assert facts["hparams_source"] == f"esbench.paper.row({algo!r}, 'CartPole-v1')"
+    trial, facts = training.timing_trial("gymnax/Acrobot-v1", algo, tiny_training())
+    assert trial.cfg == config()
+    assert facts["hparams_source"].startswith(f"{algo} Config defaults")
+
+
+def test_timing_trial_budget_is_the_updates_to_run_with_the_cap_and_network():
+    settings = tiny_training(scale=1 / 128, layer_size=8, n_layers=1, repeats=3, warmup=2)
+    trial, facts = training.timing_trial("CartPole-v1", "eggroll", settings)
+    assert facts["scaled_field"] == "pop_size" and trial.cfg.pop_size == 16
+    assert (trial.cfg.layer_size, trial.cfg.n_layers, trial.env.spec.max_episode_steps) == (8, 1, 10)
+    assert trial.plan.max_env_steps_per_update == 16 * 10 and trial.spec.seeds == (0,)
+    assert (trial.spec.env_steps, trial.spec.num_logs) == (5 * 16 * 10, 5)
+    uncapped, _ = training.timing_trial("CartPole-v1", "eggroll", tiny_training(max_episode_steps=10**6))
+    assert uncapped.env.spec.max_episode_steps == 500  # a cap above the environment's own limit leaves it alone
+
+
+def test_settings_modes_overrides_and_fractions():
+    quick = bench.settings("training", "quick", envs=None, scale="1/8")
+    assert quick == training.TrainingSettings(scale=0.125) and quick.algos == algorithm_names()
+    full = bench.settings("forward", "full", depth=2)
+    assert full == forward.ForwardSettings(**{**forward.FULL, "depth": 2})
+    for kind in bench.KINDS:  # every kind's modes are valid settings
+        for mode in bench.MODES:
+            bench.settings(kind, mode).validate()
     for bad in ("0", "-1", "x", "1/0"):
-        with pytest.raises(ConfigError, match="--scale"):
-            parse_scale(bad)
+        with pytest.raises(ConfigError, match=r"bench\.training\.scale = .* is invalid; allowed: a number > 0"):
+            bench.settings("training", "quick", scale=bad)
+    with pytest.raises(ConfigError, match=r"bench\.mode = 'slow' is invalid; allowed: quick, full"):
+        bench.settings("forward", "slow")
+    with pytest.raises(ConfigError, match=r"bench\.benchmark = 'backward' is invalid; allowed: forward, training"):
+        bench.settings("backward", "quick")
+
+
+def test_a_new_kind_is_one_function_and_one_entry(tmp_path, monkeypatch):
+    @dataclasses.dataclass(frozen=True)
+    class CountSettings:
+        n: int = dataclasses.field(default=1, metadata=measure.AT_LEAST_ONE)
+
+        def validate(self, owner: str) -> None:
+            validation.validate(self, owner)
+
+    def count(settings, progress=None):
+        return {"records": [{"status": "ok" if i else "failed"} for i in range(settings.n)], "total": settings.n}
+
+    monkeypatch.setitem(bench.KINDS, "count", bench.Kind(CountSettings, {"n": 3}, count, table=len))
+    outcome = bench.run(["count"], "full", tmp_path)
+    path = tmp_path / f"count_full_{PLATFORM}.json"
+    assert outcome.paths == {"count_json": path} and outcome.failed == 1
+    payload = json.loads(path.read_text())
+    check_types(payload, TOP_KEYS, "count")
+    assert (payload["benchmark"], payload["settings"], payload["total"]) == ("count", {"n": 3}, 3)
+    with pytest.raises(ConfigError, match=r"bench\.count\.n = 0 is invalid; allowed: an integer >= 1"):
+        bench.settings("count", "quick", n=0)
+
+
+def test_run_validates_every_kind_before_running(tmp_path):
+    ran = []
+    good = forward.ForwardSettings(pop_sizes=(2,), widths=(2,))
+    with pytest.raises(ConfigError, match=r"bench\.training\.repeats = 0"):
+        bench.run(["forward", "training"], "quick", tmp_path / "out", progress=ran.append, forward=good,
+                  training=training.TrainingSettings(repeats=0))
+    with pytest.raises(ConfigError, match="bench.training.algos: unknown algorithm 'egroll'"):
+        bench.run(["training"], "quick", tmp_path / "out", training=training.TrainingSettings(algos=("egroll",)))
+    assert ran == [] and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -270,7 +343,8 @@ def test_parse_scale():
     [
         (["--only", "training", "--envs", "Cartpole-v1"], "CartPole-v1"),
         (["--only", "forward", "--pops", "5"], "pop_sizes"),
-        (["--only", "training", "--scale", "0"], "--scale"),
+        (["--only", "training", "--scale", "0"], "bench.training.scale = 0.0 is invalid"),
+        (["--only", "training", "--scale", "1/0"], "bench.training.scale = '1/0' is invalid"),
     ],
 )
 def test_bad_input_fails_before_running(tmp_path, capsys, argv, message):
@@ -295,10 +369,10 @@ def test_summary_of_synthetic_records():
     records = [rec("inference", "forward", 1.0), rec("eggroll_r4", "forward", 2.0, rank=4),
                rec("eggroll_r4", "update", 0.5, rank=4), rec("openes", "forward", 8.0), rec("openes", "update", 4.0)]
     forward.normalise(records)
-    (row,) = report.forward_summary(records)
+    (row,) = forward.forward_summary(records)
     assert row["normalized_throughput"] == {"eggroll_r4": 0.5, "openes": 0.125}
     assert row["speedup_vs_openes_forward"] == {"eggroll_r4": 4.0}
     assert row["speedup_vs_openes_update"] == {"eggroll_r4": 8.0}
     records[3]["status"] = records[4]["status"] = "skipped"
-    (row,) = report.forward_summary(records)
+    (row,) = forward.forward_summary(records)
     assert row["speedup_vs_openes_forward"] == {"eggroll_r4": None} and row["normalized_throughput"]["openes"] is None

@@ -77,3 +77,5 @@ def update(state: es.ESState, env, cfg: Config):
 
 policy = es.policy
 env_steps_per_update = es.env_steps_per_update
+min_env_steps_per_update = es.min_env_steps_per_update
+VALUE_FIELDS = es.VALUE_FIELDS

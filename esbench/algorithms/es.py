@@ -70,6 +70,12 @@ RULES = {
 }
 
 
+# Config fields that only change values, not shapes: hyperparameter points that differ only in
+# these run as one vmapped program (they reach `update` as traced arrays).
+VALUE_FIELDS = ("sigma", "sigma_decay", "learning_rate", "lr_decay", "weight_decay", "rank_transform",
+                "deterministic_policy")
+
+
 def row_default(row: dict, name: str, kind: type = int) -> dataclasses.Field:
     """A field defaulting to a paper row's value, with its range rule."""
     return default_from(row, name, kind, RULES)
@@ -90,6 +96,9 @@ class ESConfig(PolicySettings):
     rank_transform: bool = row_default(_CARTPOLE, "rank_transform", bool)
     deterministic_policy: bool = row_default(_CARTPOLE, "deterministic_policy", bool)
     update_scale: Literal["official", "textbook"] = "official"
+    # Stop a generation's rollouts once every episode has ended (a `while_loop`); false simulates every
+    # episode to the limit and masks the rest. Same returns either way: only the cost differs.
+    early_exit: bool = True
 
     def validate(self, owner: str | None = None) -> None:
         validate(self, owner or type(self).__module__.rsplit(".", 1)[-1])
@@ -235,8 +244,8 @@ def fitness(key: jax.Array, env: Env, cfg, member_params: dict, matmul=None) -> 
     def act_fn(obs, act_key):
         return networks.act(member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul)
 
-    stats = evaluate.run_episodes(key, env, act_fn, cfg.n_parallel_evaluations)
-    return jnp.mean(stats.returns), jnp.sum(stats.lengths)
+    stats = evaluate.run_episodes(key, env, act_fn, cfg.n_parallel_evaluations, early_exit=getattr(cfg, "early_exit", True))
+    return jnp.mean(stats.returns), stats.lengths
 
 
 def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -> tuple[ESState, dict]:
@@ -262,6 +271,7 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
     metrics = {
         "train_return": jnp.mean(returns),
         "valid_env_steps": jnp.sum(lengths),
+        "simulated_env_steps": simulated_env_steps(lengths, env, cfg),
         "fitness_std": jnp.std(returns),
         "fitness_max": jnp.max(returns),
         "sigma": sigma,
@@ -273,9 +283,18 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
     return ESState(params, opt_state, key, state.noise_root, t + 1), metrics
 
 
+def simulated_env_steps(lengths: jax.Array, env: Env, cfg) -> jax.Array:
+    """Env steps a generation simulates: every episode as long as the longest (early exit) or the limit."""
+    steps = jnp.max(lengths) if getattr(cfg, "early_exit", True) else env.spec.max_episode_steps
+    return jnp.asarray(lengths.size * steps, jnp.int32)
+
+
+COUNTS = ("valid_env_steps", "simulated_env_steps")
+
+
 def as_metrics(metrics: dict) -> dict:
-    """float32 metrics, except valid_env_steps: an exact int32 (float32 loses counts above 2^24 per generation)."""
-    return {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    """float32 metrics, except the step counts: exact int32 (float32 loses counts above 2^24 per generation)."""
+    return {k: v if k in COUNTS else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
 
 def policy(state: ESState) -> dict:
@@ -283,5 +302,10 @@ def policy(state: ESState) -> dict:
 
 
 def env_steps_per_update(env: Env, cfg) -> int:
-    """Simulated transitions per generation, masked steps after an episode's end included."""
+    """The most env steps a generation simulates: every episode of every member to the limit."""
     return int(cfg.pop_size) * int(cfg.n_parallel_evaluations) * int(env.spec.max_episode_steps)
+
+
+def min_env_steps_per_update(env: Env, cfg) -> int:
+    """The fewest env steps inside episodes a generation spends: every episode at least one step."""
+    return int(cfg.pop_size) * int(cfg.n_parallel_evaluations)

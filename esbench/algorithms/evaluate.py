@@ -1,10 +1,14 @@
 """Episode rollouts shared by ES fitness evaluation and policy evaluation.
 
-Every episode runs for exactly `max_steps` env steps inside one `lax.scan`
-(steps after the first `done` are simulated but masked), so the number of
-simulated env steps is static and the whole rollout is one compiled program.
-Episodes step with `env.step_within_episode`: no auto-reset, which nothing
-after the first `done` would use.
+An episode runs inside one `lax.while_loop` that stops at its first `done`
+(or `max_steps`). Under `vmap` (members, episodes, seeds) the loop runs until
+every episode of the batch has ended, the finished ones frozen: a generation
+costs its longest episode, not the episode limit (`early_exit=False` runs all
+`max_steps` in a `lax.scan` with the steps after `done` masked; same returns
+and lengths, kept to show it). Step t's keys come from one split of the run
+key in both, so the trajectory does not depend on the mode. Episodes step
+with `env.step_within_episode`: no auto-reset, which nothing after the first
+`done` would use.
 """
 
 from __future__ import annotations
@@ -25,30 +29,37 @@ class EpisodeStats(NamedTuple):
     lengths: jax.Array  # i32[n_episodes]: its length (the valid, unmasked steps)
 
 
-def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int] = None) -> EpisodeStats:
+def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int] = None,
+                early_exit: bool = True) -> EpisodeStats:
     """Return and length of one episode, truncated at `max_steps` (default: the env's limit)."""
     max_steps = int(max_steps or env.spec.max_episode_steps)
     reset_key, run_key = jax.random.split(key)
     obs, state = env.reset(reset_key)
+    step_keys = jax.random.split(run_key, max_steps)
 
-    def body(carry, step_key):
-        obs, state, ret, length, alive = carry
-        act_key, env_key = jax.random.split(step_key)
+    def step(carry):
+        t, obs, state, ret, length, alive = carry
+        act_key, env_key = jax.random.split(step_keys[t])
         action = act_fn(obs, act_key)
-        obs, state, reward, done = env.step_within_episode(env_key, state, action)  # no reset: masked after done
+        obs, state, reward, done = env.step_within_episode(env_key, state, action)  # no reset: nothing after done counts
         ret = ret + jnp.where(alive, reward, 0.0)
         length = length + alive.astype(jnp.int32)
-        return (obs, state, ret, length, alive & ~done), None
+        return t + 1, obs, state, ret, length, alive & ~done
 
-    init = (obs, state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.ones((), jnp.bool_))
-    (_, _, ret, length, _), _ = jax.lax.scan(body, init, jax.random.split(run_key, max_steps))
-    return EpisodeStats(ret, length)
+    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
+            jnp.ones((), jnp.bool_))
+    if early_exit:
+        carry = jax.lax.while_loop(lambda c: c[5] & (c[0] < max_steps), step, init)
+    else:
+        carry, _ = jax.lax.scan(lambda c, _: (step(c), None), init, None, length=max_steps)
+    return EpisodeStats(carry[3], carry[4])
 
 
-def run_episodes(key: jax.Array, env: Env, act_fn: ActFn, n_episodes: int, max_steps: Optional[int] = None) -> EpisodeStats:
+def run_episodes(key: jax.Array, env: Env, act_fn: ActFn, n_episodes: int, max_steps: Optional[int] = None,
+                 early_exit: bool = True) -> EpisodeStats:
     """`n_episodes` independent episodes, vmapped."""
     keys = jax.random.split(key, n_episodes)
-    return jax.vmap(lambda k: run_episode(k, env, act_fn, max_steps))(keys)
+    return jax.vmap(lambda k: run_episode(k, env, act_fn, max_steps, early_exit))(keys)
 
 
 def evaluate_policy(

@@ -147,6 +147,7 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         metrics = {
             "train_return": jnp.mean(returns),
             "valid_env_steps": jnp.sum(lengths),
+            "simulated_env_steps": es.simulated_env_steps(lengths, env, cfg),
             "fitness_std": jnp.std(returns),
             "fitness_max": jnp.max(returns),
         }
@@ -165,6 +166,7 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         update=update,
         policy=policy,
         env_steps_per_update=es.env_steps_per_update,
+        min_env_steps_per_update=es.min_env_steps_per_update,
     )
 
 

@@ -222,6 +222,12 @@ def env_steps_per_update(env: Env, cfg: Config) -> int:
     return cfg.num_envs * cfg.num_steps
 
 
+min_env_steps_per_update = env_steps_per_update  # every update spends exactly its batch
+# Config fields that only change values, not shapes (see es.VALUE_FIELDS).
+VALUE_FIELDS = ("learning_rate", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
+                "rew_norm_discount", "deterministic_policy")
+
+
 def init(key: jax.Array, env: Env, cfg: Config) -> State:
     spec = env.spec
     flavour = FLAVOURS[cfg.flavour]
@@ -454,6 +460,8 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
         "train_return": train_return,
         "episodes_finished": n_finished,
         "valid_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.int32),
+        "simulated_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.int32),
         **aux,
     }
-    return state, {k: v if k == "valid_env_steps" else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    counts = ("valid_env_steps", "simulated_env_steps")
+    return state, {k: v if k in counts else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}

@@ -1,230 +1,149 @@
-"""`esbench bench`: throughput benchmarks (see benchmarks/README.md).
+"""`esbench bench`: throughput benchmarks, one kind per entry of `KINDS` (see benchmarks/README.md).
 
     forward   one generation's population forward pass and update: pure inference,
               EGGROLL (r = 1, 4, 16) and OpenES, over population sizes and layer widths
-    training  env steps/s of one full `update` of eggroll, openes and ppo
+    training  env steps/s of one `update` of every registered algorithm, run by the runner's programs
 
-Modes: "quick" finishes on a 2-core CPU in minutes; "full" is for a GPU.
-Every setting of a mode can be overridden from the command line.
-Writes <out>/forward_<mode>_<platform>.json (+ .png) and <out>/training_<mode>_<platform>.json.
+    s = settings("training", "quick", scale="1/8", envs=None)   # validated; None: the mode's value
+    outcome = run(["training"], "quick", "benchmarks/results", training=s)
+    outcome.payloads["training"], outcome.paths, outcome.failed
+
+Modes: "quick" (the settings' defaults) finishes on a 2-core CPU in minutes;
+"full" is for a GPU. `run` writes <out>/<kind>_<mode>_<platform>.json per
+kind (and the kind's other files: forward's .png).
+
+A new kind of benchmark is one measuring function, `(settings, progress) ->
+{"records": [...], ...}` beside its settings dataclass, and one entry in
+`KINDS`: `settings`, `run`, the JSON's provenance, the CLI's `--only` choices
+and the printed tables follow from the entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
-import platform
 import time
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Optional
 
-from esbench.bench.report import SCHEMA_VERSION
+from esbench.bench import forward, report, training
+from esbench.envs import resolve
+from esbench.provenance import device_info, package_versions
+from esbench.validation import build, invalid
 
-MODES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "forward": dict(pop_sizes=(256, 512, 1024), widths=(256, 1024), ranks=(1, 4, 16), depth=3,
-                        repeats=5, warmup=1, min_time_s=0.1, openes_mem_cap_gib=1.0),
-        "training": dict(envs=("CartPole-v1",), scale=1 / 16, max_episode_steps=None, repeats=3, warmup=1),
-    },
-    "full": {
-        "forward": dict(pop_sizes=(256, 1024, 4096, 16384), widths=(256, 1024, 4096), ranks=(1, 4, 16), depth=3,
-                        repeats=10, warmup=2, min_time_s=0.05, openes_mem_cap_gib=8.0),
-        "training": dict(envs=("CartPole-v1", "brax/ant", "craftax/Craftax-Classic-Symbolic"), scale=1.0,
-                         max_episode_steps=None, repeats=5, warmup=1),
-    },
+MODES = ("quick", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A benchmark kind: its settings, how it measures, how it is shown."""
+
+    settings: type  # frozen dataclass, fields with `esbench.validation` rules, defaults = the quick mode, validate(owner)
+    full: dict  # the full mode's values, where they differ from the defaults
+    measure: Callable[..., dict]  # (settings, progress) -> {"records": [dicts with a "status"], other payload keys}
+    table: Callable  # payload -> rich Table
+    files: Optional[Callable[[dict, Path], dict]] = None  # (payload, path stem) -> {name: path}: files beside the JSON
+
+
+KINDS: dict[str, Kind] = {
+    "forward": Kind(forward.ForwardSettings, forward.FULL, forward.measure, report.forward_table, report.forward_files),
+    "training": Kind(training.TrainingSettings, training.FULL, training.measure, report.training_table),
 }
-BENCHMARKS = ("forward", "training")
-SUITE_PACKAGES = {"gymnax": "gymnax", "brax": "brax", "craftax": "craftax", "jumanji": "jumanji",
-                  "kinetix": "kinetix-env", "navix": "navix"}
 
 
-def _arg(args, name: str, default=None):
-    value = getattr(args, name, None)
-    return default if value is None else value
+@dataclasses.dataclass
+class Outcome:
+    """What `run` did: the caller prints the tables and chooses the exit code."""
+
+    payloads: dict[str, dict]  # kind -> what its JSON holds
+    paths: dict[str, Path]  # "forward_json", "forward_plot", "training_json", ...
+    failed: int  # configurations recorded as failed (the others still ran)
 
 
-def parse_scale(value) -> float:
-    """A positive number, also written as a fraction: 0.0625 or 1/16."""
-    from esbench.runner.config import ConfigError
-
-    try:
-        scale = float(Fraction(str(value)))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"--scale {value!r}: expected a positive number or fraction, e.g. 0.25 or 1/16") from None
-    if scale <= 0:
-        raise ConfigError(f"--scale {value!r}: expected a positive number or fraction, e.g. 0.25 or 1/16")
-    return scale
+def _kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise invalid("bench", "benchmark", kind, ", ".join(KINDS))
+    return KINDS[kind]
 
 
-def forward_settings(args):
-    from esbench.bench.forward import ForwardSettings
-
-    mode = MODES[args.mode]["forward"]
-    cap_gib = float(_arg(args, "openes_mem_cap_gib", mode["openes_mem_cap_gib"]))
-    return ForwardSettings(
-        pop_sizes=tuple(_arg(args, "pops", mode["pop_sizes"])),
-        widths=tuple(_arg(args, "widths", mode["widths"])),
-        ranks=tuple(_arg(args, "ranks", mode["ranks"])),
-        depth=int(_arg(args, "depth", mode["depth"])),
-        repeats=int(_arg(args, "repeats", mode["repeats"])),
-        warmup=int(_arg(args, "warmup", mode["warmup"])),
-        min_time_s=float(_arg(args, "min_time_s", mode["min_time_s"])),
-        openes_mem_cap_bytes=int(cap_gib * 2**30),
-    )
+def _number(value: Any) -> Any:
+    """A string that spells a number or fraction ('1/16', '0.25') as that number; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value))
+        except (ValueError, ZeroDivisionError):
+            pass
+    return value
 
 
-def training_settings(args):
-    from esbench.bench.training import TrainingSettings
-
-    mode = MODES[args.mode]["training"]
-    return TrainingSettings(
-        envs=tuple(_arg(args, "envs", mode["envs"])),
-        algos=tuple(_arg(args, "algos", ("eggroll", "openes", "ppo"))),
-        scale=parse_scale(_arg(args, "scale", mode["scale"])),
-        max_episode_steps=_arg(args, "max_episode_steps", mode["max_episode_steps"]),
-        repeats=int(_arg(args, "train_repeats", mode["repeats"])),
-        warmup=int(_arg(args, "train_warmup", mode["warmup"])),
-        layer_size=_arg(args, "layer_size"),
-        n_layers=_arg(args, "n_layers"),
-    )
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise invalid("bench", "mode", mode, ", ".join(MODES))
 
 
-def device_info() -> dict:
-    import jax
-
-    device = jax.devices()[0]
-    kind = getattr(device, "device_kind", "unknown")
-    return {
-        "platform": device.platform,
-        "device_kind": kind,
-        "device_count": jax.device_count(),
-        "description": f"{device.platform}:{kind} x{jax.device_count()}",
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-    }
+def settings(kind: str, mode: str, **overrides):
+    """`kind`'s settings in `mode`, `overrides` applied (None: the mode's value); ConfigError naming a bad one."""
+    entry = _kind(kind)
+    _check_mode(mode)
+    given = {name: _number(value) for name, value in overrides.items() if value is not None}
+    return build(entry.settings, {**(entry.full if mode == "full" else {}), **given}, f"bench.{kind}")
 
 
-def load_average():
+def load_average() -> Optional[list[float]]:
+    """The host's 1, 5 and 15 minute load averages: how busy a shared machine was around a run."""
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
 
 
-def package_versions(envs=()) -> dict:
-    names = ["esbench", "jax", "jaxlib", "flax", "optax", "numpy"]
-    names += sorted({SUITE_PACKAGES[e.split("/")[0]] for e in envs if e.split("/")[0] in SUITE_PACKAGES})
-    if any("/" not in e for e in envs):  # bare ids are gymnax's (CartPole-v1, Pendulum-v1)
-        names.append("gymnax")
-    versions = {}
-    for name in dict.fromkeys(names):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
-
-
-def _settings_dict(settings) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()}
-
-
-def _payload(benchmark: str, mode: str, settings, records: list, started: float, load_start, envs=()) -> dict:
+def payload(kind: str, mode: str, chosen, progress: Optional[Callable[[str], Any]] = None) -> dict:
+    """Run one kind and wrap its measurements with their provenance: the payload its JSON holds."""
+    started, load_start = time.perf_counter(), load_average()
+    measured = KINDS[kind].measure(chosen, progress)
+    suites = sorted({resolve(env_id).suite for env_id in getattr(chosen, "envs", ())})
     return {
-        "schema_version": SCHEMA_VERSION,
-        "benchmark": benchmark,
+        "schema_version": report.SCHEMA_VERSION,
+        "benchmark": kind,
         "mode": mode,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_info(),
-        "packages": package_versions(envs),
-        # The machine may be shared: the load average says how busy it was around the run.
+        "packages": package_versions(suites),
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "wall_s": time.perf_counter() - started,
-        "settings": _settings_dict(settings),
-        "records": records,
+        "settings": dataclasses.asdict(chosen),
+        **measured,
     }
 
 
-def output_path(out: Path, benchmark: str, mode: str, suffix: str) -> Path:
-    import jax
+def run(benchmarks: Iterable[str], mode: str, out, progress: Optional[Callable[[str], Any]] = None,
+        **given) -> Outcome:
+    """Run `benchmarks` (names in KINDS) and write their files into `out`.
 
-    return Path(out) / f"{benchmark}_{mode}_{jax.devices()[0].platform}.{suffix}"
-
-
-def run_forward_benchmark(settings, mode: str, out: Path, progress=None) -> tuple[dict, dict]:
-    """Run, then write the JSON and the plot; returns (payload, {name: path})."""
-    from esbench.bench import report
-    from esbench.bench.forward import run_forward
-
-    started, load_start = time.perf_counter(), load_average()
-    records = run_forward(settings, progress)
-    payload = _payload("forward", mode, settings, records, started, load_start)
-    payload["summary"] = report.forward_summary(records)
-    paths = {"forward_json": report.write_json(output_path(out, "forward", mode, "json"), payload)}
-    paths["forward_plot"] = report.plot_forward(records, output_path(out, "forward", mode, "png"))
-    return payload, paths
-
-
-def run_training_benchmark(settings, mode: str, out: Path, progress=None) -> tuple[dict, dict]:
-    from esbench.bench import report
-    from esbench.bench.training import run_training
-
-    started, load_start = time.perf_counter(), load_average()
-    records = run_training(settings, progress)
-    payload = _payload("training", mode, settings, records, started, load_start, settings.envs)
-    return payload, {"training_json": report.write_json(output_path(out, "training", mode, "json"), payload)}
-
-
-def main(args) -> int:
-    """`esbench bench`; 0 when every configuration ran or was skipped by rule, 1 when one failed."""
-    from rich.console import Console
-
-    from esbench.bench import report
-    from esbench.envs import resolve
-    from esbench.runner.config import ConfigError
-
-    mode = args.mode
-    if mode not in MODES:
-        raise ConfigError(f"--mode {mode!r}: allowed: {', '.join(MODES)}")
-    only = _arg(args, "only", "all")
-    run = BENCHMARKS if only == "all" else (only,)
-    out = Path(_arg(args, "out", "benchmarks/results"))
-    # Check every input before anything is compiled.
-    fwd = forward_settings(args)
-    train = training_settings(args)
-    try:
-        if "forward" in run:
-            fwd.validate()
-        if "training" in run:
-            train.validate()
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if "training" in run:
-        for env_id in train.envs:
-            resolve(env_id)  # an unknown id raises UnknownEnvError, listing close matches
-
-    console = Console()
-    if not console.is_terminal:  # piped or logged: rich would otherwise cut the tables to 80 columns
-        console = Console(width=140)
-    failed = 0
-    for benchmark in run:
-        with console.status(f"{benchmark} benchmark ...") as status:
-            progress = lambda message: status.update(message)  # noqa: E731
-            if benchmark == "forward":
-                payload, paths = run_forward_benchmark(fwd, mode, out, progress)
-                table = report.forward_table(payload)
-            else:
-                payload, paths = run_training_benchmark(train, mode, out, progress)
-                table = report.training_table(payload)
-        console.print(table)
-        for name, path in paths.items():
-            console.print(f"{name}: {path}")
-        failed += sum(r["status"] == "failed" for r in payload["records"])
-    if failed:
-        console.print(f"[red]{failed} configuration(s) failed; see 'reason' in the JSON[/red]")
-    return 1 if failed else 0
+    `given`: settings per kind by name (forward=..., training=...); a kind
+    without gets `settings(kind, mode)`. Every kind's settings are validated
+    before anything runs or is written. A failed configuration is a record
+    with status "failed" (counted in `failed`); the others still run.
+    """
+    benchmarks = list(benchmarks)
+    _check_mode(mode)
+    for kind in [*benchmarks, *given]:
+        _kind(kind)
+    chosen = {kind: given[kind] if kind in given else settings(kind, mode) for kind in benchmarks}
+    for kind, value in chosen.items():
+        if not isinstance(value, KINDS[kind].settings):
+            raise TypeError(f"bench.{kind}: expected {KINDS[kind].settings.__name__}, got {type(value).__name__}")
+        value.validate(f"bench.{kind}")
+    outcome = Outcome({}, {}, 0)
+    for kind, value in chosen.items():
+        written = payload(kind, mode, value, progress)
+        stem = Path(out) / f"{kind}_{mode}_{written['device']['platform']}"
+        outcome.payloads[kind] = written
+        outcome.paths[f"{kind}_json"] = report.write_json(Path(f"{stem}.json"), written)
+        if KINDS[kind].files:
+            outcome.paths.update(KINDS[kind].files(written, stem))
+        outcome.failed += sum(r["status"] == "failed" for r in written["records"])
+    return outcome

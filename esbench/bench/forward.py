@@ -16,8 +16,10 @@ timed, each its own compiled program (so their costs are seen apart):
     update   es.estimate_update: the gradient estimate from N fitnesses, noise given
 
 Only the algorithms' own public functions run here; nothing is reimplemented.
+`measure` returns the records and, per (width, population), their ratios
+(`forward_summary`: the payload's "summary").
 OpenES configurations whose per-member matrices (N m n 4 bytes per layer)
-exceed `openes_mem_cap_bytes` are recorded as skipped instead of run.
+exceed `openes_mem_cap_gib` are recorded as skipped instead of run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from esbench.algorithms import eggroll, es, networks, openes
+from esbench.bench.measure import AT_LEAST_ONE, distinct, failure_reason, memory_report
+from esbench.validation import rule, validate
 
 PHASES = ("forward", "noise", "update")
 BYTES_PER_FLOAT = 4
@@ -40,41 +44,37 @@ MAX_INNER = 1000
 
 @dataclasses.dataclass(frozen=True)
 class ForwardSettings:
-    pop_sizes: tuple[int, ...]
-    widths: tuple[int, ...]
-    ranks: tuple[int, ...] = (1, 4, 16)
-    depth: int = 3
-    repeats: int = 5
-    warmup: int = 1
-    min_time_s: float = 0.0  # a timed repeat loops a short program until it has run this long
-    openes_mem_cap_bytes: int = 2**30
-    activation: str = "pqn"
-    sigma: float = 0.1
+    """The sweep and its timing; the defaults are the quick mode (a 2-core CPU in minutes)."""
+
+    pop_sizes: tuple[int, ...] = dataclasses.field(default=(256, 512, 1024), metadata=rule(
+        lambda v: distinct(v) and all(n >= 2 and n % 2 == 0 for n in v),
+        "one or more distinct even integers >= 2 (antithetic pairs)"))
+    widths: tuple[int, ...] = dataclasses.field(default=(256, 1024), metadata=rule(
+        lambda v: distinct(v) and all(w >= 1 for w in v), "one or more distinct integers >= 1"))
+    ranks: tuple[int, ...] = dataclasses.field(default=(1, 4, 16), metadata=rule(
+        lambda v: distinct(v) and all(r >= 1 for r in v), "one or more distinct integers >= 1"))
+    depth: int = dataclasses.field(default=3, metadata=AT_LEAST_ONE)
+    repeats: int = dataclasses.field(default=5, metadata=AT_LEAST_ONE)
+    warmup: int = dataclasses.field(default=1, metadata=rule(
+        lambda v: v >= 1, "an integer >= 1 (the last warm-up call sizes the timing loop)"))
+    # a timed repeat loops a short program until it has run this long
+    min_time_s: float = dataclasses.field(default=0.1, metadata=rule(lambda v: v >= 0, "a number >= 0"))
+    openes_mem_cap_gib: float = dataclasses.field(default=1.0, metadata=rule(lambda v: v >= 0, "a number >= 0"))
+    activation: networks.ActivationName = "pqn"
+    sigma: float = dataclasses.field(default=0.1, metadata=rule(lambda v: v > 0, "a number > 0"))
     seed: int = 0
 
-    def validate(self) -> None:
-        def fail(field, allowed):
-            raise ValueError(f"bench: {field} = {getattr(self, field)!r} is invalid; allowed: {allowed}")
+    @property
+    def openes_mem_cap_bytes(self) -> int:
+        return int(self.openes_mem_cap_gib * 2**30)
 
-        for field in ("pop_sizes", "widths", "ranks"):
-            if len(set(getattr(self, field))) != len(getattr(self, field)):
-                fail(field, "distinct values")
-        if not self.pop_sizes or any(n < 2 or n % 2 for n in self.pop_sizes):
-            fail("pop_sizes", "even integers >= 2 (antithetic pairs)")
-        if not self.widths or any(w < 1 for w in self.widths):
-            fail("widths", "integers >= 1")
-        if any(r < 1 for r in self.ranks):
-            fail("ranks", "integers >= 1")
-        if self.depth < 1:
-            fail("depth", "an integer >= 1")
-        if self.repeats < 1:
-            fail("repeats", "an integer >= 1")
-        if self.warmup < 1:
-            fail("warmup", "an integer >= 1 (the last warm-up call sizes the timing loop)")
-        if not self.min_time_s >= 0:
-            fail("min_time_s", "a number >= 0")
-        if self.activation not in networks.ACTIVATIONS:
-            fail("activation", ", ".join(networks.ACTIVATIONS))
+    def validate(self, owner: str = "bench.forward") -> None:
+        validate(self, owner)
+
+
+# The full mode (for a GPU): where it differs from the defaults.
+FULL = dict(pop_sizes=(256, 1024, 4096, 16384), widths=(256, 1024, 4096), repeats=10, warmup=2, min_time_s=0.05,
+            openes_mem_cap_gib=8.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,13 +131,8 @@ def compile_program(record: dict, fn: Callable, args: tuple) -> Program:
     return Program(record, compiled, args)
 
 
-def _error(err: Exception) -> str:
-    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return f"{type(err).__name__}: {first_line[:300]}"
-
-
 def _fail(record: dict, err: Exception) -> None:
-    record.update(status="failed", reason=_error(err), times_s=[], median_s=None, samples_per_s=None)
+    record.update(status="failed", reason=failure_reason(err), times_s=[], median_s=None, samples_per_s=None)
 
 
 def time_round_robin(programs: list[Program], settings: ForwardSettings) -> None:
@@ -174,27 +169,6 @@ def time_round_robin(programs: list[Program], settings: ForwardSettings) -> None
         peak = memory_report(program.compiled)["device_peak_bytes_in_use"]
         if peak is not None:
             record["memory"]["device_peak_bytes_in_use"] = peak
-
-
-def memory_report(compiled) -> dict:
-    """The compiled program's buffer sizes (all platforms) and the device's peak so far (where reported).
-
-    JAX cannot reset a device's peak counter, so `device_peak_bytes_in_use` is
-    the process's high-water mark up to this measurement, not this program's own.
-    """
-    report = {"temp_bytes": None, "argument_bytes": None, "output_bytes": None, "device_peak_bytes_in_use": None}
-    try:
-        stats = compiled.memory_analysis()
-    except Exception:  # not every backend implements it
-        stats = None
-    if stats is not None:
-        report["temp_bytes"] = int(stats.temp_size_in_bytes)
-        report["argument_bytes"] = int(stats.argument_size_in_bytes)
-        report["output_bytes"] = int(stats.output_size_in_bytes)
-    device_stats = jax.devices()[0].memory_stats()  # None on CPU
-    if device_stats and "peak_bytes_in_use" in device_stats:
-        report["device_peak_bytes_in_use"] = int(device_stats["peak_bytes_in_use"])
-    return report
 
 
 # ---------------------------------------------------------------------------
@@ -337,9 +311,56 @@ def normalise(records: list[dict]) -> None:
             r["normalized_throughput"] = ref / r["median_s"]
 
 
-def run_forward(settings: ForwardSettings, progress: Optional[Callable[[str], Any]] = None) -> list[dict]:
-    """Every (width, population, method, phase) record; the same observations for every method."""
-    settings.validate()
+def forward_summary(records: list[dict]) -> list[dict]:
+    """Per (width, population): each method's throughput over pure inference, and EGGROLL's speed-up over OpenES.
+
+    speed-up = OpenES median seconds / EGGROLL median seconds, for the forward
+    pass and for the update (gradient estimate) separately; None where OpenES
+    was skipped.
+    """
+    ranks = sorted({r["rank"] for r in records if r["algorithm"] == "eggroll"})
+    rows = []
+    for width, pop in sorted({(r["width"], r["pop_size"]) for r in records}):
+        at = [r for r in records if r["width"] == width and r["pop_size"] == pop]
+        inference = _ok(at, method="inference", phase="forward")
+        openes_fwd = _ok(at, method="openes", phase="forward")
+        openes_upd = _ok(at, method="openes", phase="update")
+        row = {
+            "width": width,
+            "pop_size": pop,
+            "inference_samples_per_s": inference.get("samples_per_s"),
+            "normalized_throughput": {},
+            "speedup_vs_openes_forward": {},
+            "speedup_vs_openes_update": {},
+        }
+        for rank in ranks:
+            label = f"eggroll_r{rank}"
+            fwd = _ok(at, method=label, phase="forward")
+            upd = _ok(at, method=label, phase="update")
+            row["normalized_throughput"][label] = fwd.get("normalized_throughput")
+            row["speedup_vs_openes_forward"][label] = _ratio(openes_fwd.get("median_s"), fwd.get("median_s"))
+            row["speedup_vs_openes_update"][label] = _ratio(openes_upd.get("median_s"), upd.get("median_s"))
+        row["normalized_throughput"]["openes"] = openes_fwd.get("normalized_throughput")
+        rows.append(row)
+    return rows
+
+
+def _ok(records, **match) -> dict:
+    """The one ok record matching every key=value, or {}."""
+    for r in records:
+        if r["status"] == "ok" and all(r[k] == v for k, v in match.items()):
+            return r
+    return {}
+
+
+def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def measure(settings: ForwardSettings, progress: Optional[Callable[[str], Any]] = None) -> dict:
+    """Every (width, population, method, phase) record, the same observations for every method, and their summary."""
     key = jax.random.PRNGKey(settings.seed)
     records: list[dict] = []
     for width in settings.widths:
@@ -352,4 +373,4 @@ def run_forward(settings: ForwardSettings, progress: Optional[Callable[[str], An
             fitness = jax.random.normal(fitness_key, (pop_size,), jnp.float32)
             records.extend(measure_point(params, x, fitness, settings, progress))
     normalise(records)
-    return records
+    return {"records": records, "summary": forward_summary(records)}

@@ -1,4 +1,13 @@
-"""Benchmark output: a JSON file per benchmark, the Figure-2a style plot, and one-screen rich tables."""
+"""Benchmark output: the JSON file of each run, the Figure-2a style plot, and one-screen rich tables.
+
+SCHEMA_VERSION is every JSON file's "schema_version"; bump it when a key changes.
+
+    1  first version
+    2  forward settings: `openes_mem_cap_gib` (what the user sets) replaces `openes_mem_cap_bytes`;
+       training settings: no `sweep_file` (the hyperparameters come from `esbench.paper.row`);
+       training records: `scaled_field`, `trial_id` and `simulated_env_steps_per_update` added; `compile_s`
+       and `memory` are those of the runner's programs (`compile_programs`), each timed update one chunk
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REFERENCE_RANK = 4  # the rank whose speed-up over OpenES the summary table shows (EGGROLL's usual default)
 
 
@@ -40,78 +49,25 @@ def write_json(path: Path, payload: dict) -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Forward summary
-
-
-def _ok(records, **match) -> dict:
-    """The one ok record matching every key=value, or {}."""
-    for r in records:
-        if r["status"] == "ok" and all(r[k] == v for k, v in match.items()):
-            return r
-    return {}
-
-
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
-    if numerator is None or denominator is None or denominator <= 0:
-        return None
-    return numerator / denominator
-
-
-def forward_summary(records: list[dict]) -> list[dict]:
-    """Per (width, population): each method's throughput over pure inference, and EGGROLL's speed-up over OpenES.
-
-    speed-up = OpenES median seconds / EGGROLL median seconds, for the forward
-    pass and for the update (gradient estimate) separately; None where OpenES
-    was skipped.
-    """
-    ranks = sorted({r["rank"] for r in records if r["algorithm"] == "eggroll"})
-    rows = []
-    for width, pop in sorted({(r["width"], r["pop_size"]) for r in records}):
-        at = [r for r in records if r["width"] == width and r["pop_size"] == pop]
-        inference = _ok(at, method="inference", phase="forward")
-        openes_fwd = _ok(at, method="openes", phase="forward")
-        openes_upd = _ok(at, method="openes", phase="update")
-        row = {
-            "width": width,
-            "pop_size": pop,
-            "inference_samples_per_s": inference.get("samples_per_s"),
-            "normalized_throughput": {},
-            "speedup_vs_openes_forward": {},
-            "speedup_vs_openes_update": {},
-        }
-        for rank in ranks:
-            label = f"eggroll_r{rank}"
-            fwd = _ok(at, method=label, phase="forward")
-            upd = _ok(at, method=label, phase="update")
-            row["normalized_throughput"][label] = fwd.get("normalized_throughput")
-            row["speedup_vs_openes_forward"][label] = _ratio(openes_fwd.get("median_s"), fwd.get("median_s"))
-            row["speedup_vs_openes_update"][label] = _ratio(openes_upd.get("median_s"), upd.get("median_s"))
-        row["normalized_throughput"]["openes"] = openes_fwd.get("normalized_throughput")
-        rows.append(row)
-    return rows
-
-
-# ---------------------------------------------------------------------------
 # Plot
 
 
-def plot_forward(records: list[dict], path: Path) -> Path:
+def plot_forward(records: list[dict]):
     """Normalised throughput (method / pure inference) against population size; one panel per width, log axes."""
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from esbench.report.figures import new_figure
 
     forward = [r for r in records if r["phase"] == "forward"]
     widths = sorted({r["width"] for r in forward})
     labels = list(dict.fromkeys(r["method"] for r in forward))  # measurement order: inference, eggroll_r*, openes
     colours = {"inference": "black", "openes": "tab:red"}
     egg = [m for m in labels if m.startswith("eggroll")]
-    blues = matplotlib.colormaps["Blues"]
     for i, label in enumerate(egg):
-        colours[label] = blues(0.45 + 0.5 * (i + 1) / max(len(egg), 1))
+        colours[label] = colormaps["Blues"](0.45 + 0.5 * (i + 1) / max(len(egg), 1))
 
-    fig, axes = plt.subplots(1, len(widths), figsize=(4.2 * len(widths), 3.6), squeeze=False, sharey=True)
+    fig = new_figure(figsize=(4.2 * len(widths), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(widths), squeeze=False, sharey=True)
     for ax, width in zip(axes[0], widths):
         for label in labels:
             points = sorted(
@@ -139,12 +95,15 @@ def plot_forward(records: list[dict], path: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("throughput / pure inference")
     axes[0][-1].legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def forward_files(payload: dict, stem: Path) -> dict[str, Path]:
+    """The forward benchmark's file beside its JSON: <stem>.png, the plot."""
+    from esbench.report.figures import save_figure
+
+    (path,) = save_figure(plot_forward(payload["records"]), stem, formats=("png",), dpi=120)
+    return {"forward_plot": path}
 
 
 # ---------------------------------------------------------------------------
@@ -186,19 +145,28 @@ def forward_table(payload: dict):
     return table
 
 
+def _population(record: dict) -> str:
+    """'pop_size=16', 'num_envs=2', 'unscaled' (the Config has no population field) or '-' (not built)."""
+    if record["config"] is None:
+        return "-"
+    field = record["scaled_field"]
+    return f"{field}={record['config'][field]}" if field else "unscaled"
+
+
 def training_table(payload: dict):
     from rich.table import Table
 
     device = payload["device"]["description"]
     table = Table(title=f"Training loop: env steps/s of one update ({payload['mode']}, scale {payload['settings']['scale']:g}, {device})")
-    for column in ("env", "algorithm", "pop / envs", "episode cap", "env steps / update", "compile s", "update s", "env steps/s"):
-        table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
+    columns = ("env", "algorithm", "population", "episode cap", "env steps / update", "valid / update", "compile s",
+               "update s", "env steps/s")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("env", "algorithm", "population") else "right")
     for r in payload["records"]:
-        cfg = r["config"] or {}
-        size = cfg.get("pop_size", cfg.get("num_envs"))
         if r["status"] != "ok":
-            table.add_row(r["env"], r["algorithm"], str(size or "-"), "-", "-", "-", "-", f"{r['status']}: {r['reason']}")
+            table.add_row(r["env"], r["algorithm"], _population(r), *["-"] * (len(columns) - 4), f"{r['status']}: {r['reason']}")
             continue
-        table.add_row(r["env"], r["algorithm"], str(size), str(r["max_episode_steps"]), f"{r['env_steps_per_update']:,}",
-                      _fmt(r["compile_s"], ".1f"), _fmt(r["median_s"], ".3f"), _fmt(r["env_steps_per_s"], ",.0f"))
+        table.add_row(r["env"], r["algorithm"], _population(r), str(r["max_episode_steps"]), f"{r['env_steps_per_update']:,}",
+                      _fmt(r["valid_env_steps_per_update"], ",.0f"), _fmt(r["compile_s"], ".1f"), _fmt(r["median_s"], ".3f"),
+                      _fmt(r["env_steps_per_s"], ",.0f"))
     return table

@@ -1,13 +1,19 @@
-"""Backends that run a list of trials: `local` (in-process, one after another) and `ray`.
+"""Backends that run a list of trials: `local` (in-process, one group after another) and `ray`.
 
-Both hand every finished trial to a `store` (anything with `is_finished(trial_id)`
-and `write(result)`, e.g. `esbench.results.ResultStore`) from the driver process,
-so Ray workers need no shared disk. Trials the store already has are skipped,
-which is what makes a killed sweep resume where it stopped.
+Trials whose hyperparameter points differ only in values (programs.py) are
+grouped and run as one vmapped program, transparently: each still gets its
+own result, equal to what it would get alone (`vectorize=False` runs every
+trial on its own). Both backends hand every finished trial to a `store`
+(anything with `is_finished(trial_id)` and `write(result)`, e.g.
+`esbench.results.ResultStore`) from the driver process, so Ray workers need
+no shared disk. Trials the store already has are skipped, which is what makes
+a killed sweep resume where it stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
@@ -15,10 +21,11 @@ from typing import Protocol, Sequence
 from esbench import plugins
 from esbench.results.schema import TrialResult
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.trial import run_trial
+from esbench.runner.trial import run_group
 from esbench.validation import ConfigError
 
 BACKENDS = ("local", "ray")
+MAX_GROUP = 32  # points per vectorised program: its memory grows with them
 
 
 class Store(Protocol):
@@ -51,6 +58,32 @@ def pending(trials: list[ResolvedTrial], store: Store) -> tuple[list[ResolvedTri
     return todo, [t.trial_id for t in trials if store.is_finished(t.trial_id)]
 
 
+def group_key(trial: ResolvedTrial):
+    """Trials with equal keys can run as one program: same everything but the algorithm's value fields."""
+    values = set(getattr(trial.algorithm, "VALUE_FIELDS", ()))
+    if not values:
+        return trial.trial_id
+    static = {k: v for k, v in dataclasses.asdict(trial.cfg).items() if k not in values}
+    spec = trial.spec
+    return (spec.env, spec.max_episode_steps, spec.algo, json.dumps(static, sort_keys=True), spec.seeds,
+            spec.env_steps, spec.num_logs, spec.eval_every, spec.eval_episodes, spec.stage)
+
+
+def group_trials(trials: Sequence[ResolvedTrial], vectorize: bool = True) -> list[list[ResolvedTrial]]:
+    """Groups of trials to run as one program each (of at most MAX_GROUP), in the order trials first appear."""
+    if not vectorize:
+        return [[t] for t in trials]
+    groups: dict = {}
+    for trial in trials:
+        groups.setdefault(group_key(trial), []).append(trial)
+    return [members[i:i + MAX_GROUP] for members in groups.values() for i in range(0, len(members), MAX_GROUP)]
+
+
+def _describe(group: list[ResolvedTrial]) -> str:
+    spec = group[0].spec
+    return f"{spec.env} x {spec.algo}" + (f" ({len(group)} points as one program)" if len(group) > 1 else "")
+
+
 def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
     store.write(result)
     trial_id = result.config["trial_id"]
@@ -59,30 +92,34 @@ def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
         outcome.diverged.append(trial_id)
 
 
-def run_local(trials: list[ResolvedTrial], store: Store, progress: bool = True) -> SweepOutcome:
+def run_local(trials: list[ResolvedTrial], store: Store, progress: bool = True, vectorize: bool = True) -> SweepOutcome:
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
-    for i, trial in enumerate(todo):
+    groups = group_trials(todo, vectorize)
+    for i, group in enumerate(groups):
         if progress:
-            print(f"[{i + 1}/{len(todo)}] {trial.spec.env} x {trial.spec.algo}", file=sys.stderr, flush=True)
+            print(f"[{i + 1}/{len(groups)}] {_describe(group)}", file=sys.stderr, flush=True)
         try:
-            result = run_trial(trial, progress=progress)
+            results = run_group(group, progress=progress)
         except Exception as err:  # one broken trial must not stop the sweep or lose finished work
-            outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
-            print(f"FAILED {trial.spec.env} x {trial.spec.algo}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            for trial in group:
+                outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+            print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
             continue
-        _record(outcome, store, result)
+        for result in results:
+            _record(outcome, store, result)
     return outcome
 
 
-def _run_in_worker(spec: TrialSpec, imports: tuple[str, ...], paths: tuple[str, ...]) -> TrialResult:
-    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the trial."""
+def _run_in_worker(specs: list[TrialSpec], imports: tuple[str, ...], paths: tuple[str, ...]) -> list[TrialResult]:
+    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group."""
     plugins.load(imports, paths)
-    return run_trial(spec, progress=False)
+    return run_group(resolve_trials(specs), progress=False)
 
 
-def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = None, progress: bool = True) -> SweepOutcome:
-    """Each trial a Ray task (asking for `num_gpus` GPUs); the driver writes the results."""
+def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = None, progress: bool = True,
+            vectorize: bool = True) -> SweepOutcome:
+    """Each group a Ray task (asking for the trials' `num_gpus` GPUs); the driver writes the results."""
     try:
         import ray
     except ImportError:
@@ -95,19 +132,22 @@ def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = Non
     try:
         remote_run = ray.remote(_run_in_worker)
         imports, paths = plugins.loaded()
-        refs = {remote_run.options(num_gpus=t.spec.num_gpus).remote(t.spec, imports, paths): t for t in todo}
+        refs = {remote_run.options(num_gpus=g[0].spec.num_gpus).remote([t.spec for t in g], imports, paths): g
+                for g in group_trials(todo, vectorize)}
         remaining = list(refs)
         while remaining:
             ready, remaining = ray.wait(remaining, num_returns=1)
-            trial = refs[ready[0]]
+            group = refs[ready[0]]
             try:
-                result = ray.get(ready[0])
+                results = ray.get(ready[0])
             except Exception as err:  # a failed task must not lose the others' finished work
-                outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                for trial in group:
+                    outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 continue
-            _record(outcome, store, result)
+            for result in results:
+                _record(outcome, store, result)
             if progress:
-                print(f"[{len(outcome.ran)}/{len(todo)}] finished {trial.trial_id}", file=sys.stderr, flush=True)
+                print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}", file=sys.stderr, flush=True)
     finally:
         if started_here:
             ray.shutdown()
@@ -115,10 +155,10 @@ def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = Non
 
 
 def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend: str = "local",
-               address: str | None = None, progress: bool = True) -> SweepOutcome:
+               address: str | None = None, progress: bool = True, vectorize: bool = True) -> SweepOutcome:
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is invalid; allowed: {', '.join(BACKENDS)}")
     trials = resolve_trials(specs)
     if backend == "local":
-        return run_local(trials, store, progress)
-    return run_ray(trials, store, address, progress)
+        return run_local(trials, store, progress, vectorize)
+    return run_ray(trials, store, address, progress, vectorize)

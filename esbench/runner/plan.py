@@ -1,7 +1,21 @@
-"""How a trial's budget of env steps is cut into compiled chunks between log points."""
+"""How a trial's budget of env steps is spent in chunks between log points.
+
+The budget counts env steps inside episodes (what `valid_env_steps` reports),
+the x-axis of every curve. An ES generation's cost depends on how long its
+episodes last, so the number of updates is not known in advance: each seed
+runs updates until its own count reaches the chunk's target,
+
+    target_c = ceil(c * budget / num_logs)        c = 1 .. num_logs
+
+and starts an update only while the budget has room for the fewest env steps
+an update can spend (`min_env_steps_per_update`: PPO's whole batch, an ES
+generation one step per episode). So an ES seed may end up to one generation
+over the budget, and PPO runs exactly floor(budget / batch) updates.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from esbench.validation import ConfigError
@@ -9,25 +23,28 @@ from esbench.validation import ConfigError
 
 @dataclass(frozen=True)
 class TrialPlan:
-    env_steps_per_update: int
-    updates_per_chunk: int
-    n_chunks: int
+    budget: int  # env steps inside episodes, per seed
+    num_logs: int  # log points after the initial one (one chunk each)
+    max_env_steps_per_update: int  # the most env steps an update simulates
+    min_env_steps_per_update: int  # the fewest env steps inside episodes an update spends
 
     @property
-    def env_steps(self) -> int:
-        return self.env_steps_per_update * self.updates_per_chunk * self.n_chunks
+    def max_updates(self) -> int:
+        """No seed runs more updates than this (each spends at least min_env_steps_per_update)."""
+        return self.budget // self.min_env_steps_per_update
+
+    def target(self, chunk: int) -> int:
+        """The env steps a seed reaches (or stops short of, for lack of room) by the end of chunk `chunk` (1-based)."""
+        return math.ceil(chunk * self.budget / self.num_logs)
 
 
 def plan_trial(env_steps: int, num_logs: int, algorithm, env, cfg) -> TrialPlan:
-    """Updates per chunk and chunk count: `num_logs` to 2 * num_logs - 1 log points, never over the budget."""
-    per_update = int(algorithm.env_steps_per_update(env, cfg))
-    n_updates = env_steps // per_update
-    if n_updates < 1:
+    """The plan of a budget of `env_steps`; ConfigError when it is smaller than one update."""
+    most = int(algorithm.env_steps_per_update(env, cfg))
+    fewest = int(getattr(algorithm, "min_env_steps_per_update", algorithm.env_steps_per_update)(env, cfg))
+    if env_steps < fewest:
         raise ConfigError(
             f"env_steps: a budget of {env_steps} env steps is smaller than one update on {env.spec.id} "
-            f"({per_update} env steps); raise env_steps to at least {per_update} or shrink the update"
+            f"(at least {fewest} env steps); raise env_steps to at least {fewest} or shrink the update"
         )
-    # Whole chunks only (one compiled program): up to per_chunk - 1 updates of the budget stay
-    # unused; the summary records the env steps actually run.
-    per_chunk = max(1, n_updates // num_logs)
-    return TrialPlan(per_update, per_chunk, n_updates // per_chunk)
+    return TrialPlan(env_steps, num_logs, most, fewest)

@@ -1,15 +1,28 @@
-"""A trial's compiled programs: init, one chunk of updates, policy, evaluation, divergence check.
+"""The compiled programs of a group of trials: init, one chunk of updates, policy, evaluation, divergence check.
 
-    chunk = jit(vmap(scan(update, K)))      # one program between two log points, seeds vmapped
+A group is one trial, or several trials whose hyperparameter points differ
+only in values (`algorithm.VALUE_FIELDS`: sigma, learning rates, decays, ...)
+and which share everything else (env, budget, seeds, shapes). Every array
+carries a leading [points, seeds] batch; the value fields that differ within
+the group reach `init`/`update` as traced arrays, one per point, so the group
+compiles once and runs as one program:
 
-All are compiled side by side (XLA compiles outside the GIL), and the compile
-time is measured apart from training. Evaluation programs are shared by trials
-that evaluate the same env, network and settings.
+    chunk = jit(vmap_points(vmap_seeds(while_loop(update))))     # one program between two log points
+
+A chunk runs each seed's updates until its env steps reach the chunk's goal
+(or the budget has no room for another update; see plan.py), so different
+seeds may run different numbers of updates, each exactly as it would alone.
+With several local devices the batch is sharded over them (the seeds axis,
+else the points axis, when its size divides by the device count). All
+programs are compiled side by side (XLA compiles outside the GIL), and the
+compile time is measured apart from training. Evaluation programs are shared
+by groups that evaluate the same env, network and settings.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,9 +30,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from esbench.algorithms.evaluate import evaluate_policy
-from esbench.envs import Env
+
+INT32_MAX = np.iinfo(np.int32).max
+COUNTS = ("valid_env_steps", "simulated_env_steps")
 
 
 def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -38,19 +55,56 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def traced_fields(trials) -> tuple[str, ...]:
+    """The value fields passed as arrays: numbers always (so a trial computes alike alone and in a group),
+    booleans only where the group's points differ (a traced boolean computes both branches)."""
+    algorithm = trials[0].algorithm
+    names = []
+    for name in getattr(algorithm, "VALUE_FIELDS", ()):
+        values = {getattr(t.cfg, name) for t in trials}
+        if not isinstance(getattr(trials[0].cfg, name), bool) or len(values) > 1:
+            names.append(name)
+    return tuple(names)
+
+
+def batch_sharding(points: int, seeds: int) -> NamedSharding | None:
+    """Shard the [points, seeds] batch over the local devices: the seeds axis, else the points axis, else none."""
+    devices = jax.local_devices()
+    n = len(devices)
+    if n < 2:
+        return None
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    if seeds % n == 0:
+        return NamedSharding(mesh, PartitionSpec(None, "batch"))
+    if points % n == 0:
+        return NamedSharding(mesh, PartitionSpec("batch"))
+    return None
+
+
 @dataclass(frozen=True)
 class Programs:
-    """A trial's compiled programs, all vmapped over seeds."""
+    """A group's compiled programs and their inputs; every array has a leading [points, seeds] batch."""
 
-    init: Any  # init keys -> state
-    chunk: Any  # state -> (state, metrics [seeds, K])
+    compiled_init: Any  # (init keys [seeds, 2], values) -> state
+    compiled_chunk: Any  # (state, values, goal, room, more) -> (state, counts, metrics)
     policy: Any  # state -> policy params
-    evaluate: Any  # (policy params, eval keys) -> EpisodeStats
-    finite: Any  # state -> bool per seed
+    evaluate: Any  # (policy params, eval keys [seeds, 2]) -> EpisodeStats [points, seeds, episodes]
+    finite: Any  # state -> bool [points, seeds]
+    init_keys: jax.Array
+    values: dict  # the traced value fields: name -> [points] array
+    sharding: NamedSharding | None
 
-    def evaluate_at(self, state, seeds, log_point: int):
-        """Evaluation returns [seeds, episodes] of policy(state) at `log_point`."""
-        return self.evaluate(self.policy(state), jax.vmap(evaluation_key, (0, None))(seeds, log_point)).returns
+    def init(self):
+        return self.compiled_init(self.init_keys, self.values)
+
+    def chunk(self, state, goal, room, more):
+        """Each seed's updates until its env steps reach `goal` (see _chunk_fn); -> (state, counts, metrics)."""
+        return self.compiled_chunk(state, self.values, goal, room, more)
+
+    def evaluate_at(self, state, seeds: np.ndarray, log_point: int):
+        """Evaluation returns [points, seeds, episodes] of policy(state) at `log_point`."""
+        keys = jax.vmap(evaluation_key, (0, None))(jnp.asarray(seeds, jnp.uint32), log_point)
+        return self.evaluate(self.policy(state), keys).returns
 
 
 # Evaluation programs by (env, policy shapes, evaluation settings). On slow-compiling envs
@@ -62,43 +116,99 @@ _EVAL_CACHE_SIZE = 4  # sweeps run an env's trials one after another; compiled p
 _EVAL_CACHE_LOCK = threading.Lock()
 
 
-def _evaluation_program(env: Env, policy_shapes, keys, eval_episodes: int, deterministic: bool, activation: str):
+def _evaluation_program(env, policy_shapes, keys, eval_episodes: int, deterministic, activation: str):
+    """vmap_points(vmap_seeds(evaluate_policy)); `deterministic` a bool, or a [points] array (compiled as input)."""
     leaves, treedef = jax.tree_util.tree_flatten(policy_shapes)
+    traced = not isinstance(deterministic, bool)
     cache_key = (env.spec, env.raw_reset, env.raw_step, treedef, tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
-                 keys.shape, eval_episodes, deterministic, activation)
+                 keys.shape, eval_episodes, "traced" if traced else deterministic, activation)
     with _EVAL_CACHE_LOCK:
         if cache_key in _EVAL_CACHE:
             _EVAL_CACHE.move_to_end(cache_key)
-            return _EVAL_CACHE[cache_key]
-    program = jax.jit(jax.vmap(lambda params, key: evaluate_policy(
-        key, env, params, eval_episodes, deterministic, activation))).lower(policy_shapes, keys).compile()
+            compiled = _EVAL_CACHE[cache_key]
+            return (lambda p, k: compiled(p, k, deterministic)) if traced else compiled
+
+    def one(params, key, det):
+        return evaluate_policy(key, env, params, eval_episodes, det, activation)
+
+    if traced:
+        program = jax.jit(jax.vmap(jax.vmap(one, (0, 0, None)), (0, None, 0)))
+        compiled = program.lower(policy_shapes, keys, jax.ShapeDtypeStruct(deterministic.shape, jnp.bool_)).compile()
+    else:
+        program = jax.jit(jax.vmap(jax.vmap(lambda p, k: one(p, k, deterministic)), (0, None)))
+        compiled = program.lower(policy_shapes, keys).compile()
     with _EVAL_CACHE_LOCK:
-        _EVAL_CACHE[cache_key] = program
+        _EVAL_CACHE[cache_key] = compiled
         while len(_EVAL_CACHE) > _EVAL_CACHE_SIZE:
             _EVAL_CACHE.popitem(last=False)
-    return program
+    return (lambda p, k: compiled(p, k, deterministic)) if traced else compiled
 
 
-def compile_programs(trial, init_keys: jax.Array) -> Programs:
-    """Compile `trial`'s (a ResolvedTrial) programs for the seeds whose init keys are given."""
-    algo, env, cfg = trial.algorithm, trial.env, trial.cfg
-    init = jax.jit(jax.vmap(lambda key: algo.init(key, env, cfg)))
+def _chunk_fn(algo, env, config_for, min_steps: int):
+    """One seed's chunk: updates while its env steps are below `goal`, the budget has `room` for the fewest
+    env steps an update spends, and fewer than `more` updates have run (the budget's cap)."""
 
-    def scan_updates(state):
-        return jax.lax.scan(lambda s, _: algo.update(s, env, cfg), state, None, length=trial.plan.updates_per_chunk)
+    def run(state, values, goal, room, more):
+        cfg = config_for(values)
+        _, metric_shapes = jax.eval_shape(lambda s: algo.update(s, env, cfg), state)
+        zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), metric_shapes)
+        counts = {"updates": jnp.int32(0), "env_steps": jnp.int32(0), "simulated_env_steps": jnp.int32(0)}
 
-    chunk = jax.jit(jax.vmap(scan_updates))
-    policy = jax.jit(jax.vmap(algo.policy))
-    finite = jax.jit(jax.vmap(lambda state: all_finite(algo.policy(state))))
-    state_shapes = jax.eval_shape(init, init_keys)
+        def cond(carry):
+            _, c, _ = carry
+            return (c["env_steps"] < goal) & (c["env_steps"] + min_steps <= room) & (c["updates"] < more)
+
+        def body(carry):
+            state, c, _ = carry
+            state, metrics = algo.update(state, env, cfg)
+            simulated = metrics.get("simulated_env_steps", metrics["valid_env_steps"])
+            c = {"updates": c["updates"] + 1, "env_steps": c["env_steps"] + metrics["valid_env_steps"],
+                 "simulated_env_steps": c["simulated_env_steps"] + simulated}
+            return state, c, metrics
+
+        state, c, metrics = jax.lax.while_loop(cond, body, (state, counts, zeros))
+        return state, c, {k: v for k, v in metrics.items() if k not in COUNTS}
+
+    return run
+
+
+def compile_programs(trials, seeds: np.ndarray) -> Programs:
+    """Compile the programs of a group of resolved trials (one trial is a group of one)."""
+    first = trials[0]
+    algo, env, cfg0 = first.algorithm, first.env, first.cfg
+    values = {name: jnp.asarray([getattr(t.cfg, name) for t in trials]) for name in traced_fields(trials)}
+
+    def config_for(point_values):
+        return dataclasses.replace(cfg0, **point_values)
+
+    init_keys = jax.vmap(lambda s: seed_keys(s)[0])(jnp.asarray(seeds, jnp.uint32))
+    sharding = batch_sharding(len(trials), len(seeds))
+    jit = (lambda f: jax.jit(f, out_shardings=sharding)) if sharding is not None else jax.jit
+    per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
+    init = jit(jax.vmap(per_seed, (None, 0)))
+    run = _chunk_fn(algo, env, config_for, first.plan.min_env_steps_per_update)
+    chunk = jit(jax.vmap(jax.vmap(run, (0, None, 0, 0, 0)), (0, 0, 0, 0, 0)))
+    policy = jax.jit(jax.vmap(jax.vmap(algo.policy)))
+    finite = jax.jit(jax.vmap(jax.vmap(lambda state: all_finite(algo.policy(state)))))
+
+    state_shapes = jax.eval_shape(init, init_keys, values)
     policy_shapes = jax.eval_shape(policy, state_shapes)
+    counters = jax.ShapeDtypeStruct((len(trials), len(seeds)), jnp.int32)
+    if sharding is not None:  # compile for the layout the arrays will have: the batch split, the rest replicated
+        replicated = NamedSharding(sharding.mesh, PartitionSpec())
+        laid_out = lambda tree, s: jax.tree_util.tree_map(  # noqa: E731
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree)
+        state_shapes, policy_shapes, counters = (laid_out(t, sharding) for t in (state_shapes, policy_shapes, counters))
+        init_keys, values = jax.device_put((init_keys, values), replicated)
+    deterministic = values.get("deterministic_policy", cfg0.deterministic_policy)
     with ThreadPoolExecutor(max_workers=5) as pool:
         jobs = [
-            pool.submit(lambda: init.lower(init_keys).compile()),
-            pool.submit(lambda: chunk.lower(state_shapes).compile()),
+            pool.submit(lambda: init.lower(init_keys, values).compile()),
+            pool.submit(lambda: chunk.lower(state_shapes, values, counters, counters, counters).compile()),
             pool.submit(lambda: policy.lower(state_shapes).compile()),
-            pool.submit(_evaluation_program, env, policy_shapes, init_keys, trial.spec.eval_episodes,
-                        cfg.deterministic_policy, cfg.activation),
+            pool.submit(_evaluation_program, env, policy_shapes, init_keys, first.spec.eval_episodes,
+                        deterministic, cfg0.activation),
             pool.submit(lambda: finite.lower(state_shapes).compile()),
         ]
-        return Programs(*(job.result() for job in jobs))
+        compiled = [job.result() for job in jobs]
+    return Programs(*compiled, init_keys=init_keys, values=values, sharding=sharding)

@@ -15,9 +15,6 @@ import numpy as np
 
 from esbench.results.schema import ALGORITHM_METRIC_PREFIX
 
-_RESERVED_METRICS = ("train_return", "valid_env_steps")
-
-
 @dataclasses.dataclass
 class TrialRecord:
     seeds: tuple[int, ...]
@@ -61,24 +58,29 @@ class TrialRecord:
         mean, std = self._evaluation(returns, seconds)
         return self._append(mean, std, np.full(len(self.seeds), np.nan), np.full(len(self.seeds), np.nan), {})
 
-    def chunk(self, metrics: dict, finite: np.ndarray, seconds: float, env_steps_per_update: int,
+    def chunk(self, counts: dict, metrics: dict, finite: np.ndarray, seconds: float,
               returns=None, eval_seconds: float = 0.0) -> list[dict]:
-        """The log point after a chunk: `metrics` [seeds, K] of its K updates, each seed's finiteness,
-        its training seconds, and the evaluation after it (or None)."""
-        k = np.asarray(metrics["train_return"]).shape[1]
-        train_return = np.asarray(metrics["train_return"][:, -1], np.float64)
-        valid = np.asarray(metrics["valid_env_steps"], np.int64).sum(axis=1)
-        self.updates += k
-        self.simulated_env_steps += k * env_steps_per_update
-        self.env_steps += valid
+        """The log point after a chunk: its per-seed `counts` (updates, env_steps, simulated_env_steps), the
+        `metrics` of each seed's last update, each seed's finiteness, the training seconds, and the
+        evaluation after it (or None). A seed that ran no update keeps its previous metrics."""
+        ran = np.asarray(counts["updates"], np.int64)
+        env_steps = np.asarray(counts["env_steps"], np.int64)
+        self.updates += ran
+        self.env_steps += env_steps
+        self.simulated_env_steps += np.asarray(counts["simulated_env_steps"], np.int64)
         self.run_s += seconds
         self.log_point += 1
+        last = {row["seed"]: row for row in self.rows[-len(self.seeds):]}
+        previous = {name: np.asarray([last[s].get(name, np.nan) for s in self.seeds], np.float64)
+                    for name in ("train_return", *(f"{ALGORITHM_METRIC_PREFIX}{m}" for m in metrics if m != "train_return"))}
+        current = {("train_return" if m == "train_return" else f"{ALGORITHM_METRIC_PREFIX}{m}"): np.asarray(v, np.float64)
+                   for m, v in metrics.items()}
+        current = {name: np.where(ran > 0, v, previous[name]) for name, v in current.items()}
+        train_return = current.pop("train_return")
         self.diverged |= ~np.asarray(finite) | ~np.isfinite(train_return)
         mean, std = self._evaluation(returns, eval_seconds)
-        throughput = valid / seconds if seconds > 0 else np.full(len(self.seeds), np.nan)
-        extra = {f"{ALGORITHM_METRIC_PREFIX}{name}": np.asarray(v[:, -1], np.float64)
-                 for name, v in metrics.items() if name not in _RESERVED_METRICS}
-        return self._append(mean, std, train_return, throughput, extra)
+        throughput = env_steps / seconds if seconds > 0 else np.full(len(self.seeds), np.nan)
+        return self._append(mean, std, train_return, throughput, current)
 
     def _append(self, mean, std, train_return, throughput, extra) -> list[dict]:
         rows = [{

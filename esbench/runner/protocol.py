@@ -1,0 +1,410 @@
+"""The paper's protocol (Appendix N.4) as one resumable run: search, select, final.
+
+    protocol = prepare_protocol(load_sweep_file(path), "cpu", out=out)   # everything validated, nothing written
+    print(describe_protocol(protocol, store))                            # --dry-run
+    outcome = run_protocol(protocol, store, backend="local")
+
+1. search: per (env, algorithm), `search_trials` points of the space (samplers.py) on the tuning
+   seeds, stage "search";
+2. select: per (env, algorithm) the search trial with the best score (RULES below), read from the
+   stored summaries;
+3. final: the winner's hyperparameters on the final seeds, stage "final". With `skip_search` stages
+   1-2 are skipped and the final stage runs each (env, algorithm)'s paper row.
+
+Resuming is the store's: every trial id hashes its resolved config (seeds and stage included),
+the samplers give the same points on every rerun, and stage 3 is derived from stored stage-1
+results, so rerunning the same command after a kill runs only what is missing. The record of the
+run, `OUT/protocol.json` (what the report reads), is rewritten atomically after each stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from esbench.results import ResultStore, read_trial, trial_path
+from esbench.results.store import PROTOCOL_FILE
+from esbench.runner import samplers
+from esbench.runner.backends import SweepOutcome, run_trials
+from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.sweep import ProtocolSettings, Sweep, paper_row, parse_sweep, protocol_settings, suggest
+from esbench.validation import ConfigError
+
+RECORD_FORMAT = 1
+RULES = {
+    "score": "a search trial's score is the mean over its tuning seeds of each seed's final evaluation return "
+             "(the mean parameters, or PPO's actor, evaluated at the last log point: summary final_eval_return)",
+    "diverged": "a search trial with a diverged seed, or a seed without a final return, ranks below every other "
+                "(counted in n_diverged); if all did, the first in search order is re-run",
+    "ties": "equal scores: the trial sampled first (search order) wins; the others are listed in tied_with",
+}
+NO_SEARCH = "none"  # protocol.json's sampler with skip_search: the paper's rows, no search
+_NO_LIMIT = 2**62  # env steps of a value's check alone (the budget is checked on the biggest update)
+# protocol.json keys that must agree before a run may add to a folder that already has a record
+_SAME_PROTOCOL = ("sweep", "budget", "skip_search", "sampler", "sampler_seed", "tpe_batch", "search_trials",
+                  "tuning_seeds", "final_seeds", "space")
+
+Pair = tuple[str, str]  # (env, algorithm)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated protocol run: the sweep under its budget, the settings and the (env, algorithm) pairs."""
+
+    sweep: Sweep
+    settings: ProtocolSettings
+    pairs: tuple[Pair, ...]
+    path: str  # where the settings live in the sweep file, for messages
+
+    def key(self, pair: Pair) -> str:
+        """The sampler's stream of one pair."""
+        return f"{self.settings.sampler_seed}|{pair[0]}|{pair[1]}"
+
+    def search_spec(self, pair: Pair, point: dict, index: int) -> TrialSpec:
+        env, algo = pair
+        return self.sweep.spec(env, algo, point, owner=f"search trial [{env} x {algo} x point {index}]",
+                               point_path=f"{self.path}.space", seeds=self.settings.tuning_seeds, stage="search")
+
+    def final_spec(self, pair: Pair, point: dict) -> TrialSpec:
+        env, algo = pair
+        point_path = f"{self.path}.space" if not self.settings.skip_search else "the paper's row"
+        return self.sweep.spec(env, algo, point, owner=f"final trial [{env} x {algo}]", point_path=point_path,
+                               seeds=self.settings.final_seeds, stage="final")
+
+    def paper_point(self, pair: Pair) -> dict:
+        env, algo = pair
+        return paper_row(algo, env, f"{self.path}.skip_search")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished search trial and its score (None: diverged or without a final return)."""
+
+    point: dict
+    trial_id: str
+    score: float | None
+
+
+# ----------------------------------------------------------------------------------- prepare ---
+
+def _resolve(spec: TrialSpec, owner: str, problem: str = "") -> ResolvedTrial:
+    """`spec` resolved; its ConfigError prefixed with what was being checked (`problem`)."""
+    try:
+        return resolve_trial(spec, owner)
+    except ConfigError as err:
+        raise ConfigError(f"{problem}{err}") from None
+
+
+def _check_search_space(protocol: Protocol, pair: Pair) -> None:
+    """Every value of the space is valid, and the space's biggest update fits the budget (else ConfigError).
+
+    Each value is checked with the other fields at their first value and no budget limit; the
+    biggest update takes, field by field, the value of the most env steps per update (exact for
+    updates that grow with each field on its own, as ES's pop_size x n_parallel_evaluations x
+    episode and PPO's num_envs x num_steps do).
+    """
+    env, algo = pair
+    space, path, budget = protocol.settings.space[algo], f"{protocol.path}.space.{algo}", protocol.sweep.path
+    samplers.check_space(space, protocol.settings.sampler, path)
+    size = samplers.space_size(space)
+    if size < protocol.settings.search_trials:
+        raise ConfigError(f"{path}: {size:g} distinct points, fewer than search_trials = {protocol.settings.search_trials}")
+    first = {name: samplers.candidate_values(dist)[0] for name, dist in space.items()}
+    biggest, grows = dict(first), {}
+    for name, dist in space.items():
+        steps = []
+        for value in samplers.candidate_values(dist):
+            spec = dataclasses.replace(protocol.search_spec(pair, {**first, name: value}, 0), env_steps=_NO_LIMIT)
+            trial = _resolve(spec, "search", f"{path}.{name} = {value!r} fails on {env}: ")
+            steps.append((trial.algorithm.env_steps_per_update(trial.env, trial.cfg), value))
+        biggest[name] = max(steps, key=lambda s: s[0])[1]
+        if max(steps)[0] > min(steps)[0]:
+            grows[name] = biggest[name]
+    fields = ", ".join(f"{k}={v}" for k, v in grows.items()) or "every point updates alike"
+    _resolve(protocol.search_spec(pair, biggest, 0), "search",
+             f"{path}: the space's biggest update ({fields}) does not fit {budget} on {env} (narrow the space or "
+             "raise env_steps): ")
+
+
+def prepare_protocol(data: dict, budget: str | None = None, *, envs: Sequence[str] | None = None,
+                     skip_search: bool | None = None, sampler: str | None = None,
+                     out: str | os.PathLike | None = None) -> Protocol:
+    """The protocol of a sweep file under `budget`, every stage validated before anything runs.
+
+    envs: a subset of the budget's envs; skip_search, sampler: the command line's (None: the file's);
+    out: the results folder, whose protocol.json (if any) must record the same protocol.
+    """
+    sweep = parse_sweep(data, budget)
+    if data.get("search"):
+        raise ConfigError("search: `esbench reproduce` searches protocol.space (see esbench/runner/sweep.py); "
+                          "the `search` section is for `esbench sweep`; remove one")
+    settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler)
+    path = f"{sweep.path}.protocol" if "protocol" in sweep.chosen else "protocol"
+    if envs:
+        unknown = [e for e in envs if e not in sweep.envs]
+        if unknown:
+            raise ConfigError(f"--envs: {', '.join(unknown)} not in the budget's envs.{suggest(unknown[0], sweep.envs)} "
+                              f"Its envs: {', '.join(sweep.envs)}")
+    chosen_envs = [e for e in sweep.envs if not envs or e in envs]
+    protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos), path)
+    for pair in protocol.pairs:
+        if settings.skip_search:
+            _resolve(protocol.final_spec(pair, protocol.paper_point(pair)), "final stage")
+            continue
+        _check_search_space(protocol, pair)
+        for i, point in enumerate(_next_round(protocol, pair, [])):
+            _resolve(protocol.search_spec(pair, point, i), f"search point {i}")
+        _resolve(protocol.final_spec(pair, {}), "final stage")
+    if out is not None:
+        _check_record(protocol, Path(out))
+    return protocol
+
+
+# ------------------------------------------------------------------------------------- search ---
+
+def _next_round(protocol: Protocol, pair: Pair, history: list[Candidate]) -> list[dict]:
+    s = protocol.settings
+    return samplers.next_points(s.sampler, s.space[pair[1]], [(c.point, c.score) for c in history],
+                                s.search_trials, protocol.key(pair), s.tpe_batch)
+
+
+def _round(protocol: Protocol, history: dict[Pair, list[Candidate]]) -> list[tuple[Pair, dict, ResolvedTrial]]:
+    """The next round's trials of every pair (none once the search is complete)."""
+    trials = []
+    for pair in protocol.pairs:
+        done = len(history[pair])
+        for i, point in enumerate(_next_round(protocol, pair, history[pair])):
+            trials.append((pair, point, resolve_trial(protocol.search_spec(pair, point, done + i))))
+    return trials
+
+
+def score(summary: dict) -> float | None:
+    """A search trial's score (RULES['score']); None when a seed diverged or has no final return."""
+    finals = list(summary["final_eval_return"].values())
+    if "diverged" in summary.get("seed_status", {}).values() or any(v is None for v in finals) or not finals:
+        return None
+    return sum(finals) / len(finals)
+
+
+def _candidate(store: ResultStore, point: dict, trial: ResolvedTrial) -> Candidate:
+    _, _, summary = read_trial(trial_path(store.out_dir, trial.trial_id))
+    return Candidate(point, trial.trial_id, score(summary))
+
+
+def select(pair: Pair, candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """The selection entry of one pair (RULES): the winner among `candidates` (in search order)."""
+    env, algo = pair
+    scored = [c for c in candidates if c.score is not None]
+    n_diverged = len(candidates) - len(scored)
+    if not scored:
+        winner, best = candidates[0], None
+        tied, note = [], f"all {len(candidates)} search trials diverged: the first in search order is re-run"
+    else:
+        best = max(c.score for c in scored)
+        winners = [c for c in scored if c.score == best]
+        winner, tied = winners[0], [c.trial_id for c in winners[1:]]
+        note = f"best of {len(candidates)} by mean final return over the tuning seeds"
+        if tied:
+            note += f"; tied with {len(tied)} other(s): the first in search order wins"
+        if n_diverged:
+            note += f"; {n_diverged} diverged trial(s) ranked last"
+    return {"env": env, "algo": algo, "trial_id": winner.trial_id, "score": best, "n_candidates": len(candidates),
+            "n_diverged": n_diverged, "tied_with": tied, "note": note, "point": winner.point}
+
+
+# ------------------------------------------------------------------------------------- record ---
+
+def _base_record(protocol: Protocol) -> dict[str, Any]:
+    s, sweep = protocol.settings, protocol.sweep
+    skip = s.skip_search
+    return {
+        "format": RECORD_FORMAT,
+        "sweep": sweep.data.get("name"),
+        "budget": sweep.budget,
+        "skip_search": skip,
+        "sampler": NO_SEARCH if skip else s.sampler,
+        "sampler_seed": None if skip else s.sampler_seed,
+        "tpe_batch": s.tpe_batch if s.sampler == "tpe" and not skip else None,
+        "search_trials": 0 if skip else s.search_trials,
+        "tuning_seeds": [] if skip else list(s.tuning_seeds),
+        "final_seeds": list(s.final_seeds),
+        "space": {} if skip else s.space,
+        "rules": {} if skip else RULES,
+        "envs": list(dict.fromkeys(e for e, _ in protocol.pairs)),
+        "algorithms": list(dict.fromkeys(a for _, a in protocol.pairs)),
+        "env_steps": {e: protocol.sweep.spec(e, a).env_steps for e, a in protocol.pairs},
+        "stages": {},
+        "selection": [],
+        "final": [],
+    }
+
+
+def _json_form(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _check_record(protocol: Protocol, out: Path) -> None:
+    """ConfigError when `out` already records another protocol (this run would mix its results)."""
+    path = out / PROTOCOL_FILE
+    if not path.is_file():
+        return
+    old, new = json.loads(path.read_text()), _json_form(_base_record(protocol))
+    differ = [k for k in _SAME_PROTOCOL if old.get(k) != new.get(k)]
+    if differ:
+        raise ConfigError(f"{path} records another protocol (it differs in {', '.join(differ)}); "
+                          "use another --out, or rerun the command that wrote it")
+
+
+def write_record(out: Path, record: dict) -> None:
+    """protocol.json, atomically (a temp file renamed over it), merged with the pairs an earlier --envs run recorded."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / PROTOCOL_FILE
+    record = _json_form(record)
+    if path.is_file():
+        old = json.loads(path.read_text())
+        mine = {(e["env"], e["algo"]) for e in record["final"]}
+        record["envs"] = list(dict.fromkeys([*old["envs"], *record["envs"]]))
+        record["algorithms"] = list(dict.fromkeys([*old["algorithms"], *record["algorithms"]]))
+        record["env_steps"] = {**old["env_steps"], **record["env_steps"]}
+        for key in ("selection", "final"):
+            record[key] = [e for e in old[key] if (e["env"], e["algo"]) not in mine] + record[key]
+    fd, tmp = tempfile.mkstemp(prefix=f".{PROTOCOL_FILE}.", dir=out)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------- run ---
+
+def _merge(total: SweepOutcome, part: SweepOutcome) -> None:
+    total.ran += part.ran
+    total.skipped += part.skipped
+    total.diverged += part.diverged
+    total.failed.update(part.failed)
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _stage(record: dict, name: str, status: str, trials: int, finished: int) -> None:
+    record["stages"][name] = {"status": status, "trials": trials, "finished": finished}
+
+
+def run_protocol(protocol: Protocol, store: ResultStore, backend: str = "local", address: str | None = None,
+                 progress: bool = True) -> SweepOutcome:
+    """Run (or resume) every stage; protocol.json rewritten after each. Stops before selection if a search trial failed."""
+    out, record, outcome = Path(store.out_dir), _base_record(protocol), SweepOutcome()
+    finals: list[tuple[Pair, dict, TrialSpec]] = []
+    if protocol.settings.skip_search:
+        _stage(record, "search", "skipped", 0, 0)
+        finals = [(pair, {}, protocol.final_spec(pair, protocol.paper_point(pair))) for pair in protocol.pairs]
+    else:
+        history: dict[Pair, list[Candidate]] = {pair: [] for pair in protocol.pairs}
+        total = len(protocol.pairs) * protocol.settings.search_trials
+        while trials := _round(protocol, history):
+            _stage(record, "search", "running", total, sum(map(len, history.values())))
+            write_record(out, record)
+            _say(progress, f"search: {len(trials)} trial(s), {sum(map(len, history.values()))} of {total} done before")
+            part = run_trials([t for _, _, t in trials], store, backend, address, progress)
+            _merge(outcome, part)
+            if part.failed:
+                _stage(record, "search", "failed", total, sum(map(len, history.values())))
+                write_record(out, record)
+                _say(True, f"search: {len(part.failed)} trial(s) failed; no selection until they finish (rerun to retry)")
+                return outcome
+            for pair, point, trial in trials:
+                history[pair].append(_candidate(store, point, trial))
+        _stage(record, "search", "done", total, total)
+        record["selection"] = [select(pair, history[pair]) for pair in protocol.pairs]
+        finals = [((s["env"], s["algo"]), s, protocol.final_spec((s["env"], s["algo"]), s["point"]))
+                  for s in record["selection"]]
+    resolved = [resolve_trial(spec) for _, _, spec in finals]
+    for entry, trial in zip(record["selection"], resolved):
+        entry["final_trial_id"] = trial.trial_id
+    record["final"] = [{"env": pair[0], "algo": pair[1], "trial_id": t.trial_id} for (pair, _, _), t in zip(finals, resolved)]
+    _stage(record, "final", "running", len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
+    write_record(out, record)
+    _say(progress, f"final: {len(resolved)} trial(s) on seeds {list(protocol.settings.final_seeds)}")
+    part = run_trials(resolved, store, backend, address, progress)
+    _merge(outcome, part)
+    finished = sum(store.is_finished(t.trial_id) for t in resolved)
+    _stage(record, "final", "failed" if part.failed else "done", len(resolved), finished)
+    write_record(out, record)
+    return outcome
+
+
+# ------------------------------------------------------------------------------------ dry run ---
+
+_HEAD = ("env", "algorithm", "trials", "done", "seeds", "env steps/run", "env steps", "")
+
+
+def _table(rows: list[Sequence[Any]]) -> list[str]:
+    """Rows under _HEAD, text columns left-aligned, numbers right-aligned, and a total of the env steps."""
+    rows = [_HEAD, *rows, ("total", "", sum(r[2] for r in rows), sum(r[3] for r in rows), "", "",
+                           sum(r[6] for r in rows), "")]
+    cells = [[f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_HEAD))]
+    return ["  " + "  ".join(c.ljust(w) if i in (0, 1, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+            for row in cells]
+
+
+def _dist_text(name: str, dist: dict) -> str:
+    (kind, args), = dist.items()
+    values = ", ".join(json.dumps(a) for a in args)
+    return f"{name} [{values}]" if kind == "choice" else f"{name} {kind}[{values}]"
+
+
+def _replay_search(protocol: Protocol, store: ResultStore) -> tuple[dict[Pair, list[Candidate]], dict[Pair, int]]:
+    """The search as far as the store knows it: (finished rounds' candidates, finished trials per pair)."""
+    history: dict[Pair, list[Candidate]] = {pair: [] for pair in protocol.pairs}
+    done = {pair: 0 for pair in protocol.pairs}
+    while trials := _round(protocol, history):
+        finished = [store.is_finished(t.trial_id) for _, _, t in trials]
+        for (pair, _, _), f in zip(trials, finished):
+            done[pair] += f
+        if not all(finished):
+            break
+        for pair, point, trial in trials:
+            history[pair].append(_candidate(store, point, trial))
+    return history, done
+
+
+def describe_protocol(protocol: Protocol, store: ResultStore) -> str:
+    """What each stage will run (counts, seeds, env steps) and what the store already has; runs and writes nothing."""
+    s, pairs = protocol.settings, protocol.pairs
+    budget = {pair: protocol.sweep.spec(*pair).env_steps for pair in pairs}
+    lines = [f"esbench reproduce: sweep {protocol.sweep.data.get('name')}, budget {protocol.sweep.budget}, "
+             f"{len(pairs)} (env, algorithm) pairs; a dry run: nothing is run or written.", ""]
+    winners: dict[Pair, str] = {}
+    if s.skip_search:
+        lines += ["stage 1, search: skipped (skip_search); the final stage runs the paper's rows", "stage 2, select: skipped"]
+        winners = {pair: resolve_trial(protocol.final_spec(pair, protocol.paper_point(pair))).trial_id for pair in pairs}
+    else:
+        how = "random search (the paper's)" if s.sampler == "random" else \
+            f"TPE (Optuna) in rounds of {s.tpe_batch}, the first random (later rounds follow from earlier results)"
+        history, done = _replay_search(protocol, store)
+        n, k = s.search_trials, len(s.tuning_seeds)
+        lines += [f"stage 1, search: {n} trials per (env, algorithm) by {how}, sampler seed {s.sampler_seed}, on "
+                  f"tuning seeds {list(s.tuning_seeds)}",
+                  *_table([(*pair, n, done[pair], k, budget[pair], n * k * budget[pair], "") for pair in pairs]),
+                  *(f"  {algo} searches " + ", ".join(_dist_text(name, dist) for name, dist in space.items())
+                    for algo, space in s.space.items()),
+                  "", "stage 2, select: per (env, algorithm), the best search trial. "
+                  + " ".join(f"{RULES[r][0].upper()}{RULES[r][1:]}." for r in ("score", "diverged", "ties"))]
+        if all(len(h) == n for h in history.values()):
+            winners = {pair: resolve_trial(protocol.final_spec(pair, select(pair, history[pair])["point"])).trial_id
+                       for pair in pairs}
+    k = len(s.final_seeds)
+    rows = [(*pair, 1, int(pair in winners and store.is_finished(winners[pair])), k, budget[pair], k * budget[pair],
+             winners.get(pair, "(the winner of its search)")) for pair in pairs]
+    lines += ["", f"stage 3, final: the winner of each (env, algorithm) x {k} seeds {list(s.final_seeds)}, each "
+                  "with its budget", *_table(rows)]
+    return "\n".join(lines)
