@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _parse_set(pairs: list[str]) -> dict:
@@ -69,8 +70,18 @@ def cmd_envs(args) -> int:
     return 1 if failures else 0
 
 
+def _run_options(args):
+    """How trials run (progress, checkpoints, live logs, vectorised groups), from the shared options."""
+    from esbench.runner.trial import RunOptions
+
+    return RunOptions(progress=not args.quiet, out_dir=Path(args.out), checkpoint_every=args.checkpoint_every,
+                      keep_checkpoints=args.keep_checkpoints, live_logs=tuple(args.log or ()),
+                      vectorize=not args.no_vectorize)
+
+
 def _print_outcome(outcome, out: Path) -> int:
-    print(f"ran {len(outcome.ran)} trial(s), skipped {len(outcome.skipped)} already finished; results in {out}")
+    busy = f", {len(outcome.busy)} left to another process running them" if outcome.busy else ""
+    print(f"ran {len(outcome.ran)} trial(s), skipped {len(outcome.skipped)} already finished{busy}; results in {out}")
     if outcome.diverged:
         print(f"diverged (all seeds): {', '.join(outcome.diverged)}")
     for trial_id, err in outcome.failed.items():
@@ -90,7 +101,7 @@ def cmd_run(args) -> int:
     }, "run")
     trial = resolve_trial(spec, "run")
     out = Path(args.out)
-    outcome = run_trials([trial], ResultStore(out), backend="local", progress=not args.quiet)
+    outcome = run_trials([trial], ResultStore(out), backend="local", options=_run_options(args))
     if trial.trial_id in outcome.ran + outcome.skipped:
         _print_summary(out, trial.trial_id)
     return _print_outcome(outcome, out)
@@ -128,7 +139,7 @@ def cmd_sweep(args) -> int:
                   f"env_steps={spec.env_steps:,} hparams={spec.hparams}")
         print(f"{len(trials)} trial(s)")
         return 0
-    outcome = run_trials(trials, store, backend=args.backend, address=args.address, progress=not args.quiet)
+    outcome = run_trials(trials, store, backend=args.backend, address=args.address, options=_run_options(args))
     return _print_outcome(outcome, out)
 
 
@@ -144,7 +155,7 @@ def cmd_reproduce(args) -> int:
     if args.dry_run:
         print(describe_protocol(protocol, store))
         return 0
-    outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, progress=not args.quiet)
+    outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, options=_run_options(args))
     return _print_outcome(outcome, out)
 
 
@@ -202,6 +213,7 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from esbench.algorithms import algorithm_names
+    from esbench.runner.live_log import LOGGERS
 
     parser = argparse.ArgumentParser(prog="esbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,8 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     plugin.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first: a plugin that registers environments or algorithms (repeatable)")
 
-    def add(name, **kwargs):
-        return sub.add_parser(name, parents=[plugin], **kwargs)
+    running = argparse.ArgumentParser(add_help=False)
+    g = running.add_argument_group("how trials run")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="save a mid-trial checkpoint every N chunks (default: about once a minute of training)")
+    g.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoints of finished trials")
+    g.add_argument("--log", action="append", choices=LOGGERS, metavar="{" + ",".join(LOGGERS) + "}",
+                   help="stream every log point of every seed while trials run (repeatable; TensorBoard event "
+                        "files or W&B offline runs under the results folder)")
+    g.add_argument("--no-vectorize", action="store_true",
+                   help="run every trial on its own (default: trials differing only in value hyperparameters run "
+                        "as one program)")
+
+    def add(name, runs_trials=False, **kwargs):
+        return sub.add_parser(name, parents=[plugin, running] if runs_trials else [plugin], **kwargs)
 
     p = add("envs", help="list registered environments, or check that they step")
     p.add_argument("--check", nargs="*", metavar="ID", help="reset and step these ids (default: the 16 paper envs)")
@@ -218,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=cmd_envs)
 
-    p = add("run", help="run one trial")
+    p = add("run", runs_trials=True, help="run one trial")
     p.add_argument("--env", required=True)
     p.add_argument("--algo", required=True,
                    help=f"{', '.join(algorithm_names())} (and any a plugin registers), or evosax:<Strategy>")
@@ -233,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
-    p = add("sweep", help="run (or resume) a sweep file")
+    p = add("sweep", runs_trials=True, help="run (or resume) a sweep file")
     p.add_argument("file")
     p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
@@ -244,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
-    p = add("reproduce", help="the paper's protocol (search, select, final seeds) as one resumable run")
+    p = add("reproduce", runs_trials=True, help="the paper's protocol (search, select, final seeds) as one resumable run")
     p.add_argument("file")
     p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
     p.add_argument("--out", required=True)
@@ -323,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     from esbench.algorithms import UnknownAlgorithmError
     from esbench.envs import UnknownEnvError
     from esbench.results import CorruptResultsError
+    from esbench.runner.interrupt import Interrupted
     from esbench.validation import ConfigError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -333,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError, CorruptResultsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as why:
+        print(f"interrupted: {why}. Finished trials are saved; rerun the same command to resume "
+              f"(interrupted trials go on from their last checkpoint).", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ name: tiny
 envs: [CartPole-v1]
 algorithms: {eggroll: {}, openes: {}}
 paper_rows: true
-trial: {seeds: 1, env_steps: 480, num_logs: 2, eval_episodes: 2, max_episode_steps: 20}
+trial: {seeds: 1, env_steps: 480, num_logs: 4, eval_episodes: 2, max_episode_steps: 20}
 budgets:
   tiny:
     algorithms:
@@ -310,6 +310,24 @@ def test_a_folder_of_another_protocol_is_refused(tmp_path, capsys, reference):
     assert finished(reference) == before
 
 
+def test_runs_on_a_subset_of_envs_add_up_in_one_record(tmp_path):
+    from esbench.runner.protocol import write_record
+
+    def record(env, trial_id):
+        return {"envs": [env], "algorithms": ["eggroll"], "env_steps": {env: 480}, "stages": {},
+                "selection": [{"env": env, "algo": "eggroll", "trial_id": trial_id}],
+                "final": [{"env": env, "algo": "eggroll", "trial_id": trial_id + "-final"}]}
+
+    write_record(tmp_path, record("CartPole-v1", "a"))
+    write_record(tmp_path, record("Pendulum-v1", "b"))
+    write_record(tmp_path, record("CartPole-v1", "c"))  # a rerun of the first pair replaces its entries
+    merged = load_protocol(tmp_path)
+    assert merged["envs"] == ["CartPole-v1", "Pendulum-v1"]
+    assert [e["trial_id"] for e in merged["selection"]] == ["b", "c"]
+    assert [e["trial_id"] for e in merged["final"]] == ["b-final", "c-final"]
+    assert [p.name for p in tmp_path.iterdir()] == ["protocol.json"]  # no temp file left
+
+
 # ------------------------------------------------------------------------------ dry run ---
 
 def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path, capsys):
@@ -350,18 +368,34 @@ def test_skip_search_runs_exactly_the_paper_rows(budget):
         assert spec.stage == "final" and spec.seeds == protocol.settings.final_seeds
 
 
-def test_skip_search_run_records_the_rows_and_no_search(tmp_path, jax_cache):
-    out = tmp_path / "out"
-    reproduce(jax_cache, sweep_file(tmp_path), out, "--skip-search")
-    summaries = load_summaries(out)
+@pytest.fixture(scope="module")
+def skipped(tmp_path_factory, jax_cache):
+    """The tiny protocol with --skip-search, run once (local backend)."""
+    tmp = tmp_path_factory.mktemp("skipped")
+    out = tmp / "out"
+    reproduce(jax_cache, sweep_file(tmp), out, "--skip-search")
+    return out
+
+
+def test_skip_search_run_records_the_rows_and_no_search(skipped):
+    summaries = load_summaries(skipped)
     assert list(summaries.stage) == ["final", "final"]
-    fixed = {"pop_size", "rank", "layer_size", "n_layers", "n_parallel_evaluations"}
+    fixed = {"pop_size", "rank", "layer_size", "n_layers", "n_parallel_evaluations"}  # the tiny budget's
     for row in summaries.itertuples():
         expected = {k: v for k, v in paper.row(row.algo, row.env).items() if k not in fixed}
         assert {k: row.hparams[k] for k in expected} == expected
-    record = load_protocol(out)
+    record = load_protocol(skipped)
     assert (record["skip_search"], record["sampler"], record["search_trials"], record["selection"]) == (True, "none", 0, [])
     assert record["stages"]["search"]["status"] == "skipped"
+    assert [e["trial_id"] for e in record["final"]] == list(summaries.trial_id)
+
+
+def test_ray_backend_gives_the_local_final_table(tmp_path, jax_cache, skipped):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    reproduce(jax_cache, sweep_file(tmp_path), out, "--skip-search", "--backend", "ray")
+    pd.testing.assert_frame_equal(final_table(out), final_table(skipped), check_exact=True)
+    assert load_protocol(out)["final"] == load_protocol(skipped)["final"]
 
 
 # ---------------------------------------------------------------------------------- TPE ---
@@ -397,13 +431,3 @@ def test_tpe_protocol_killed_between_rounds_reruns_to_the_same_trials(tmp_path, 
     assert all(after[name] == value for name, value in killed.items())
     assert selection(resumed) == selection(whole)
     assert load_protocol(whole)["sampler"] == "tpe" and load_protocol(whole)["tpe_batch"] == 3
-
-
-# ---------------------------------------------------------------------------------- Ray ---
-
-def test_ray_backend_gives_the_local_final_table(tmp_path, jax_cache, reference):
-    pytest.importorskip("ray")
-    out = tmp_path / "out"
-    reproduce(jax_cache, sweep_file(tmp_path), out, "--backend", "ray")
-    pd.testing.assert_frame_equal(final_table(out), final_table(reference), check_exact=True)
-    assert selection(out) == selection(reference)

@@ -12,20 +12,24 @@ folder named by a trial id is always complete; a killed run leaves at most a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import pandas as pd
+from filelock import FileLock, Timeout
 from flax import serialization
 
 from esbench.results.schema import METRIC_COLUMNS, TRIAL_COLUMNS, TrialResult, check_metrics
 
 TRIALS_DIR = "trials"
 TMP_PREFIX = ".tmp-"
+LOCKS_DIR = ".locks"  # one lock file per trial being run, so two processes never run the same trial
 FILES = ("config.json", "metrics.parquet", "summary.json", "policy.msgpack")
 PROTOCOL_FILE = "protocol.json"
 
@@ -45,6 +49,27 @@ class ResultStore:
 
     def write(self, result: TrialResult) -> Path:
         return write_trial(self.out_dir, result)
+
+    @contextlib.contextmanager
+    def claim(self, trial_ids: Sequence[str]) -> Iterator[list[str]]:
+        """Hold the run locks of the trials no other process holds; yields their ids (the others are busy).
+
+        The locks are OS file locks (filelock), released when the block ends or the process dies, so a
+        killed sweep leaves no stale claim behind.
+        """
+        folder = trials_dir(self.out_dir) / LOCKS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        held = []
+        with contextlib.ExitStack() as stack:
+            for trial_id in trial_ids:
+                lock = FileLock(folder / f"{trial_id}.lock")
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue
+                stack.callback(lock.release)
+                held.append(trial_id)
+            yield held
 
 
 def trials_dir(out_dir: str | os.PathLike) -> Path:
@@ -114,7 +139,7 @@ def _trial_folders(out_dir: str | os.PathLike, strict: bool) -> list[Path]:
         raise FileNotFoundError(f"no results in {out_dir}: expected a folder {root} (written by `esbench run` or `esbench sweep`)")
     folders = []
     for path in sorted(root.iterdir()):
-        if not path.is_dir():
+        if not path.is_dir() or path.name == LOCKS_DIR:
             continue
         if path.name.startswith(TMP_PREFIX):
             msg = f"ignoring unfinished trial folder {path} (a run was interrupted while writing it)"

@@ -12,16 +12,20 @@ a killed sweep resume where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from pathlib import Path
+from typing import ContextManager, Protocol, Sequence
 
 from esbench import plugins
 from esbench.results.schema import TrialResult
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.trial import run_group
+from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
+from esbench.runner.live_log import make_live_logs
+from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import ConfigError
 
 BACKENDS = ("local", "ray")
@@ -29,14 +33,17 @@ MAX_GROUP = 32  # points per vectorised program: its memory grows with them
 
 
 class Store(Protocol):
+    out_dir: Path
     def is_finished(self, trial_id: str) -> bool: ...
     def write(self, result: TrialResult): ...
+    def claim(self, trial_ids: Sequence[str]) -> ContextManager[list[str]]: ...
 
 
 @dataclass
 class SweepOutcome:
     ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # finished before this run
+    busy: list[str] = field(default_factory=list)  # being run by another process
     diverged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -92,34 +99,56 @@ def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
         outcome.diverged.append(trial_id)
 
 
-def run_local(trials: list[ResolvedTrial], store: Store, progress: bool = True, vectorize: bool = True) -> SweepOutcome:
+def _claimed(group: list[ResolvedTrial], held: list[str], store: Store, outcome: SweepOutcome) -> list[ResolvedTrial]:
+    """The members of `group` this process holds and nobody finished meanwhile; the others are counted."""
+    mine = []
+    for trial in group:
+        if trial.trial_id not in held:
+            outcome.busy.append(trial.trial_id)
+        elif store.is_finished(trial.trial_id):
+            outcome.skipped.append(trial.trial_id)
+        else:
+            mine.append(trial)
+    return mine
+
+
+def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, stop: StopRequest) -> SweepOutcome:
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
-    groups = group_trials(todo, vectorize)
+    groups = group_trials(todo, options.vectorize)
     for i, group in enumerate(groups):
-        if progress:
-            print(f"[{i + 1}/{len(groups)}] {_describe(group)}", file=sys.stderr, flush=True)
-        try:
-            results = run_group(group, progress=progress)
-        except Exception as err:  # one broken trial must not stop the sweep or lose finished work
-            for trial in group:
-                outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
-            print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-            continue
-        for result in results:
-            _record(outcome, store, result)
+        with store.claim([t.trial_id for t in group]) as held:
+            group = _claimed(group, held, store, outcome)
+            if not group:
+                continue
+            if options.progress:
+                print(f"[{i + 1}/{len(groups)}] {_describe(group)}", file=sys.stderr, flush=True)
+            try:
+                results = run_group(group, options, stop)
+            except Interrupted:
+                raise
+            except Exception as err:  # one broken trial must not stop the sweep or lose finished work
+                for trial in group:
+                    outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+                continue
+            for result in results:
+                _record(outcome, store, result)
     return outcome
 
 
-def _run_in_worker(specs: list[TrialSpec], imports: tuple[str, ...], paths: tuple[str, ...]) -> list[TrialResult]:
-    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group."""
+def _run_in_worker(specs: list[TrialSpec], options: RunOptions, imports: tuple[str, ...],
+                   paths: tuple[str, ...]) -> list[TrialResult]:
+    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group.
+
+    Checkpoints and live logs are written by the worker under `options.out_dir`: on a cluster, that
+    needs a disk the workers share (without one, a retried task starts afresh)."""
     plugins.load(imports, paths)
-    return run_group(resolve_trials(specs), progress=False)
+    return run_group(resolve_trials(specs), options)
 
 
-def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = None, progress: bool = True,
-            vectorize: bool = True) -> SweepOutcome:
-    """Each group a Ray task (asking for the trials' `num_gpus` GPUs); the driver writes the results."""
+def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, address: str | None = None) -> SweepOutcome:
+    """Each group a Ray task (asking for the trials' `num_gpus` GPUs); the driver claims and writes the results."""
     try:
         import ray
     except ImportError:
@@ -129,25 +158,33 @@ def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = Non
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    worker_options = dataclasses.replace(options, progress=False)
     try:
-        remote_run = ray.remote(_run_in_worker)
-        imports, paths = plugins.loaded()
-        refs = {remote_run.options(num_gpus=g[0].spec.num_gpus).remote([t.spec for t in g], imports, paths): g
-                for g in group_trials(todo, vectorize)}
-        remaining = list(refs)
-        while remaining:
-            ready, remaining = ray.wait(remaining, num_returns=1)
-            group = refs[ready[0]]
-            try:
-                results = ray.get(ready[0])
-            except Exception as err:  # a failed task must not lose the others' finished work
-                for trial in group:
-                    outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
-                continue
-            for result in results:
-                _record(outcome, store, result)
-            if progress:
-                print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}", file=sys.stderr, flush=True)
+        with contextlib.ExitStack() as claims:
+            remote_run = ray.remote(_run_in_worker)
+            imports, paths = plugins.loaded()
+            refs = {}
+            for group in group_trials(todo, options.vectorize):
+                held = claims.enter_context(store.claim([t.trial_id for t in group]))
+                group = _claimed(group, held, store, outcome)
+                if group:
+                    specs = [t.spec for t in group]
+                    task = remote_run.options(num_gpus=group[0].spec.num_gpus)
+                    refs[task.remote(specs, worker_options, imports, paths)] = group
+            remaining = list(refs)
+            while remaining:
+                ready, remaining = ray.wait(remaining, num_returns=1)
+                group = refs[ready[0]]
+                try:
+                    results = ray.get(ready[0])
+                except Exception as err:  # a failed task must not lose the others' finished work
+                    for trial in group:
+                        outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    continue
+                for result in results:
+                    _record(outcome, store, result)
+                if options.progress:
+                    print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}", file=sys.stderr, flush=True)
     finally:
         if started_here:
             ray.shutdown()
@@ -155,10 +192,20 @@ def run_ray(trials: list[ResolvedTrial], store: Store, address: str | None = Non
 
 
 def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend: str = "local",
-               address: str | None = None, progress: bool = True, vectorize: bool = True) -> SweepOutcome:
+               address: str | None = None, options: RunOptions | None = None, **option_fields) -> SweepOutcome:
+    """Run the trials the store lacks; `options` (or its fields as keywords: progress=False, ...) say how.
+
+    Locally, SIGINT/SIGTERM stop it after the current chunk, with a checkpoint: it raises Interrupted,
+    and the same call later resumes.
+    """
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is invalid; allowed: {', '.join(BACKENDS)}")
+    options = dataclasses.replace(options or RunOptions(), **option_fields)
+    if options.out_dir is None:
+        options = dataclasses.replace(options, out_dir=Path(store.out_dir))
+    make_live_logs(options.live_logs, options.out_dir)  # an unknown logger or a missing package: before anything runs
     trials = resolve_trials(specs)
-    if backend == "local":
-        return run_local(trials, store, progress, vectorize)
-    return run_ray(trials, store, address, progress, vectorize)
+    if backend == "ray":
+        return run_ray(trials, store, options, address)
+    with graceful_stop() as stop:
+        return run_local(trials, store, options, stop)

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from esbench.results import ResultStore, read_trial, trial_path
+from esbench.results import ResultStore, load_protocol, read_trial, trial_path
 from esbench.results.store import PROTOCOL_FILE
 from esbench.runner import samplers
 from esbench.runner.backends import SweepOutcome, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.sweep import ProtocolSettings, Sweep, paper_row, parse_sweep, protocol_settings, suggest
-from esbench.validation import ConfigError
+from esbench.runner.sweep import ProtocolSettings, Sweep, paper_row, parse_sweep, protocol_settings
+from esbench.runner.trial import RunOptions
+from esbench.validation import ConfigError, suggest
 
 RECORD_FORMAT = 1
 RULES = {
@@ -158,9 +159,10 @@ def prepare_protocol(data: dict, budget: str | None = None, *, envs: Sequence[st
             _resolve(protocol.final_spec(pair, protocol.paper_point(pair)), "final stage")
             continue
         _check_search_space(protocol, pair)
-        for i, point in enumerate(_next_round(protocol, pair, [])):
+        points = _next_round(protocol, pair, [])
+        for i, point in enumerate(points):
             _resolve(protocol.search_spec(pair, point, i), f"search point {i}")
-        _resolve(protocol.final_spec(pair, {}), "final stage")
+        _resolve(protocol.final_spec(pair, points[0]), "final stage")  # the final seeds; a winner's budget fits
     if out is not None:
         _check_record(protocol, Path(out))
     return protocol
@@ -251,24 +253,21 @@ def _json_form(value: Any) -> Any:
 
 def _check_record(protocol: Protocol, out: Path) -> None:
     """ConfigError when `out` already records another protocol (this run would mix its results)."""
-    path = out / PROTOCOL_FILE
-    if not path.is_file():
+    old, new = load_protocol(out), _json_form(_base_record(protocol))
+    if old is None:
         return
-    old, new = json.loads(path.read_text()), _json_form(_base_record(protocol))
     differ = [k for k in _SAME_PROTOCOL if old.get(k) != new.get(k)]
     if differ:
-        raise ConfigError(f"{path} records another protocol (it differs in {', '.join(differ)}); "
+        raise ConfigError(f"{out / PROTOCOL_FILE} records another protocol (it differs in {', '.join(differ)}); "
                           "use another --out, or rerun the command that wrote it")
 
 
 def write_record(out: Path, record: dict) -> None:
     """protocol.json, atomically (a temp file renamed over it), merged with the pairs an earlier --envs run recorded."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / PROTOCOL_FILE
-    record = _json_form(record)
-    if path.is_file():
-        old = json.loads(path.read_text())
-        mine = {(e["env"], e["algo"]) for e in record["final"]}
+    record, old = _json_form(record), load_protocol(out)
+    if old is not None:
+        mine = {(e, a) for e in record["envs"] for a in record["algorithms"]}
         record["envs"] = list(dict.fromkeys([*old["envs"], *record["envs"]]))
         record["algorithms"] = list(dict.fromkeys([*old["algorithms"], *record["algorithms"]]))
         record["env_steps"] = {**old["env_steps"], **record["env_steps"]}
@@ -277,15 +276,14 @@ def write_record(out: Path, record: dict) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{PROTOCOL_FILE}.", dir=out)
     with os.fdopen(fd, "w") as f:
         json.dump(record, f, indent=2)
-    os.replace(tmp, path)
+    os.replace(tmp, out / PROTOCOL_FILE)
 
 
 # ---------------------------------------------------------------------------------------- run ---
 
 def _merge(total: SweepOutcome, part: SweepOutcome) -> None:
-    total.ran += part.ran
-    total.skipped += part.skipped
-    total.diverged += part.diverged
+    for name in ("ran", "skipped", "busy", "diverged"):
+        getattr(total, name).extend(getattr(part, name))
     total.failed.update(part.failed)
 
 
@@ -299,44 +297,53 @@ def _stage(record: dict, name: str, status: str, trials: int, finished: int) -> 
 
 
 def run_protocol(protocol: Protocol, store: ResultStore, backend: str = "local", address: str | None = None,
-                 progress: bool = True) -> SweepOutcome:
-    """Run (or resume) every stage; protocol.json rewritten after each. Stops before selection if a search trial failed."""
+                 options: RunOptions | None = None) -> SweepOutcome:
+    """Run (or resume) every stage, protocol.json rewritten after each; `options`: how trials run (run_trials).
+
+    A search that did not finish (a trial failed, or another process is running it) stops before
+    the selection: rerunning the command goes on from there.
+    """
+    progress = options.progress if options is not None else True
     out, record, outcome = Path(store.out_dir), _base_record(protocol), SweepOutcome()
-    finals: list[tuple[Pair, dict, TrialSpec]] = []
+
+    def run(trials: list[ResolvedTrial]) -> SweepOutcome:
+        part = run_trials(trials, store, backend=backend, address=address, options=options)
+        _merge(outcome, part)
+        return part
+
     if protocol.settings.skip_search:
         _stage(record, "search", "skipped", 0, 0)
-        finals = [(pair, {}, protocol.final_spec(pair, protocol.paper_point(pair))) for pair in protocol.pairs]
+        finals = [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
     else:
         history: dict[Pair, list[Candidate]] = {pair: [] for pair in protocol.pairs}
         total = len(protocol.pairs) * protocol.settings.search_trials
         while trials := _round(protocol, history):
-            _stage(record, "search", "running", total, sum(map(len, history.values())))
+            done = sum(map(len, history.values()))
+            _stage(record, "search", "running", total, done)
             write_record(out, record)
-            _say(progress, f"search: {len(trials)} trial(s), {sum(map(len, history.values()))} of {total} done before")
-            part = run_trials([t for _, _, t in trials], store, backend, address, progress)
-            _merge(outcome, part)
-            if part.failed:
-                _stage(record, "search", "failed", total, sum(map(len, history.values())))
+            _say(progress, f"search: {len(trials)} trial(s) ({done} of {total} finished before)")
+            part = run([t for _, _, t in trials])
+            if part.failed or part.busy:
+                _stage(record, "search", "failed" if part.failed else "busy", total, done)
                 write_record(out, record)
-                _say(True, f"search: {len(part.failed)} trial(s) failed; no selection until they finish (rerun to retry)")
+                _say(True, f"search: {len(part.failed)} trial(s) failed, {len(part.busy)} run by another process; "
+                           "no selection until all have finished (rerun this command)")
                 return outcome
             for pair, point, trial in trials:
                 history[pair].append(_candidate(store, point, trial))
         _stage(record, "search", "done", total, total)
         record["selection"] = [select(pair, history[pair]) for pair in protocol.pairs]
-        finals = [((s["env"], s["algo"]), s, protocol.final_spec((s["env"], s["algo"]), s["point"]))
-                  for s in record["selection"]]
-    resolved = [resolve_trial(spec) for _, _, spec in finals]
+        finals = [protocol.final_spec((s["env"], s["algo"]), s["point"]) for s in record["selection"]]
+    resolved = [resolve_trial(spec) for spec in finals]
     for entry, trial in zip(record["selection"], resolved):
         entry["final_trial_id"] = trial.trial_id
-    record["final"] = [{"env": pair[0], "algo": pair[1], "trial_id": t.trial_id} for (pair, _, _), t in zip(finals, resolved)]
+    record["final"] = [{"env": t.spec.env, "algo": t.spec.algo, "trial_id": t.trial_id} for t in resolved]
     _stage(record, "final", "running", len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
     write_record(out, record)
     _say(progress, f"final: {len(resolved)} trial(s) on seeds {list(protocol.settings.final_seeds)}")
-    part = run_trials(resolved, store, backend, address, progress)
-    _merge(outcome, part)
-    finished = sum(store.is_finished(t.trial_id) for t in resolved)
-    _stage(record, "final", "failed" if part.failed else "done", len(resolved), finished)
+    part = run(resolved)
+    status = "failed" if part.failed else "busy" if part.busy else "done"
+    _stage(record, "final", status, len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
     write_record(out, record)
     return outcome
 

@@ -16,6 +16,8 @@ stops early).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import jax
@@ -24,7 +26,10 @@ from flax import serialization
 
 from esbench.provenance import PROTOCOL_VERSION, device_description, package_versions
 from esbench.results.schema import TrialResult, metrics_frame
+from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.interrupt import Interrupted, StopRequest
+from esbench.runner.live_log import make_live_logs
 from esbench.runner.programs import INT32_MAX, Programs, compile_programs
 from esbench.runner.progress import TrialProgress
 from esbench.runner.record import TrialRecord
@@ -40,13 +45,29 @@ def _counter(values) -> np.ndarray:
     return np.clip(np.asarray(values, np.int64), 0, INT32_MAX).astype(np.int32)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How trials run, beside what they compute (nothing here changes a result)."""
+
+    progress: bool = True
+    out_dir: Path | None = None  # checkpoints and live logs go under it (none without it)
+    checkpoint_every: int | None = None  # chunks between checkpoints; None: about once a minute of training
+    keep_checkpoints: bool = False
+    live_logs: tuple[str, ...] = ()  # "tensorboard", "wandb"
+    vectorize: bool = True  # trials sharing shapes run as one program
+
+
 def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, records: list[TrialRecord],
-               progress: bool = True, on_chunk: Callable[[int], None] | None = None):
-    """The chunk loop from where the records stand to the end of the plan; returns the final state."""
+               progress: bool = True, after_chunk: Callable[[int, object], None] | None = None):
+    """The chunk loop from where the records stand to the end of the plan; returns the final state.
+
+    `after_chunk(chunk, state)` runs after each chunk's rows are recorded (live logs, checkpoints, stop).
+    """
     plan, spec = trials[0].plan, trials[0].spec
     seeds = np.asarray(spec.seeds, np.uint32)
     name = trials[0].trial_id if len(trials) == 1 else f"{len(trials)} trials of {spec.env} x {spec.algo}"
     with TrialProgress(name, plan.budget, enabled=progress) as bar:
+        bar.advance(int(np.mean([r.env_steps.mean() for r in records])), float("nan"), float("nan"))
         for chunk in range(records[0].log_point + 1, plan.num_logs + 1):
             if all(r.all_diverged for r in records):
                 break
@@ -63,11 +84,11 @@ def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, recor
             for p, record in enumerate(records):
                 record.chunk({k: v[p] for k, v in counts.items()}, {k: v[p] for k, v in metrics.items()}, finite[p],
                              seconds, None if returns is None else returns[p], eval_seconds / len(records))
-            steps = np.mean([r.env_steps.mean() for r in records])
-            bar.advance(int(steps), float(np.nanmean([r.mean_train_return() for r in records])),
-                        sum(int(c.sum()) for c in [counts["env_steps"]]) / seconds)
-            if on_chunk is not None:
-                on_chunk(chunk)
+            bar.advance(int(np.mean([r.env_steps.mean() for r in records])),
+                        float(np.nanmean([r.mean_train_return() for r in records])),
+                        float(counts["env_steps"].sum()) / seconds)
+            if after_chunk is not None:
+                after_chunk(chunk, state)
     return state
 
 
@@ -85,35 +106,82 @@ def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, g
     }
 
 
-def run_group(trials: Sequence[ResolvedTrial], progress: bool = True,
-              on_chunk: Callable[[int], None] | None = None) -> list[TrialResult]:
-    """Run trials that share shapes (programs.py) as one program; one result per trial, in order."""
+def _start(trials, programs: Programs, state, checkpointer: Checkpointer | None):
+    """(state, records): resumed from the group's checkpoint, or fresh with the evaluation at log point 0."""
+    resumed = checkpointer.load(trials, state) if checkpointer is not None else None
+    if resumed is not None:
+        state, records, _ = resumed
+        if programs.sharding is not None:
+            state = jax.device_put(state, programs.sharding)
+        return state, records
+    seeds = np.asarray(trials[0].spec.seeds, np.uint32)
+    records = [TrialRecord(tuple(t.spec.seeds)) for t in trials]
+    returns, seconds = _timed(programs.evaluate_at, state, seeds, 0)
+    for record, point_returns in zip(records, np.asarray(returns)):
+        record.initial(point_returns, seconds / len(trials))
+    return state, records
+
+
+def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(),
+              stop: StopRequest | None = None) -> list[TrialResult]:
+    """Run trials that share shapes (programs.py) as one program; one result per trial, in order.
+
+    With `options.out_dir`, the group checkpoints (and resumes from its checkpoint) and streams live logs;
+    when `stop` is requested it checkpoints after the current chunk and raises Interrupted.
+    """
     seeds = np.asarray(trials[0].spec.seeds, np.uint32)
     start = time.perf_counter()
     programs = compile_programs(trials, seeds)
     state = jax.block_until_ready(programs.init())
     compile_s = time.perf_counter() - start
 
-    records = [TrialRecord(tuple(t.spec.seeds)) for t in trials]
-    returns, seconds = _timed(programs.evaluate_at, state, seeds, 0)
-    for record, point_returns in zip(records, np.asarray(returns)):
-        record.initial(point_returns, seconds / len(trials))
-    state = run_chunks(trials, programs, state, records, progress, on_chunk)
+    checkpointer = None
+    if options.out_dir is not None:
+        checkpointer = Checkpointer(options.out_dir, options.checkpoint_every, options.keep_checkpoints)
+    state, records = _start(trials, programs, state, checkpointer)
+    logs = [make_live_logs(options.live_logs, options.out_dir) if options.live_logs else [] for _ in trials]
+    last_saved = time.perf_counter()
 
-    params = jax.device_get(programs.policy(state))
-    ids = [t.trial_id for t in trials]
-    results = []
-    for p, (trial, record) in enumerate(zip(trials, records)):
-        point = jax.tree_util.tree_map(lambda x: x[p], params)
-        policy_bytes = serialization.msgpack_serialize(serialization.to_state_dict(point))
-        results.append(TrialResult(trial.config, metrics_frame(record.rows),
-                                   trial_summary(trial, record, compile_s, ids), policy_bytes))
+    def after_chunk(chunk: int, state) -> None:
+        nonlocal last_saved
+        for trial_logs, record in zip(logs, records):
+            for log in trial_logs:
+                log.log(record.rows[-len(record.seeds):])
+        stopping = stop is not None and stop.requested
+        if checkpointer is not None and (stopping or checkpointer.due(chunk, time.perf_counter() - last_saved)):
+            checkpointer.save(trials, state, records, compile_s)
+            last_saved = time.perf_counter()
+        if stopping:
+            where = f" (checkpoint in {checkpointer.folder(trials)})" if checkpointer is not None else ""
+            raise Interrupted(f"stopped after chunk {chunk} of {trials[0].plan.num_logs}{where}")
+
+    try:
+        for trial, trial_logs, record in zip(trials, logs, records):
+            for log in trial_logs:
+                log.start(trial.trial_id, trial.config)
+                log.log(record.rows)
+        state = run_chunks(trials, programs, state, records, options.progress, after_chunk)
+        params = jax.device_get(programs.policy(state))
+        ids = [t.trial_id for t in trials]
+        results = []
+        for p, (trial, record) in enumerate(zip(trials, records)):
+            point = jax.tree_util.tree_map(lambda x: x[p], params)
+            policy_bytes = serialization.msgpack_serialize(serialization.to_state_dict(point))
+            results.append(TrialResult(trial.config, metrics_frame(record.rows),
+                                       trial_summary(trial, record, compile_s, ids), policy_bytes))
+            for log in logs[p]:
+                log.finish(results[-1].summary)
+    finally:
+        for trial_logs in logs:
+            for log in trial_logs:
+                log.close()
+    if checkpointer is not None:
+        checkpointer.remove(trials)
     return results
 
 
-def run_trial(trial: ResolvedTrial | TrialSpec, progress: bool = True,
-              on_chunk: Callable[[int], None] | None = None) -> TrialResult:
+def run_trial(trial: ResolvedTrial | TrialSpec, progress: bool = True) -> TrialResult:
     """Run one trial and return its config, metrics, summary and final policies (nothing is written)."""
     if isinstance(trial, TrialSpec):
         trial = resolve_trial(trial)
-    return run_group([trial], progress, on_chunk)[0]
+    return run_group([trial], RunOptions(progress=progress))[0]
