@@ -156,7 +156,8 @@ def cmd_reproduce(args) -> int:
         print(describe_protocol(protocol, store))
         return 0
     outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, options=_run_options(args))
-    return _print_outcome(outcome, out)
+    code = _print_outcome(outcome, out)
+    return code if outcome.complete else max(code, 1)
 
 
 def cmd_report(args) -> int:
@@ -268,13 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
+    from esbench.runner.sweep import SAMPLERS
+
     p = add("reproduce", runs_trials=True, help="the paper's protocol (search, select, final seeds) as one resumable run")
     p.add_argument("file")
     p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
     p.add_argument("--out", required=True)
     p.add_argument("--skip-search", action=argparse.BooleanOptionalAction, default=None,
                    help="no search: the final stage runs the paper's rows (default: the budget's protocol.skip_search)")
-    p.add_argument("--sampler", default=None, choices=("random", "tpe"),
+    p.add_argument("--sampler", default=None, choices=SAMPLERS,
                    help="random search (the paper's) or TPE (Optuna) (default: the budget's protocol.sampler)")
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")

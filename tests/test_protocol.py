@@ -17,8 +17,8 @@ import yaml
 from esbench import cli, paper
 from esbench.results import load, load_protocol, load_summaries
 from esbench.runner import samplers
-from esbench.runner.protocol import prepare_protocol
-from esbench.runner.sweep import TUNING_SEED_BASE, load_sweep_file
+from esbench.runner.protocol import Protocol, prepare_protocol
+from esbench.runner.sweep import TUNING_SEED_BASE, load_sweep_file, parse_sweep, protocol_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
@@ -360,12 +360,26 @@ def test_dry_run_of_a_finished_folder_names_its_trials(tmp_path, capsys, referen
 
 @pytest.mark.parametrize("budget", ["short", "paper"])
 def test_skip_search_runs_exactly_the_paper_rows(budget):
-    protocol = prepare_protocol(load_sweep_file(PAPER16), budget, skip_search=True)
+    sweep = parse_sweep(load_sweep_file(PAPER16), budget)  # prepare_protocol would also build all 16 envs
+    protocol = Protocol(sweep, protocol_settings(sweep, skip_search=True), tuple(
+        (env, algo) for env in sweep.envs for algo in sweep.algos))
     assert len(protocol.pairs) == 48
     for pair in protocol.pairs:
         spec = protocol.final_spec(pair, protocol.paper_point(pair))
         assert spec.hparams == paper.row(pair[1], pair[0]), pair
         assert spec.stage == "final" and spec.seeds == protocol.settings.final_seeds
+
+
+def test_cpu_budget_searches_only_values_so_each_pair_compiles_once():
+    from esbench.algorithms import get_algorithm
+
+    protocol = prepare_protocol(load_sweep_file(PAPER16), "cpu")  # every search point and final trial validated
+    assert protocol.sweep.envs == ("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1", "navix/Dynamic-Obstacles-6x6-Random")
+    settings = protocol.settings
+    assert (settings.search_trials, settings.tuning_seeds, settings.final_seeds) == (12, (TUNING_SEED_BASE,), (0, 1, 2))
+    for algo, space in settings.space.items():
+        assert set(space) <= set(get_algorithm(algo).VALUE_FIELDS), algo
+        assert all(dist == {"choice": paper.search_space(algo)[name]} for name, dist in space.items()), algo
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def trial_rows(trial_id, env, algo, evals, diverged_from=None, throughput=None, 
         for k, v in enumerate(values):
             env_steps = steps[k] if steps is not None else (k + 1) * STEP
             rows.append({
-                "trial_id": trial_id, "env": env, "algo": algo, "seed": seed, "update": k,
+                "trial_id": trial_id, "env": env, "algo": algo, "seed": seed, "log_point": k, "update": k,
                 "env_steps": env_steps, "wall_clock_s": env_steps * wall_per_step * (1 + 0.1 * seed),
                 "train_return": 0.0 if v is None else v,
                 "eval_return_mean": np.nan if v is None else v, "eval_return_std": 1.0,
@@ -193,6 +193,16 @@ def test_seeds_aligned_on_common_log_points():
     np.testing.assert_array_equal(c["values"], [[1.0, 3.0], [2.0, 4.0]])
     # wall-clock x = mean over seeds of wall_clock_s at that point (seed s runs 1 + 0.1 s times slower)
     np.testing.assert_allclose(c["wall_clock_s"], [1.0 * 1.05, 3.0 * 1.05])
+
+
+def test_seeds_whose_env_steps_differ_align_on_log_points():
+    """ES seeds end a chunk at their own env steps (past the chunk's target): the k-th log points of all
+    seeds form one point of the curve, at the mean of their env steps."""
+    rows = frame(trial_rows("e", "CartPole-v1", "eggroll", {0: [1.0, 2.0, 3.0]}, steps=[0, 1010, 2030]),
+                 trial_rows("e", "CartPole-v1", "eggroll", {1: [5.0, 6.0, 9.0]}, steps=[0, 1050, 2000]))
+    c = curves.aligned_curves(agg.check_results(rows))
+    np.testing.assert_allclose(c["env_steps"], [0, 1030, 2015])
+    np.testing.assert_array_equal(c["values"], [[1.0, 2.0, 3.0], [5.0, 6.0, 9.0]])
 
 
 # -------------------------------------------------------------- figures ----

@@ -148,24 +148,34 @@ def test_hyperparameter_points_run_as_one_program_with_the_results_they_get_alon
         assert result.summary["vectorized_with"] == [t.trial_id for t in trials if t is not trial]
 
 
-def test_two_devices_give_the_results_of_one():
-    """Seeds sharded over 2 (forced) CPU devices: the same metrics as on one device, bit for bit, and the same
-    policies to float32 rounding (XLA fuses the per-device program differently: measured 1 ulp in one bias)."""
-    script = (
-        "import json, sys; sys.path.insert(0, 'tests')\n"
-        "import jax; from flax import serialization; from conftest import tiny_spec; from esbench.runner import run_trial\n"
-        "r = run_trial(tiny_spec(seeds=(0, 1)), progress=False)\n"
-        "policy = jax.tree_util.tree_map(lambda x: x.tolist(), serialization.msgpack_restore(r.policy_bytes))\n"
-        "print(json.dumps({'devices': jax.local_device_count(), 'policy': policy,"
-        " 'metrics': r.metrics.drop(columns=['wall_clock_s', 'throughput_sps']).to_json()}))\n"
-    )
+DEVICES_SCRIPT = """
+import json, sys; sys.path.insert(0, 'tests')
+import jax, numpy as np; from flax import serialization; from conftest import tiny_spec
+from esbench.runner import resolve_trial, run_trial
+from esbench.runner.programs import compile_programs
+spec = tiny_spec(seeds=SEEDS, hparams={'pop_size': 16})
+r = run_trial(spec, progress=False)
+hlo = compile_programs([resolve_trial(spec)], np.asarray(SEEDS, np.uint32)).compiled_chunk.as_text()
+print(json.dumps({'devices': jax.local_device_count(), 'gathers': hlo.count('all-gather'),
+                  'policy': jax.tree_util.tree_map(lambda x: x.tolist(), serialization.msgpack_restore(r.policy_bytes)),
+                  'metrics': r.metrics.drop(columns=['wall_clock_s', 'throughput_sps']).to_json()}))
+"""
+
+
+@pytest.mark.parametrize("seeds", [(0, 1), (0,)], ids=["seeds split", "population split"])
+def test_two_devices_give_the_results_of_one(seeds):
+    """On 2 (forced) CPU devices the seeds are split over them, or, with one seed, each generation's population
+    (its program then gathers the fitnesses and reduces the update across devices): the same metrics as on one
+    device, bit for bit, and the same policies to float32 rounding (measured: 1 ulp in one bias)."""
     outputs = []
     for flags in ("", "--xla_force_host_platform_device_count=2"):
         env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.dirname(__file__)), check=True)
+        done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT.replace("SEEDS", repr(seeds))], env=env,
+                              capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)), check=True)
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert [o["devices"] for o in outputs] == [1, 2]
+    # the population split gathers the fitnesses (split seeds only agree on when the chunk's loop ends)
+    assert outputs[0]["gathers"] == 0 and (outputs[1]["gathers"] > 0) == (len(seeds) == 1)
     assert outputs[0]["metrics"] == outputs[1]["metrics"]
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
                            outputs[0]["policy"], outputs[1]["policy"])

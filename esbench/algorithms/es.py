@@ -36,6 +36,8 @@ that hyperparameter points sharing every shape run as one vmapped program.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 from typing import Any, Callable, Literal
@@ -238,6 +240,32 @@ def init(key: jax.Array, env: Env, cfg: ESConfig) -> ESState:
     return ESState(params, opt_state, run_key, noise_key, jnp.zeros((), jnp.int32))
 
 
+# Set by the runner while it traces a program whose seeds cannot be split over the local devices:
+# the population is split instead (pairs and members along axis 0; XLA gathers the fitnesses for the
+# shaping and reduces the update's sum over pairs across devices).
+_population_sharding: contextvars.ContextVar = contextvars.ContextVar("population_sharding", default=None)
+
+
+@contextlib.contextmanager
+def population_split(sharding):
+    """While tracing inside this block, every generation's population is split by `sharding` (None: not)."""
+    token = _population_sharding.set(sharding)
+    try:
+        yield
+    finally:
+        _population_sharding.reset(token)
+
+
+def split_over_devices(tree):
+    """`tree`'s arrays constrained to the population sharding along axis 0 (where it divides), else as they are."""
+    sharding = _population_sharding.get()
+    if sharding is None:
+        return tree
+    n = sharding.mesh.size
+    return jax.tree_util.tree_map(
+        lambda x: jax.lax.with_sharding_constraint(x, sharding) if x.shape[0] % n == 0 else x, tree)
+
+
 def fitness(key: jax.Array, env: Env, cfg, member_params: dict, matmul=None) -> tuple[jax.Array, jax.Array]:
     """(mean return over cfg.n_parallel_evaluations episodes, their total length) of one member."""
 
@@ -254,13 +282,13 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
     sigma = decayed(cfg.sigma, cfg.sigma_decay, t)
     key, episode_key = jax.random.split(state.key)
     n_pairs = cfg.pop_size // 2
-    noise = draw_noise(state.noise_root, t, state.params, n_pairs, cfg, matrix_noise)
+    noise = split_over_devices(draw_noise(state.noise_root, t, state.params, n_pairs, cfg, matrix_noise))
 
     def member_fitness(member_params, matmul, member_key):
         return fitness(member_key, env, cfg, member_params, matmul)
 
     # Common random numbers: both members of a pair run the same episode keys.
-    member_keys = jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0)
+    member_keys = split_over_devices(jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0))
     returns, lengths = population_map(member_fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys)
 
     shaped = noise_lib.shape_fitness(returns, cfg.rank_transform)

@@ -43,12 +43,12 @@ from rliable import metrics as rly_metrics
 
 from esbench.algorithms import algorithm_names
 from esbench.envs.registry import PAPER_ENVS
+from esbench.results.schema import METRIC_COLUMNS
 from esbench.report.rules import check_band
 
-REQUIRED_COLUMNS = (
-    "trial_id", "env", "algo", "seed", "update", "env_steps", "wall_clock_s", "train_return",
-    "eval_return_mean", "eval_return_std", "throughput_sps", "diverged",
-)
+# The report reads the results schema; frames written before log_point and simulated_env_steps existed lack them.
+OPTIONAL_COLUMNS = ("log_point", "simulated_env_steps")
+REQUIRED_COLUMNS = ("trial_id", "env", "algo", *(c for c in METRIC_COLUMNS if c not in OPTIONAL_COLUMNS))
 SUMMARY_COLUMNS = ("trial_id", "hparams", "run_s")
 CONFIDENCE = 0.95
 

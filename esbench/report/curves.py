@@ -18,16 +18,20 @@ NORMALISATION_TOL = 1e-9
 def aligned_curves(rows: pd.DataFrame) -> dict:
     """Evaluation curves of one (env, algo) trial, seeds aligned on their common log points.
 
-    A diverged seed's last finite evaluation is carried forward past its
+    Seeds share log points, not env steps: an ES seed's chunk ends when its own
+    env steps pass the chunk's target, a little apart from the others'. The x
+    values of a log point are the means over seeds of env_steps and
+    wall_clock_s (frames without a log_point column align on env_steps). A
+    diverged seed's last finite evaluation is carried forward past its
     divergence (rule: RULES['diverged']); seeds never evaluated are dropped.
-    Returns env_steps (P,), wall_clock_s (P,: mean over seeds), values
-    (n_seeds, P) and the seed ids.
+    Returns env_steps (P,), wall_clock_s (P,), values (n_seeds, P) and the seed ids.
     """
     ev = valid_evals(rows)
     empty = {"env_steps": np.zeros(0), "wall_clock_s": np.zeros(0), "values": np.zeros((0, 0)), "seeds": []}
     if ev.empty:
         return empty
-    values = ev.pivot_table(index="env_steps", columns="seed", values="eval_return_mean", aggfunc="last")
+    point = "log_point" if "log_point" in rows.columns else "env_steps"
+    values = ev.pivot_table(index=point, columns="seed", values="eval_return_mean", aggfunc="last")
     diverged = rows.groupby("seed")["diverged"].any()
     for seed in values.columns:
         if diverged.get(seed, False):
@@ -37,10 +41,11 @@ def aligned_curves(rows: pd.DataFrame) -> dict:
     values = values.dropna(axis=0, how="any")
     if values.empty:
         return empty
-    wall = rows.pivot_table(index="env_steps", columns="seed", values="wall_clock_s", aggfunc="last")
-    wall = wall.reindex(values.index).mean(axis=1, skipna=True)
-    return {"env_steps": values.index.to_numpy(dtype=float), "wall_clock_s": wall.to_numpy(dtype=float),
-            "values": values.to_numpy(dtype=float).T, "seeds": [int(s) for s in values.columns]}
+    x = {column: (values.index.to_numpy(dtype=float) if column == point else
+                  rows.pivot_table(index=point, columns="seed", values=column, aggfunc="last")
+                  .reindex(values.index).mean(axis=1, skipna=True).to_numpy(dtype=float))
+         for column in ("env_steps", "wall_clock_s")}
+    return {**x, "values": values.to_numpy(dtype=float).T, "seeds": [int(s) for s in values.columns]}
 
 
 def _normalising_returns(rows: pd.DataFrame, summary: pd.DataFrame, env: str) -> tuple[float, float] | str:

@@ -13,7 +13,8 @@ A chunk runs each seed's updates until its env steps reach the chunk's goal
 (or the budget has no room for another update; see plan.py), so different
 seeds may run different numbers of updates, each exactly as it would alone.
 With several local devices the batch is sharded over them (the seeds axis,
-else the points axis, when its size divides by the device count). All
+else the points axis, when its size divides by the device count; else each
+ES generation's population is split over them, es.population_split). All
 programs are compiled side by side (XLA compiles outside the GIL), and the
 compile time is measured apart from training. Evaluation programs are shared
 by groups that evaluate the same env, network and settings.
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from esbench.algorithms.es import population_split
 from esbench.algorithms.evaluate import evaluate_policy
 
 INT32_MAX = np.iinfo(np.int32).max
@@ -67,18 +69,20 @@ def traced_fields(trials) -> tuple[str, ...]:
     return tuple(names)
 
 
-def batch_sharding(points: int, seeds: int) -> NamedSharding | None:
-    """Shard the [points, seeds] batch over the local devices: the seeds axis, else the points axis, else none."""
+def device_layout(points: int, seeds: int) -> tuple[NamedSharding | None, NamedSharding | None]:
+    """(state sharding, population sharding) over the local devices: the seeds axis of the [points, seeds]
+    batch if it divides by the device count, else the points axis, else each ES generation's population
+    (the state then replicated on every device)."""
     devices = jax.local_devices()
     n = len(devices)
     if n < 2:
-        return None
+        return None, None
     mesh = Mesh(np.asarray(devices), ("batch",))
     if seeds % n == 0:
-        return NamedSharding(mesh, PartitionSpec(None, "batch"))
+        return NamedSharding(mesh, PartitionSpec(None, "batch")), None
     if points % n == 0:
-        return NamedSharding(mesh, PartitionSpec("batch"))
-    return None
+        return NamedSharding(mesh, PartitionSpec("batch")), None
+    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
 
 
 @dataclass(frozen=True)
@@ -182,10 +186,10 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
         return dataclasses.replace(cfg0, **point_values)
 
     init_keys = jax.vmap(lambda s: seed_keys(s)[0])(jnp.asarray(seeds, jnp.uint32))
-    sharding = batch_sharding(len(trials), len(seeds))
+    sharding, population = device_layout(len(trials), len(seeds))
     jit = (lambda f: jax.jit(f, out_shardings=sharding)) if sharding is not None else jax.jit
     per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
-    init = jit(jax.vmap(per_seed, (None, 0)))
+    init = jit(jax.vmap(per_seed, (None, 0), axis_size=len(trials)))  # values may be empty: no mapped input
     run = _chunk_fn(algo, env, config_for, first.plan.min_env_steps_per_update)
     chunk = jit(jax.vmap(jax.vmap(run, (0, None, 0, 0, 0)), (0, 0, 0, 0, 0)))
     policy = jax.jit(jax.vmap(jax.vmap(algo.policy)))
@@ -201,14 +205,12 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
         state_shapes, policy_shapes, counters = (laid_out(t, sharding) for t in (state_shapes, policy_shapes, counters))
         init_keys, values = jax.device_put((init_keys, values), replicated)
     deterministic = values.get("deterministic_policy", cfg0.deterministic_policy)
+    with population_split(population):  # traced here; XLA compiles them side by side below
+        lowered = [init.lower(init_keys, values), chunk.lower(state_shapes, values, counters, counters, counters),
+                   policy.lower(state_shapes), finite.lower(state_shapes)]
     with ThreadPoolExecutor(max_workers=5) as pool:
-        jobs = [
-            pool.submit(lambda: init.lower(init_keys, values).compile()),
-            pool.submit(lambda: chunk.lower(state_shapes, values, counters, counters, counters).compile()),
-            pool.submit(lambda: policy.lower(state_shapes).compile()),
-            pool.submit(_evaluation_program, env, policy_shapes, init_keys, first.spec.eval_episodes,
-                        deterministic, cfg0.activation),
-            pool.submit(lambda: finite.lower(state_shapes).compile()),
-        ]
-        compiled = [job.result() for job in jobs]
+        evaluation = pool.submit(_evaluation_program, env, policy_shapes, init_keys, first.spec.eval_episodes,
+                                 deterministic, cfg0.activation)
+        init_c, chunk_c, policy_c, finite_c = pool.map(lambda program: program.compile(), lowered)
+        compiled = [init_c, chunk_c, policy_c, evaluation.result(), finite_c]
     return Programs(*compiled, init_keys=init_keys, values=values, sharding=sharding)

@@ -61,7 +61,10 @@ class Protocol:
     sweep: Sweep
     settings: ProtocolSettings
     pairs: tuple[Pair, ...]
-    path: str  # where the settings live in the sweep file, for messages
+
+    @property
+    def path(self) -> str:
+        return self.sweep.protocol_path
 
     def key(self, pair: Pair) -> str:
         """The sampler's stream of one pair."""
@@ -81,6 +84,13 @@ class Protocol:
     def paper_point(self, pair: Pair) -> dict:
         env, algo = pair
         return paper_row(algo, env, f"{self.path}.skip_search")
+
+
+@dataclass
+class ProtocolOutcome(SweepOutcome):
+    """What a run of the protocol ran, skipped, and whether every stage has finished."""
+
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,14 +156,13 @@ def prepare_protocol(data: dict, budget: str | None = None, *, envs: Sequence[st
         raise ConfigError("search: `esbench reproduce` searches protocol.space (see esbench/runner/sweep.py); "
                           "the `search` section is for `esbench sweep`; remove one")
     settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler)
-    path = f"{sweep.path}.protocol" if "protocol" in sweep.chosen else "protocol"
     if envs:
         unknown = [e for e in envs if e not in sweep.envs]
         if unknown:
             raise ConfigError(f"--envs: {', '.join(unknown)} not in the budget's envs.{suggest(unknown[0], sweep.envs)} "
                               f"Its envs: {', '.join(sweep.envs)}")
     chosen_envs = [e for e in sweep.envs if not envs or e in envs]
-    protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos), path)
+    protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos))
     for pair in protocol.pairs:
         if settings.skip_search:
             _resolve(protocol.final_spec(pair, protocol.paper_point(pair)), "final stage")
@@ -228,7 +237,7 @@ def _base_record(protocol: Protocol) -> dict[str, Any]:
     return {
         "format": RECORD_FORMAT,
         "sweep": sweep.data.get("name"),
-        "budget": sweep.budget,
+        "budget": sweep.budget or "(the sweep's trial settings)",
         "skip_search": skip,
         "sampler": NO_SEARCH if skip else s.sampler,
         "sampler_seed": None if skip else s.sampler_seed,
@@ -281,7 +290,7 @@ def write_record(out: Path, record: dict) -> None:
 
 # ---------------------------------------------------------------------------------------- run ---
 
-def _merge(total: SweepOutcome, part: SweepOutcome) -> None:
+def _merge(total: ProtocolOutcome, part: SweepOutcome) -> None:
     for name in ("ran", "skipped", "busy", "diverged"):
         getattr(total, name).extend(getattr(part, name))
     total.failed.update(part.failed)
@@ -297,14 +306,14 @@ def _stage(record: dict, name: str, status: str, trials: int, finished: int) -> 
 
 
 def run_protocol(protocol: Protocol, store: ResultStore, backend: str = "local", address: str | None = None,
-                 options: RunOptions | None = None) -> SweepOutcome:
+                 options: RunOptions | None = None) -> ProtocolOutcome:
     """Run (or resume) every stage, protocol.json rewritten after each; `options`: how trials run (run_trials).
 
     A search that did not finish (a trial failed, or another process is running it) stops before
     the selection: rerunning the command goes on from there.
     """
     progress = options.progress if options is not None else True
-    out, record, outcome = Path(store.out_dir), _base_record(protocol), SweepOutcome()
+    out, record, outcome = Path(store.out_dir), _base_record(protocol), ProtocolOutcome()
 
     def run(trials: list[ResolvedTrial]) -> SweepOutcome:
         part = run_trials(trials, store, backend=backend, address=address, options=options)
@@ -345,6 +354,7 @@ def run_protocol(protocol: Protocol, store: ResultStore, backend: str = "local",
     status = "failed" if part.failed else "busy" if part.busy else "done"
     _stage(record, "final", status, len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
     write_record(out, record)
+    outcome.complete = status == "done"
     return outcome
 
 

@@ -31,7 +31,6 @@ from typing import Any, Sequence
 from esbench.runner.sweep import sample_value
 from esbench.validation import ConfigError
 
-SAMPLERS = ("random", "tpe")
 MAX_REPEATS = 20
 _DRAWS_PER_POINT = 100  # random draws allowed per point before giving up on finding a new one
 TPE_INSTALL = "pip install 'esbench[tpe]'"

@@ -52,6 +52,7 @@ import itertools
 import math
 import os
 import random
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +61,7 @@ import yaml
 from esbench import paper, plugins
 from esbench.envs import PAPER_ENVS, resolve
 from esbench.runner.config import TrialSpec, check_hparam_names
-from esbench.validation import ConfigError, build, check_names, field_names, rule, suggest
+from esbench.validation import ConfigError, build, field_names, rule, suggest
 
 TOP_KEYS = ("name", "description", "imports", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
             "protocol", "budgets", "default_budget")
@@ -252,6 +253,11 @@ class Sweep:
         """Where the budget's settings live in the file, for error messages."""
         return f"budgets.{self.budget}" if self.budget else "sweep"
 
+    @property
+    def protocol_path(self) -> str:
+        """Where the protocol settings live in the file (the budget's section, else the top level's)."""
+        return f"{self.path}.protocol" if "protocol" in self.chosen else "protocol"
+
     def fixed(self, algo: str) -> set[str]:
         """Hyperparameters the budget sets for `algo` (applied after the search point, so never searched)."""
         names = set((self.chosen.get("algorithms") or {}).get(algo) or {})
@@ -334,6 +340,10 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
 
 # ------------------------------------------------------------------ the protocol section ---
 
+Sampler = Literal["random", "tpe"]  # runner/samplers.py
+SAMPLERS = typing.get_args(Sampler)
+
+
 @dataclass(frozen=True)
 class ProtocolSettings:
     """The `protocol:` section (the file's, then the budget's, then the command line's), validated."""
@@ -341,7 +351,7 @@ class ProtocolSettings:
     search_trials: int = field(default=paper.protocol()["search_trials"], metadata=rule(lambda v: v >= 1, "an integer >= 1"))
     tuning_seeds: tuple[int, ...] = (TUNING_SEED_BASE,)
     final_seeds: tuple[int, ...] = tuple(range(paper.protocol()["seeds"]))
-    sampler: Literal["random", "tpe"] = "random"
+    sampler: Sampler = "random"
     sampler_seed: int = 0
     tpe_batch: int = field(default=5, metadata=rule(lambda v: v >= 1, "an integer >= 1"))
     skip_search: bool = False
@@ -392,7 +402,7 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
     """The protocol settings of `sweep`'s file and budget; `overrides` (None: not given) from the command line."""
     top = _check_keys(sweep.data.get("protocol"), PROTOCOL_KEYS, "protocol")
     own = _check_keys(sweep.chosen.get("protocol"), PROTOCOL_KEYS, f"{sweep.path}.protocol")
-    path = f"{sweep.path}.protocol" if "protocol" in sweep.chosen else "protocol"
+    path = sweep.protocol_path
     values = {**top, **own, **{k: v for k, v in overrides.items() if v is not None}}
     spaces = {**_check_keys(top.get("space"), None, "protocol.space"),
               **_check_keys(own.get("space"), None, f"{sweep.path}.protocol.space")}
