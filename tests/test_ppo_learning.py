@@ -47,6 +47,22 @@ def test_esbench_flavour_cartpole_reaches_475_within_5e5_steps_with_paper_settin
     assert curve[-1][1] >= 475, curve
 
 
+@pytest.mark.slow
+def test_rejax_flavour_learns_cartpole_with_paper_settings():
+    """rejax's PPO (the paper's), its CartPole row unchanged: greedy return >= 300 on average over seeds 0 and 1
+    after 12 updates (393,216 env steps), from about 20. rejax 0.1.3 itself reached greedy ~283 after 5e5 steps
+    on this row (measured in its own venv); this flavour peaked at 444 / 500 by 4-5e5 steps, then, like a
+    clipped critic chasing unnormalised returns of ~200, fell back to ~150 by 2e6 (measured here)."""
+    cfg = dataclasses.replace(ppo.Config(), deterministic_policy=True)  # greedy evaluation, to compare with rejax's
+    assert (cfg.flavour, cfg.network) == ("rejax", "rejax")
+    finals = []
+    for seed in (0, 1):
+        _, curve = train("CartPole-v1", cfg, 12 * 32768, seed=seed, eval_every=12)
+        assert curve[0][1] < 100, curve
+        finals.append(curve[-1][1])
+    assert min(finals) >= 250 and sum(finals) / 2 >= 300, finals
+
+
 # Pendulum-v1 with a smaller, cheaper configuration than the paper's row (whose
 # 3x256 networks, 16 epochs x 16 minibatches of 4096 run at ~900 env steps/s on
 # this project's 2-core CPU: 1e6 steps would take ~20 minutes).

@@ -677,6 +677,20 @@ def test_chosen_hyperparameters_beside_the_papers():
     assert "random search (the paper's)" in hparams.sampler_text({**record, "sampler": "random"}, final_stage=True)
 
 
+def test_settings_the_tables_do_not_give_are_stated():
+    """What ran beside the rows: every hparams field outside the paper's row, each distinct value once."""
+    selection = selection_of(("CartPole-v1", "ppo", "p1"), ("Pendulum-v1", "ppo", "p2"), ("CartPole-v1", "my_es", "m1"))
+    summaries = pd.DataFrame([
+        {"trial_id": "p1", "hparams": {**paper.row("ppo", "CartPole-v1"), "flavour": "rejax", "network": "rejax"}},
+        {"trial_id": "p2", "hparams": {**paper.row("ppo", "Pendulum-v1"), "flavour": "esbench", "network": "rejax"}},
+        {"trial_id": "m1", "hparams": {"sigma": 1.0}},
+    ])
+    unstated = hparams.unstated_settings(selection, summaries)
+    assert unstated == {"ppo": {"flavour": ["rejax", "esbench"], "network": ["rejax"]}, "my_es": {"sigma": [1.0]}}
+    md = hparams.unstated_markdown(unstated)
+    assert "| PPO | flavour rejax / esbench, network rejax |" in md and "| my_es | sigma 1 |" in md
+
+
 # --------------------------------------------------------- final stage ----
 
 def protocol_inputs():

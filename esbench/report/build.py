@@ -108,13 +108,14 @@ def _normalised_markdown(normalised: dict) -> str:
     return f"Environments left out of Figure 4a: {left_out}.\n" if left_out else ""
 
 
-def _hparams_markdown(chosen_hp: dict | None, protocol: dict | None, final_stage: bool) -> str:
+def _hparams_markdown(chosen_hp: dict | None, unstated: dict | None, protocol: dict | None, final_stage: bool) -> str:
     if chosen_hp is None:
         return "Not shown: needs the trial summaries (`esbench.results.load_summaries`).\n"
     parts = [hparams.sampler_text(protocol, final_stage), ""]
     if protocol is not None:
         parts += ["Winners of the search:", "", hparams.protocol_selection_markdown(protocol)]
-    return "\n".join(parts) + "\n" + hparams.hparams_markdown(chosen_hp)
+    return ("\n".join(parts) + "\n" + hparams.hparams_markdown(chosen_hp) + "\nWhat else ran (the update, the network, "
+            "PPO's flavour, ...):\n\n" + hparams.unstated_markdown(unstated))
 
 
 def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = None, protocol: dict | None = None,
@@ -147,6 +148,7 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
     normalised = curves.ppo_normalised_curves(chosen, summary, band, n_bootstrap, seed)
     times = comparison.training_time(selection, summaries) if summaries is not None else None
     chosen_hp = hparams.chosen_hparams(selection, summaries) if summaries is not None else None
+    unstated = hparams.unstated_settings(selection, summaries) if summaries is not None else None
     panel_envs = figures.grid_envs(chosen)
     no_eval_envs = [e for e in agg.env_order(chosen["env"].unique()) if e not in panel_envs]
     rules = rules_used(band, shown["final_stage"], summaries is not None)
@@ -184,7 +186,7 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         "eggroll_vs_openes": h2h, "comparison_line": comparison.comparison_line(h2h),
         "training_time": times, "ppo_normalised": normalised,
         "hparams": None if chosen_hp is None else {"search": hparams.sampler_text(protocol, shown["final_stage"]),
-                                                   "by_algo": chosen_hp},
+                                                   "by_algo": chosen_hp, "not_in_the_tables": unstated},
         "protocol": protocol, "aggregate": stats,
         "throughput_sps": {f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
                            for r in throughput.itertuples()},
@@ -211,7 +213,7 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         comparison.training_time_markdown(times) if times is not None
         else "Not computed: needs the trial summaries (`esbench.results.load_summaries`).\n",
         "## Hyperparameters: ours beside the paper's", "",
-        _hparams_markdown(chosen_hp, protocol, shown["final_stage"]),
+        _hparams_markdown(chosen_hp, unstated, protocol, shown["final_stage"]),
         "## Figures", "",
         fig_section("returns_vs_env_steps", f"Evaluation return against env steps (Figure 14; {shading})"),
         fig_section("returns_vs_wall_clock", f"Evaluation return against wall-clock ({shading})"),

@@ -51,6 +51,30 @@ def chosen_hparams(selection: pd.DataFrame, summaries: pd.DataFrame) -> dict[str
     return {algo: out[algo] for algo in algo_order(out)}
 
 
+def unstated_settings(selection: pd.DataFrame, summaries: pd.DataFrame) -> dict[str, dict[str, list]]:
+    """Per algorithm, the settings the paper's tables do not give (network, update scale, PPO flavour, ...):
+    {field: the distinct values over the shown trials}, so the report says what ran besides the rows."""
+    hparams = summaries.set_index("trial_id")["hparams"]
+    out: dict[str, dict[str, list]] = {}
+    for r in selection.itertuples():
+        if r.trial_id not in hparams.index:
+            continue
+        stated = paper.row(r.algo, paper.env_ids()[0]) if r.algo in paper.ALGORITHMS else {}
+        fields = out.setdefault(r.algo, {})
+        for k, v in hparams[r.trial_id].items():
+            if k not in stated and v not in fields.setdefault(k, []):
+                fields[k].append(v)
+    return {algo: out[algo] for algo in algo_order(out)}
+
+
+def unstated_markdown(settings: dict[str, dict[str, list]]) -> str:
+    lines = ["| algorithm | settings the paper's tables do not give (the shown trials' values) |", "|---|---|"]
+    for algo, fields in settings.items():
+        text = ", ".join(f"{k} {' / '.join(_text(v) for v in values)}" for k, values in fields.items())
+        lines.append(f"| {algorithm_label(algo)} | {text or MISSING_MD} |")
+    return "\n".join(lines) + "\n"
+
+
 def _text(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
