@@ -96,7 +96,7 @@ def test_wrong_action_fails_at_trace_time(env_and_traj):
 
 
 def test_time_limit_end_is_reported_as_truncation():
-    env = make("CartPole-v1").with_time_limit(3)
+    env = make("CartPole-v1", 3)
     obs, state = env.reset(jax.random.PRNGKey(0))
     for t in range(3):
         obs, state, reward, done, info = env.step(jax.random.PRNGKey(t), state, jnp.int32(t % 2))
@@ -104,7 +104,7 @@ def test_time_limit_end_is_reported_as_truncation():
 
 
 def test_final_obs_of_an_ended_episode_is_the_pre_reset_obs():
-    env = make("CartPole-v1").with_time_limit(3)
+    env = make("CartPole-v1", 3)
     obs, state = env.reset(jax.random.PRNGKey(0))
     for t in range(3):
         before = state

@@ -11,11 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_EPISODE
 
 from esbench import paper
 from esbench.algorithms import eggroll, es, get_algorithm, networks, noise, openes
 from esbench.algorithms.networks import PolicySettings
-from esbench.envs import Box, Discrete, make
+from esbench.envs import Box, Discrete
 
 ES_MODULES = {"eggroll": eggroll, "openes": openes}
 SIGMA = 0.3
@@ -116,24 +117,24 @@ def test_update_equals_sum_over_materialised_perturbations(name, update_scale):
 
 
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
-def test_one_sgd_step_moves_the_parameters_by_lr_times_the_official_update(name, cartpole):
+def test_one_sgd_step_moves_the_parameters_by_lr_times_the_official_update(name, short_cartpole):
     """A whole generation with plain SGD at the paper's learning rate: new params = params + lr * u, u from
     the explicit formula on the population's returns recomputed here. Returns are float32 sums of float32
     rewards and sigma_t, lr_t float32, as in training; the z-score is test_fitness_shaping's."""
     mod = ES_MODULES[name]
     cfg = tiny(name, optimizer="sgd", learning_rate=0.1, rank_transform=False, deterministic_policy=False)
     with jax.enable_x64(True):
-        state = mod.init(jax.random.PRNGKey(0), cartpole, cfg)
+        state = mod.init(jax.random.PRNGKey(0), short_cartpole, cfg)
         state = state.replace(params=jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), state.params))
         state = state.replace(opt_state=es.make_optimizer(cfg).init(state.params))
-        new_state, metrics = jax.jit(lambda s: mod.update(s, cartpole, cfg))(state)
+        new_state, metrics = jax.jit(lambda s: mod.update(s, short_cartpole, cfg))(state)
         sigma = float(np.float32(cfg.sigma))  # generation 0
         lr = float(np.float32(cfg.learning_rate))
         eps = es.draw_noise(state.noise_root, state.generation, state.params, cfg.pop_size // 2, cfg, mod.MATRIX_NOISE)
         _, episode_key = jax.random.split(state.key)
         member_keys = jnp.repeat(jax.random.split(episode_key, cfg.pop_size // 2), 2, axis=0)
         returns = jnp.stack([
-            es.fitness(member_keys[i], cartpole, cfg, explicit_member_params(name, cfg, state.params, eps, i, sigma))[0]
+            es.fitness(member_keys[i], short_cartpole, cfg, explicit_member_params(name, cfg, state.params, eps, i, sigma))[0]
             for i in range(cfg.pop_size)
         ])
         np.testing.assert_allclose(float(metrics["train_return"]), float(jnp.mean(returns)), rtol=1e-6)
@@ -252,11 +253,6 @@ def test_eggroll_never_materialises_population_matrices():
 # ---------------------------------------------------------------- full generations
 
 
-@pytest.fixture(scope="module")
-def cartpole():
-    return make("CartPole-v1").with_time_limit(25)
-
-
 def tiny(name, **kw):
     base = dict(pop_size=8, layer_size=8, n_layers=1, n_parallel_evaluations=2)
     if name == "eggroll":
@@ -276,13 +272,13 @@ def jitted_update(name, env, cfg):
 
 
 @pytest.mark.parametrize("name", ["eggroll", "openes"])
-def test_update_is_deterministic_and_reports_metrics(name, cartpole):
+def test_update_is_deterministic_and_reports_metrics(name, short_cartpole):
     mod = ES_MODULES[name]
     cfg = tiny(name)
-    update = jitted_update(name, cartpole, cfg)
+    update = jitted_update(name, short_cartpole, cfg)
 
     def run(seed, generations=2):
-        state = mod.init(jax.random.PRNGKey(seed), cartpole, cfg)
+        state = mod.init(jax.random.PRNGKey(seed), short_cartpole, cfg)
         history = []
         for _ in range(generations):
             state, metrics = update(state)
@@ -297,20 +293,20 @@ def test_update_is_deterministic_and_reports_metrics(name, cartpole):
     assert not np.array_equal(state_a.params["layers"][0]["w"], state_c.params["layers"][0]["w"])
 
     assert int(state_a.generation) == 2
-    steps = mod.env_steps_per_update(cartpole, cfg)
-    assert steps == 8 * 2 * 25
+    steps = mod.env_steps_per_update(short_cartpole, cfg)
+    assert steps == 8 * 2 * TINY_EPISODE
     for metrics in hist_a:
         for key in ("train_return", "fitness_std", "sigma", "lr"):
             assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
             assert np.isfinite(float(metrics[key]))
         assert metrics["valid_env_steps"].shape == () and metrics["valid_env_steps"].dtype == jnp.int32
         assert 8 * 2 <= float(metrics["valid_env_steps"]) <= steps
-        assert 1.0 <= float(metrics["train_return"]) <= 25.0
+        assert 1.0 <= float(metrics["train_return"]) <= TINY_EPISODE
     # sigma and lr decay geometrically per generation
     np.testing.assert_allclose(float(hist_a[1]["sigma"]), cfg.sigma * cfg.sigma_decay, rtol=1e-6)
     np.testing.assert_allclose(float(hist_a[1]["lr"]), cfg.learning_rate * cfg.lr_decay, rtol=1e-6)
     # the update moved the policy; policy() is the distribution's mean
-    init_state = mod.init(jax.random.PRNGKey(0), cartpole, cfg)
+    init_state = mod.init(jax.random.PRNGKey(0), short_cartpole, cfg)
     assert not np.array_equal(mod.policy(state_a)["layers"][0]["w"], init_state.params["layers"][0]["w"])
     assert mod.policy(state_a) is state_a.params
 
@@ -399,20 +395,20 @@ def test_config_validation_names_field_and_allowed_values(module, field, value, 
 
 
 @pytest.mark.parametrize("strategy", ["CMA_ES", "Open_ES"])
-def test_evosax_adapter_runs_a_few_generations(strategy, cartpole):
+def test_evosax_adapter_runs_a_few_generations(strategy, short_cartpole):
     alg = get_algorithm(f"evosax:{strategy}")
     cfg = alg.Config(pop_size=8, layer_size=8, n_layers=1)
     cfg.validate()
-    state = alg.init(jax.random.PRNGKey(0), cartpole, cfg)
+    state = alg.init(jax.random.PRNGKey(0), short_cartpole, cfg)
     template = networks.init_policy(jax.random.PRNGKey(0), 4, Discrete(2), cfg)
-    update = jax.jit(lambda s: alg.update(s, cartpole, cfg))
+    update = jax.jit(lambda s: alg.update(s, short_cartpole, cfg))
     for _ in range(3):
         state, metrics = update(state)
         for key in ("train_return", "fitness_std"):
             assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
             assert np.isfinite(float(metrics[key]))
         assert metrics["valid_env_steps"].dtype == jnp.int32
-        assert 8 <= float(metrics["valid_env_steps"]) <= alg.env_steps_per_update(cartpole, cfg) == 8 * 25
+        assert 8 <= float(metrics["valid_env_steps"]) <= alg.env_steps_per_update(short_cartpole, cfg) == 8 * TINY_EPISODE
     params = alg.policy(state)
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(template)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params))

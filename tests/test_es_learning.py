@@ -40,18 +40,18 @@ def eval_return(env, cfg, params, seed=1234):
     return float(stats.returns.mean())
 
 
-def test_eggroll_solves_cartpole():
+def test_eggroll_solves_cartpole(cartpole):
     # Budget: 50 generations x 128 members x 1 episode x 500 steps = 3.2e6 env steps.
-    env = make("CartPole-v1")
+    env = cartpole
     cfg = eggroll.Config(pop_size=128, layer_size=32, n_layers=2)  # rank 4, sigma 0.2, sgd 0.1: the paper's row
     _, state, metrics = train(eggroll, env, cfg, generations=50)
     assert eval_return(env, cfg, eggroll.policy(state)) >= 475.0
     assert float(metrics["train_return"]) >= 400.0  # the population itself, not just its mean, balances
 
 
-def test_openes_solves_cartpole():
+def test_openes_solves_cartpole(cartpole):
     # Budget: 60 generations x 128 members x 2 episodes x 500 steps = 7.68e6 env steps.
-    env = make("CartPole-v1")
+    env = cartpole
     cfg = openes.Config(pop_size=128, n_parallel_evaluations=2, layer_size=32, n_layers=2)  # sigma 0.5, adamw 0.1, ranks
     _, state, _ = train(openes, env, cfg, generations=60)
     assert eval_return(env, cfg, openes.policy(state)) >= 475.0

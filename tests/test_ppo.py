@@ -212,7 +212,7 @@ def test_loss_and_gradient_match_explicit_computation(space, flavour):
 # Seeds under vmap, determinism
 
 
-def test_vmapped_seeds_equal_separate_runs():
+def test_vmapped_seeds_equal_separate_runs(cartpole):
     """jit(vmap(scan(update))) over seeds (as the runner does) reproduces each seed run on its own.
 
     Not bit for bit: under vmap XLA-CPU runs the layers' matmuls as batched dot
@@ -221,7 +221,7 @@ def test_vmapped_seeds_equal_separate_runs():
     What depends only on the actions taken and the episode ends (episode
     counts and returns) must be identical, floats equal to float32 rounding.
     """
-    env = make("CartPole-v1")
+    env = cartpole
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
     k = 2
     v_state, v_metrics = jax.jit(jax.vmap(lambda key: run_updates(env, TINY, key, k)))(keys)
@@ -251,8 +251,8 @@ def test_vmapped_seeds_equal_separate_runs():
     jax.tree_util.tree_map(np.testing.assert_array_equal, again[1], first[1])
 
 
-def test_metrics_and_train_return_bookkeeping():
-    env = make("CartPole-v1")
+def test_metrics_and_train_return_bookkeeping(cartpole):
+    env = cartpole
     state = ppo.init(jax.random.PRNGKey(0), env, TINY)
     _, _, info = jit_rollout(state, env, TINY, False)  # the same rollout update does first
     new_state, metrics = jit_update(state, env, TINY)
@@ -269,8 +269,8 @@ def test_metrics_and_train_return_bookkeeping():
     assert int(new_state.iteration) == 1
 
 
-def test_anneal_lr_stops_learning_after_budget():
-    env = make("CartPole-v1")
+def test_anneal_lr_stops_learning_after_budget(cartpole):
+    env = cartpole
     cfg = dataclasses.replace(TINY, anneal_lr=True, anneal_env_steps=TINY.num_envs * TINY.num_steps)
     start = ppo.init(jax.random.PRNGKey(0), env, cfg)
     state, _ = jit_update(start, env, cfg)  # learns, and spends the whole budget
@@ -281,7 +281,7 @@ def test_anneal_lr_stops_learning_after_budget():
 
 
 def test_bootstrap_truncation_adds_discounted_value_of_final_obs_at_time_limits():
-    env = make("CartPole-v1").with_time_limit(5)
+    env = make("CartPole-v1", 5)
     off = dataclasses.replace(TINY, normalize_obs=False)  # V sees raw obs, so the check is explicit
     on = dataclasses.replace(off, bootstrap_truncation=True)
     state = ppo.init(jax.random.PRNGKey(5), env, off)
@@ -312,9 +312,9 @@ def test_update_stats_equals_numpy_over_uneven_batches():
     assert float(stats.count) == len(seen)
 
 
-def test_observation_stats_equal_numpy_over_observations_seen():
+def test_observation_stats_equal_numpy_over_observations_seen(cartpole):
     """esbench flavour: statistics of every observation seen, the reset ones included, clipped to +-10."""
-    env = make("CartPole-v1")
+    env = cartpole
     state = ppo.init(jax.random.PRNGKey(2), env, TINY_ESBENCH)
     obs0 = np.asarray(state.obs)
     state1, traj, _, raw = jit_rollout(state, env, TINY_ESBENCH, True)
@@ -342,9 +342,9 @@ def test_observation_stats_equal_numpy_over_observations_seen():
     assert "obs_norm" not in ppo.policy(ppo.init(jax.random.PRNGKey(2), env, raw_cfg))
 
 
-def test_rejax_observation_stats_start_from_a_prior_and_are_not_clipped():
+def test_rejax_observation_stats_start_from_a_prior_and_are_not_clipped(cartpole):
     """rejax's RMSState: mean 0, var 1, count 1e-4; updated with each step's next observations only."""
-    env = make("CartPole-v1")
+    env = cartpole
     state = ppo.init(jax.random.PRNGKey(2), env, TINY)
     assert float(state.obs_stats.count) == np.float32(1e-4)
     np.testing.assert_array_equal(np.asarray(state.obs_stats.mean), 0.0)
@@ -366,9 +366,9 @@ def test_rejax_observation_stats_start_from_a_prior_and_are_not_clipped():
     assert float(jnp.max(networks.normalize_obs(params, far))) > 10.0
 
 
-def test_reward_normalisation_by_discounted_return_std():
+def test_reward_normalisation_by_discounted_return_std(cartpole):
     """esbench flavour: g <- g * discount + r, reset after an episode ends; statistics from the first sample."""
-    env = make("CartPole-v1")  # reward is 1 on every step, so the discounted returns are known from `done`
+    env = cartpole  # reward is 1 on every step, so the discounted returns are known from `done`
     cfg = dataclasses.replace(TINY_ESBENCH, normalize_rew=True, rew_norm_discount=0.9)
     state = ppo.init(jax.random.PRNGKey(4), env, cfg)
     state1, traj, _ = jit_rollout(state, env, cfg, False)
@@ -385,9 +385,9 @@ def test_reward_normalisation_by_discounted_return_std():
     np.testing.assert_allclose(float(state1.rew_stats.var), np.concatenate(seen).var(), rtol=1e-5)
 
 
-def test_rejax_reward_normalisation():
+def test_rejax_reward_normalisation(cartpole):
     """rejax's update_rew_rms: g <- r + (1 - done) * discount * g (this step's done cuts the past), prior count 1e-4."""
-    env = make("CartPole-v1")
+    env = cartpole
     cfg = dataclasses.replace(TINY, normalize_rew=True, rew_norm_discount=0.9)
     state = ppo.init(jax.random.PRNGKey(4), env, cfg)
     _, traj, _ = jit_rollout(state, env, cfg, False)

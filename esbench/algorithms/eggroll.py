@@ -30,6 +30,7 @@ from esbench.algorithms import es
 
 LABEL = "EGGROLL"
 
+
 @dataclasses.dataclass(frozen=True)
 class Config(es.ESConfig):
     """Defaults: the paper's EGGROLL CartPole-v1 row (ESConfig's defaults are that row)."""

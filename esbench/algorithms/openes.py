@@ -22,6 +22,7 @@ from esbench.algorithms import es
 
 LABEL = "OpenES"
 
+
 _CARTPOLE = paper.row("openes", "CartPole-v1")
 
 

@@ -56,6 +56,7 @@ from esbench.validation import default_from, invalid, rule, validate
 
 LABEL = "PPO"
 
+
 _CARTPOLE = paper.row("ppo", "CartPole-v1")  # the defaults: the paper's PPO CartPole-v1 row (Table 33)
 _AT_LEAST_ONE = rule(lambda v: v >= 1, "an integer >= 1")
 _POSITIVE = rule(lambda v: v > 0, "a number > 0")

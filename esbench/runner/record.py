@@ -15,6 +15,7 @@ import numpy as np
 
 from esbench.results.schema import ALGORITHM_METRIC_PREFIX
 
+
 @dataclasses.dataclass
 class TrialRecord:
     seeds: tuple[int, ...]
