@@ -12,7 +12,7 @@ from esbench import cli, paper
 from esbench.envs import PAPER_ENVS
 from esbench.results import load, load_summaries
 from esbench.runner import expand_sweep, load_sweep_file
-from esbench.runner.backends import check_budgets
+from esbench.runner.backends import resolve_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
@@ -24,7 +24,7 @@ def test_paper16_expands_to_all_48_combinations(budget):
     assert [(s.env, s.algo) for s in specs] == [(e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")]
     assert len({s.resolved()["trial_id"] for s in specs}) == 48
     assert all(len(s.seeds) == {"smoke": 2, "short": 3, "paper": 10}[budget] for s in specs)
-    check_budgets(specs)  # every trial's budget fits at least one update of its algorithm
+    resolve_trials(specs)  # every trial validates and its budget fits at least one update
 
 
 @pytest.mark.parametrize("budget", ["short", "paper"])

@@ -9,7 +9,7 @@ import pytest
 from esbench.algorithms.evaluate import evaluate_policy
 from esbench.results import CorruptResultsError, ResultStore, load, load_summaries, load_trained_policy, trial_path
 from esbench.runner import TrialSpec, run_trial
-from esbench.runner.trial import evaluation_key
+from esbench.runner.programs import evaluation_key
 
 SPEC = TrialSpec(env="CartPole-v1", algo="eggroll", hparams={"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1},
                  seeds=(3, 5), env_steps=8 * 20 * 4, num_logs=2, eval_episodes=3, max_episode_steps=20)
