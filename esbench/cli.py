@@ -196,6 +196,11 @@ def cmd_bench(args) -> int:
         "training": dict(envs=args.envs, algos=args.algos, scale=args.scale, max_episode_steps=args.max_episode_steps,
                          layer_size=args.layer_size, n_layers=args.n_layers, repeats=args.train_repeats,
                          warmup=args.train_warmup),
+        "early_exit": dict(envs=args.exit_envs, env_steps=args.exit_env_steps, pop_size=args.es_pop_size,
+                           layer_size=args.layer_size, n_layers=args.n_layers, seeds=args.es_seeds),
+        "vectorized_sweep": dict(sigmas=args.grid_sigmas, learning_rates=args.grid_learning_rates,
+                                 env_steps=args.grid_env_steps, pop_size=args.es_pop_size, layer_size=args.layer_size,
+                                 n_layers=args.n_layers, seeds=args.es_seeds),
     }
     settings = {kind: bench.settings(kind, args.mode, **options.get(kind, {})) for kind in kinds}
     console = Console()
@@ -334,6 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-layers", type=int, help="policy hidden layers (default: the paper's 3)")
     g.add_argument("--train-repeats", type=int, help="timed updates per measurement")
     g.add_argument("--train-warmup", type=int, help="untimed updates after compilation")
+    g = p.add_argument_group("early-exit and vectorised-sweep benchmarks (defaults: the mode's; --layer-size and "
+                             "--n-layers apply too)")
+    g.add_argument("--exit-envs", nargs="+", metavar="ID",
+                   help="early exit: environments (quick: CartPole-v1 Pendulum-v1 jumanji/Knapsack-v1)")
+    g.add_argument("--exit-env-steps", type=int, help="early exit: env steps per seed (quick: 300000)")
+    g.add_argument("--grid-sigmas", type=float, nargs="+", metavar="S",
+                   help="vectorised sweep: the grid's sigmas (quick: 0.05 0.2 0.5)")
+    g.add_argument("--grid-learning-rates", type=float, nargs="+", metavar="LR",
+                   help="vectorised sweep: the grid's learning rates (quick: 0.001 0.01 0.03 0.1)")
+    g.add_argument("--grid-env-steps", type=int, help="vectorised sweep: env steps per seed (quick: 100000)")
+    g.add_argument("--es-pop-size", type=int, help="both: ES population (quick: 64)")
+    g.add_argument("--es-seeds", type=int, help="both: seeds per trial (quick: 2)")
     p.set_defaults(func=cmd_bench)
     return parser
 

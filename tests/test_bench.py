@@ -32,7 +32,10 @@ TINY = [
     "--repeats", str(REPEATS), "--warmup", "1", "--min-time-s", "0.002", "--openes-mem-cap-gib", str(CAP_GIB),
     "--envs", "CartPole-v1", "--scale", "1/128", "--max-episode-steps", "10", "--layer-size", "8", "--n-layers", "1",
     "--train-repeats", str(REPEATS), "--train-warmup", "1",
+    "--exit-envs", "CartPole-v1", "--exit-env-steps", "600", "--es-pop-size", "4", "--es-seeds", "1",
+    "--grid-sigmas", "0.1", "0.3", "--grid-learning-rates", "0.01", "--grid-env-steps", "300",
 ]
+KIND_NAMES = ("forward", "training", "early_exit", "vectorized_sweep")
 
 NUMBER = (int, float)
 NONE = type(None)
@@ -74,7 +77,7 @@ def run(tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = cli.main(["bench", "--mode", "quick", "--out", str(out), *TINY])
-    payloads = {name: json.loads((out / f"{name}_quick_{PLATFORM}.json").read_text()) for name in ("forward", "training")}
+    payloads = {name: json.loads((out / f"{name}_quick_{PLATFORM}.json").read_text()) for name in KIND_NAMES}
     return code, out, stdout.getvalue(), payloads
 
 
@@ -82,13 +85,13 @@ def test_exit_code_files_and_tables(run):
     code, out, stdout, _ = run
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{name}_quick_{PLATFORM}.{ext}" for name, ext in (("forward", "json"), ("forward", "png"), ("training", "json"))
-    )
+        [f"{name}_quick_{PLATFORM}.json" for name in KIND_NAMES] + [f"forward_quick_{PLATFORM}.png"])
     assert (out / f"forward_quick_{PLATFORM}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "throughput / pure inference" in stdout and "Training loop" in stdout
+    for title in ("throughput / pure inference", "Training loop", "Early exit", "Vectorised sweep"):
+        assert title in stdout
 
 
-@pytest.mark.parametrize("name", ["forward", "training"])
+@pytest.mark.parametrize("name", KIND_NAMES)
 def test_top_level_schema(run, name):
     payload = run[3][name]
     check_types(payload, TOP_KEYS, name)
@@ -199,6 +202,46 @@ def test_training_records(run):
     assert records["ppo"]["config"]["num_envs"] == 2
 
 
+def test_early_exit_records(run):
+    payload = run[3]["early_exit"]
+    records = {r["algorithm"]: r for r in payload["records"]}
+    assert sorted(records) == ["eggroll", "openes"]
+    assert payload["early_exit_speedup"] == {"CartPole-v1": {a: r["speedup"] for a, r in records.items()}}
+    for algo, r in records.items():
+        assert r["status"] == "ok" and r["env"] == "CartPole-v1" and r["solved_return"] == 475.0, r["reason"]
+        on, off = r["curves"]["early_exit"], r["curves"]["full_episodes"]
+        assert r["same_returns"] is True and on["env_steps"] == off["env_steps"] and on["env_steps"][-1] >= 600
+        assert r["speedup"] == off["wall_clock_s"][-1] / on["wall_clock_s"][-1]
+        for mode, curve in r["curves"].items():
+            assert r["env_steps_per_s"][mode] == curve["env_steps"][-1] / curve["wall_clock_s"][-1]
+            assert r["simulated_share"][mode] == curve["simulated_env_steps"][-1] / curve["env_steps"][-1] >= 1
+        # the same episodes, fewer steps simulated: early exit stops at the longest episode, not at the limit
+        assert on["simulated_env_steps"][-1] <= off["simulated_env_steps"][-1]
+        if r["solved_at_env_steps"] is None:
+            assert r["speedup_to_solve"] is None
+        assert len(r["trial_ids"]) == 2 and r["trial_ids"]["early_exit"] != r["trial_ids"]["full_episodes"]
+
+
+def test_vectorized_sweep_record(run):
+    payload = run[3]["vectorized_sweep"]
+    (r,) = payload["records"]
+    assert r["status"] == "ok", r["reason"]
+    assert (r["env"], r["algorithm"], r["points"]) == ("CartPole-v1", "eggroll", 2)
+    # the two points differ only in sigma: one program together, two alone, and the same returns both ways
+    assert (r["vectorized_groups"], r["one_by_one_groups"]) == (1, 2) and r["same_results"] is True
+    assert positive_finite(r["vectorized_s"]) and positive_finite(r["one_by_one_s"])
+    assert payload["vectorized_sweep_speedup"] == r["one_by_one_s"] / r["vectorized_s"]
+
+
+def test_vectorized_grid_is_sigmas_by_learning_rates():
+    from esbench.bench import vectorized_sweep
+
+    specs = vectorized_sweep.grid(vectorized_sweep.VectorizedSweepSettings())
+    assert [(s.hparams["sigma"], s.hparams["learning_rate"]) for s in specs] == [
+        (s, lr) for s in (0.05, 0.2, 0.5) for lr in (0.001, 0.01, 0.03, 0.1)]
+    assert len({s.trial_id for s in specs}) == 12
+
+
 # ---------------------------------------------------------------------------
 # The pieces, without running a benchmark
 
@@ -301,7 +344,7 @@ def test_settings_modes_overrides_and_fractions():
             bench.settings("training", "quick", scale=bad)
     with pytest.raises(ConfigError, match=r"bench\.mode = 'slow' is invalid; allowed: quick, full"):
         bench.settings("forward", "slow")
-    with pytest.raises(ConfigError, match=r"bench\.benchmark = 'backward' is invalid; allowed: forward, training"):
+    with pytest.raises(ConfigError, match=r"bench\.benchmark = 'backward' is invalid; allowed: forward, training, early_exit, vectorized_sweep"):
         bench.settings("backward", "quick")
 
 

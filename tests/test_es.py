@@ -22,10 +22,10 @@ ES_MODULES = {"eggroll": eggroll, "openes": openes}
 SIGMA = 0.3
 
 
-def small_cfg(name, **kw):
+def small_cfg(name, rank=2, **kw):
     kw = {"pop_size": 6, **kw}
     if name == "eggroll":
-        return eggroll.Config(rank=2, **kw)
+        return eggroll.Config(rank=rank, **kw)
     return openes.Config(**kw)
 
 
@@ -58,10 +58,13 @@ def explicit_member_params(name, cfg, params, pair_noise, i, sigma=SIGMA):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-@pytest.mark.parametrize("name", ["eggroll", "openes"])
-def test_perturbed_forward_equals_materialised_weights(name):
+# EGGROLL's low-rank term has two contractions (rank 1: broadcast-and-reduce; from
+# BATCHED_PRODUCT_MIN_RANK: batched products); each is checked against the materialised weights.
+@pytest.mark.parametrize("name, rank", [("eggroll", 1), ("eggroll", eggroll.BATCHED_PRODUCT_MIN_RANK), ("eggroll", 4),
+                                        ("openes", None)])
+def test_perturbed_forward_equals_materialised_weights(name, rank):
     mod = ES_MODULES[name]
-    cfg = small_cfg(name)
+    cfg = small_cfg(name, rank=rank)
     n = cfg.pop_size
     with jax.enable_x64(True):
         params = small_params(jax.random.PRNGKey(0), jnp.float64)

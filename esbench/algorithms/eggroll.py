@@ -45,12 +45,19 @@ def sample(key, shape, dtype, cfg):
     return ba[n:], ba[:n]
 
 
+# From this rank up the low-rank term runs as two batched products; below it as broadcast-and-reduce.
+# Measured on a 2-core CPU (width 1024, 256 pairs, relative to x W^T alone): r=4 0.82 -> 0.90,
+# r=16 0.31 -> 0.77; at r=1 the products become P tiny batched matmuls of one column, which
+# made a CartPole generation at pop 2048 ~1.4x slower, so rank 1 keeps the reduction.
+BATCHED_PRODUCT_MIN_RANK = 2
+
+
 def matmul(w, x, factors, sign, sigma, cfg):
     a, b = factors
-    # (x B) A^T as broadcast-and-reduce, not dots: vmapped over pairs, dots become P tiny
-    # batched matmuls (r columns); a CartPole generation at pop 2048 took ~1.4x the CPU time that way.
-    xb = jnp.sum(x[..., :, None] * b, axis=-2)
-    low_rank = jnp.sum(xb[..., None, :] * a, axis=-1)
+    if cfg.rank >= BATCHED_PRODUCT_MIN_RANK:
+        low_rank = jnp.einsum("...r,mr->...m", jnp.einsum("...n,nr->...r", x, b), a)
+    else:
+        low_rank = jnp.sum(jnp.sum(x[..., :, None] * b, axis=-2)[..., None, :] * a, axis=-1)
     return x @ w.T + (sigma * sign / math.sqrt(cfg.rank)) * low_rank
 
 

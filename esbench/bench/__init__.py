@@ -3,6 +3,8 @@
     forward   one generation's population forward pass and update: pure inference,
               EGGROLL (r = 1, 4, 16) and OpenES, over population sizes and layer widths
     training  env steps/s of one `update` of every registered algorithm, run by the runner's programs
+    early_exit        one ES training run with and without early exit: `early_exit_speedup` per env and algorithm
+    vectorized_sweep  a sigma x learning-rate grid as one program and one by one: `vectorized_sweep_speedup`
 
     s = settings("training", "quick", scale="1/8", envs=None)   # validated; None: the mode's value
     outcome = run(["training"], "quick", "benchmarks/results", training=s)
@@ -28,7 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from esbench.bench import forward, report, training
+from esbench.bench import early_exit, forward, report, training, vectorized_sweep
 from esbench.envs import resolve
 from esbench.provenance import device_info, package_versions
 from esbench.validation import build, invalid
@@ -50,6 +52,9 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "forward": Kind(forward.ForwardSettings, forward.FULL, forward.measure, report.forward_table, report.forward_files),
     "training": Kind(training.TrainingSettings, training.FULL, training.measure, report.training_table),
+    "early_exit": Kind(early_exit.EarlyExitSettings, early_exit.FULL, early_exit.measure, report.early_exit_table),
+    "vectorized_sweep": Kind(vectorized_sweep.VectorizedSweepSettings, vectorized_sweep.FULL, vectorized_sweep.measure,
+                             report.vectorized_sweep_table),
 }
 
 

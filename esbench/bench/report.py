@@ -170,3 +170,46 @@ def training_table(payload: dict):
                       _fmt(r["valid_env_steps_per_update"], ",.0f"), _fmt(r["compile_s"], ".1f"), _fmt(r["median_s"], ".3f"),
                       _fmt(r["env_steps_per_s"], ",.0f"))
     return table
+
+
+def early_exit_table(payload: dict):
+    from rich.table import Table
+
+    s = payload["settings"]
+    table = Table(title=f"Early exit: one ES training run with and without it ({payload['mode']}, pop {s['pop_size']}, "
+                        f"{s['env_steps']:,} env steps, {payload['device']['description']})")
+    columns = ("env", "algorithm", "same returns", "simulated / inside, off", "env steps/s off", "env steps/s on",
+               "speed-up", "to solve", "speed-up to solve")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
+    for r in payload["records"]:
+        if r["status"] != "ok":
+            table.add_row(r["env"], r["algorithm"], *["-"] * (len(columns) - 3), f"{r['status']}: {r['reason']}")
+            continue
+        solve = "-" if r["solved_return"] is None else (
+            f">= {r['solved_return']:g} at {r['solved_at_env_steps']:,.0f}" if r["solved_at_env_steps"] else
+            f">= {r['solved_return']:g} not reached")
+        table.add_row(r["env"], r["algorithm"], str(r["same_returns"]), _fmt(r["simulated_share"]["full_episodes"], ".2f"),
+                      _fmt(r["env_steps_per_s"]["full_episodes"], ",.0f"), _fmt(r["env_steps_per_s"]["early_exit"], ",.0f"),
+                      _fmt(r["speedup"], ".2f", "x"), solve, _fmt(r["speedup_to_solve"], ".2f", "x"))
+    return table
+
+
+def vectorized_sweep_table(payload: dict):
+    from rich.table import Table
+
+    s = payload["settings"]
+    table = Table(title=f"Vectorised sweep: {len(s['sigmas'])} sigmas x {len(s['learning_rates'])} learning rates "
+                        f"({payload['mode']}, {payload['device']['description']})")
+    columns = ("env", "algorithm", "points", "programs together", "together s", "programs alone", "alone s",
+               "same results", "speed-up")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
+    for r in payload["records"]:
+        if r["status"] != "ok":
+            table.add_row(r["env"], r["algorithm"], str(r["points"]), *["-"] * (len(columns) - 4), f"{r['status']}: {r['reason']}")
+            continue
+        table.add_row(r["env"], r["algorithm"], str(r["points"]), str(r["vectorized_groups"]), _fmt(r["vectorized_s"], ".1f"),
+                      str(r["one_by_one_groups"]), _fmt(r["one_by_one_s"], ".1f"), str(r["same_results"]),
+                      _fmt(payload["vectorized_sweep_speedup"], ".2f", "x"))
+    return table
