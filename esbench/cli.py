@@ -70,11 +70,15 @@ def cmd_envs(args) -> int:
     return 1 if failures else 0
 
 
-def _run_options(args):
-    """How trials run (progress, checkpoints, live logs, vectorised groups), from the shared options."""
+def _run_options(args, checkpoint_every: int | None = None):
+    """How trials run (progress, checkpoints, live logs, vectorised groups), from the shared options.
+
+    checkpoint_every: the sweep file's, used when the command line gives none.
+    """
     from esbench.runner.trial import RunOptions
 
-    return RunOptions(progress=not args.quiet, out_dir=Path(args.out), checkpoint_every=args.checkpoint_every,
+    every = args.checkpoint_every if args.checkpoint_every is not None else checkpoint_every
+    return RunOptions(progress=not args.quiet, out_dir=Path(args.out), checkpoint_every=every,
                       keep_checkpoints=args.keep_checkpoints, live_logs=tuple(args.log or ()),
                       vectorize=not args.no_vectorize)
 
@@ -119,10 +123,11 @@ def _print_summary(out: Path, trial_id: str) -> None:
 
 def cmd_sweep(args) -> int:
     from esbench.results import ResultStore
-    from esbench.runner import expand_sweep, load_sweep_file, resolve_trials, run_trials
+    from esbench.runner import expand_sweep, load_sweep_file, parse_sweep, resolve_trials, run_trials
     from esbench.validation import ConfigError
 
-    specs = expand_sweep(load_sweep_file(args.file), args.budget)
+    data = load_sweep_file(args.file)
+    specs = expand_sweep(data, args.budget)
     if args.envs:
         unknown = sorted(set(args.envs) - {s.env for s in specs})
         if unknown:
@@ -139,7 +144,8 @@ def cmd_sweep(args) -> int:
                   f"env_steps={spec.env_steps:,} hparams={spec.hparams}")
         print(f"{len(trials)} trial(s)")
         return 0
-    outcome = run_trials(trials, store, backend=args.backend, address=args.address, options=_run_options(args))
+    options = _run_options(args, parse_sweep(data, args.budget).checkpoint_every)
+    outcome = run_trials(trials, store, backend=args.backend, address=args.address, options=options)
     return _print_outcome(outcome, out)
 
 
@@ -155,7 +161,8 @@ def cmd_reproduce(args) -> int:
     if args.dry_run:
         print(describe_protocol(protocol, store))
         return 0
-    outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, options=_run_options(args))
+    options = _run_options(args, protocol.sweep.checkpoint_every)
+    outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, options=options)
     code = _print_outcome(outcome, out)
     return code if outcome.complete else max(code, 1)
 

@@ -56,6 +56,7 @@ class Clip(NamedTuple):
     frames: int  # frames written
     episode_length: int  # env steps in the episode (frames = episode_length + 1 when every == 1)
     episode_return: float
+    env_id: str
 
 
 def require_renderer(env: Env) -> None:
@@ -127,7 +128,7 @@ def record_episode(
         os.replace(tmp_dir / out.name, out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return Clip(out, frames, length, ret)
+    return Clip(out, frames, length, ret, env.spec.id)
 
 
 def _write_frames(path: Path, env: Env, states, fps: float, every: int) -> tuple[int, int, float]:
@@ -165,25 +166,15 @@ def render_policy(
     *,
     episode: int = 0,
     every: int = 1,
-) -> Path:
+) -> Clip:
     """Write a GIF/MP4 of one episode of the final policy of `seed` (default: the trial's first) of a stored trial."""
     policy = load_trained_policy(results_dir, trial_id, seed)
-    return record_episode(policy, out, episode=episode, max_steps=max_steps, fps=fps, every=every).path
+    return record_episode(policy, out, episode=episode, max_steps=max_steps, fps=fps, every=every)
 
 
-def main(
-    results: str | os.PathLike,
-    trial_id: str,
-    seed: Optional[int] = None,
-    out: str | os.PathLike = "clip.gif",
-    max_steps: Optional[int] = None,
-    fps: float = DEFAULT_FPS,
-    episode: int = 0,
-    every: int = 1,
-) -> Clip:
-    """`esbench render`: write the clip and say what was written."""
-    policy = load_trained_policy(results, trial_id, seed)
-    clip = record_episode(policy, out, episode=episode, max_steps=max_steps, fps=fps, every=every)
-    print(f"wrote {clip.path}: {clip.frames} frames of {policy.env.spec.id}, "
+def main(results: str | os.PathLike, trial_id: str, **options) -> Clip:
+    """`esbench render`: write the clip (`options`: those of `render_policy`) and say what was written."""
+    clip = render_policy(results, trial_id, **options)
+    print(f"wrote {clip.path}: {clip.frames} frames of {clip.env_id}, "
           f"an episode of {clip.episode_length} steps with return {clip.episode_return:.2f}")
     return clip

@@ -92,10 +92,10 @@ def same_as(out, expected) -> None:
 
 
 def test_sigkilled_trial_resumes_from_its_checkpoint_bit_for_bit(tmp_path, write_sweep, uninterrupted):
-    path = write_sweep(ONE_TRIAL)
+    path = write_sweep(ONE_TRIAL + "checkpoint_every: 1\n")  # the sweep file's field (the others: --checkpoint-every)
     (tmp_path / "die_after_checkpoint.py").write_text(DIE_AFTER_CHECKPOINT)
     out = tmp_path / "out"
-    done = subprocess.run(sweep_command(path, out, "--checkpoint-every", "1", "--import", "die_after_checkpoint"),
+    done = subprocess.run(sweep_command(path, out, "--import", "die_after_checkpoint"),
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL, done.stderr
     (checkpoint,) = (out / CHECKPOINTS_DIR).iterdir()

@@ -42,6 +42,8 @@ BAD_SWEEPS = [
     ("bad seeds", BASE_SWEEP.replace("seeds: 1", "seeds: [1, 1]"), "seeds = (1, 1) is invalid; allowed: a non-empty list of distinct"),
     ("unknown import", BASE_SWEEP + "imports: [no_such_plugin_module]\n", "--import no_such_plugin_module: cannot import it"),
     ("bad yaml", "envs: [CartPole-v1\n", "not valid YAML"),
+    ("bad checkpoint_every", BASE_SWEEP + "checkpoint_every: 0\n",
+     "checkpoint_every = 0 is invalid; allowed: an integer >= 1"),
 ]
 
 

@@ -40,7 +40,7 @@ def stored(tmp_path_factory):
 
 def test_gif_shows_every_state_of_the_evaluated_episode(stored, tmp_path):
     results, trial_id = stored
-    path = render_policy(results, trial_id, seed=0, out=tmp_path / "clip.gif", fps=25)
+    path = render_policy(results, trial_id, seed=0, out=tmp_path / "clip.gif", fps=25).path
     assert path == tmp_path / "clip.gif" and os.listdir(tmp_path) == ["clip.gif"]  # no temporary file left
 
     policy = load_trained_policy(results, trial_id, 0)

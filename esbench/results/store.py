@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 from filelock import FileLock, Timeout
@@ -85,23 +85,19 @@ def is_finished(out_dir: str | os.PathLike, trial_id: str) -> bool:
     return all((path / name).is_file() for name in FILES)
 
 
-def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
-    """Write a trial atomically: all files into a temp folder, then one rename."""
-    trial_id = result.config["trial_id"]
-    check_metrics(result.metrics)
-    root = trials_dir(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{trial_id}-", dir=root))
+def write_folder(final: Path, fill: Callable[[Path], None], tmp_prefix: str = TMP_PREFIX) -> Path:
+    """Make folder `final` atomically: `fill(tmp)` writes a temp folder beside it, then one rename.
+
+    A folder already at `final` is moved aside first and removed after, so one whole copy always exists.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{tmp_prefix}{final.name}-", dir=final.parent))
     try:
-        (tmp / "config.json").write_text(json.dumps(result.config, indent=2, sort_keys=True))
-        result.metrics.to_parquet(tmp / "metrics.parquet", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=float))
-        (tmp / "policy.msgpack").write_bytes(result.policy_bytes)
-        final = root / trial_id
+        fill(tmp)
         old = None
-        if final.exists():  # a superseded copy: moved aside first, so one complete copy always exists
-            old = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}old-{trial_id}-", dir=root))
-            os.rename(final, old / trial_id)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f"{tmp_prefix}old-{final.name}-", dir=final.parent))
+            os.rename(final, old / final.name)
         os.rename(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -109,6 +105,19 @@ def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
+    """Write a trial atomically: all files into a temp folder, then one rename."""
+    check_metrics(result.metrics)
+
+    def fill(tmp: Path) -> None:
+        (tmp / "config.json").write_text(json.dumps(result.config, indent=2, sort_keys=True))
+        result.metrics.to_parquet(tmp / "metrics.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=float))
+        (tmp / "policy.msgpack").write_bytes(result.policy_bytes)
+
+    return write_folder(trials_dir(out_dir) / result.config["trial_id"], fill)
 
 
 def read_json(path: Path) -> dict:

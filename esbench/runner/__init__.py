@@ -2,11 +2,11 @@
 
 from esbench.runner.backends import BACKENDS, SweepOutcome, resolve_trials, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.sweep import expand_sweep, load_sweep_file
+from esbench.runner.sweep import expand_sweep, load_sweep_file, parse_sweep
 from esbench.runner.trial import run_trial
 from esbench.validation import ConfigError
 
 __all__ = [
-    "BACKENDS", "ConfigError", "ResolvedTrial", "SweepOutcome", "TrialSpec", "expand_sweep", "load_sweep_file",
+    "BACKENDS", "ConfigError", "ResolvedTrial", "SweepOutcome", "TrialSpec", "expand_sweep", "load_sweep_file", "parse_sweep",
     "resolve_trial", "resolve_trials", "run_trial", "run_trials",
 ]

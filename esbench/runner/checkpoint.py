@@ -20,10 +20,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 from flax import serialization
 
 from esbench.provenance import PROTOCOL_VERSION
+from esbench.results.store import write_folder
 from esbench.runner.record import TrialRecord
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -82,7 +81,6 @@ class Checkpointer:
 
     def save(self, trials, state, records: list[TrialRecord], compile_s: float) -> Path:
         folder = self.folder(trials)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         state_bytes = serialization.to_bytes(jax.device_get(state))
         meta = {
             "protocol_version": PROTOCOL_VERSION,
@@ -93,21 +91,12 @@ class Checkpointer:
             "saved_at": time.time(),
             "records": [_record_to_json(r) for r in records],
         }
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
-        try:
+
+        def fill(tmp: Path) -> None:
             (tmp / _STATE).write_bytes(state_bytes)
             (tmp / _META).write_text(json.dumps(meta))
-            old = None
-            if folder.exists():  # moved aside first, so one whole checkpoint always exists
-                old = Path(tempfile.mkdtemp(prefix=f".old-{folder.name}-", dir=folder.parent))
-                os.rename(folder, old / folder.name)
-            os.rename(tmp, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+
+        return write_folder(folder, fill)
 
     def load(self, trials, template) -> tuple | None:
         """(state, records, compile_s) of the group's checkpoint, or None (absent, or unusable: reported in one line)."""

@@ -36,6 +36,8 @@
         env_overrides: {brax/ant: {ppo: {num_envs: 8}}}
         protocol: {search_trials: 4}      # overrides the top-level `protocol` key by key (space: by algorithm)
     default_budget: smoke
+    checkpoint_every: 10                  # chunks between mid-trial checkpoints (also per budget; the
+                                          # command line's --checkpoint-every wins; default: ~1 a minute)
 
 Hyperparameters are applied in this order: the algorithm's defaults, `algorithms`, the paper's
 row (with `paper_rows: true`), `env_overrides`, the search point, the budget's `algorithms`, the
@@ -64,9 +66,9 @@ from esbench.runner.config import TrialSpec, check_hparam_names
 from esbench.validation import ConfigError, build, field_names, rule, suggest
 
 TOP_KEYS = ("name", "description", "imports", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
-            "protocol", "budgets", "default_budget")
+            "protocol", "budgets", "default_budget", "checkpoint_every")
 TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
-BUDGET_KEYS = (*TRIAL_KEYS, "envs", "algorithms", "env_overrides", "protocol", "description")
+BUDGET_KEYS = (*TRIAL_KEYS, "envs", "algorithms", "env_overrides", "protocol", "description", "checkpoint_every")
 SEARCH_KEYS = ("grid", "random")
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice", "int_uniform")
 PAPER_SPACE = "paper"  # in `protocol.space`: the paper's Table 15 / 16 (an algorithm's, or one field's choices)
@@ -254,6 +256,15 @@ class Sweep:
         return f"budgets.{self.budget}" if self.budget else "sweep"
 
     @property
+    def checkpoint_every(self) -> int | None:
+        """Chunks between mid-trial checkpoints: the budget's `checkpoint_every`, else the file's (None: unset)."""
+        path = f"{self.path}.checkpoint_every" if "checkpoint_every" in self.chosen else "checkpoint_every"
+        value = self.chosen.get("checkpoint_every", self.data.get("checkpoint_every"))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{path} = {value!r} is invalid; allowed: an integer >= 1 (chunks between checkpoints)")
+        return value
+
+    @property
     def protocol_path(self) -> str:
         """Where the protocol settings live in the file (the budget's section, else the top level's)."""
         return f"{self.path}.protocol" if "protocol" in self.chosen else "protocol"
@@ -326,7 +337,9 @@ def parse_sweep(data: dict, budget: str | None = None) -> Sweep:
                 raise ConfigError(f"budgets.{budget}.envs[{i}]: {env!r} is not one of the sweep's envs.{suggest(env, envs)}")
         envs = subset
     rows = paper_rows(data.get("paper_rows", False), envs, list(algos))
-    return Sweep(data, budget, tuple(envs), algos, env_overrides, chosen, trial_defaults, rows)
+    sweep = Sweep(data, budget, tuple(envs), algos, env_overrides, chosen, trial_defaults, rows)
+    sweep.checkpoint_every  # validated here, before anything runs
+    return sweep
 
 
 def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
