@@ -12,6 +12,7 @@ from esbench import cli, paper
 from esbench.envs import PAPER_ENVS
 from esbench.results import load, load_summaries
 from esbench.runner import expand_sweep, load_sweep_file
+from esbench.runner import resolve_trial
 from esbench.runner.backends import resolve_trials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ PAPER16 = ROOT / "sweeps" / "paper16.yaml"
 def test_paper16_expands_to_all_48_combinations(budget):
     specs = expand_sweep(load_sweep_file(PAPER16), budget)
     assert [(s.env, s.algo) for s in specs] == [(e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")]
-    assert len({s.resolved()["trial_id"] for s in specs}) == 48
+    assert len({s.trial_id for s in specs}) == 48
     assert all(len(s.seeds) == {"smoke": 2, "short": 3, "paper": 10}[budget] for s in specs)
     resolve_trials(specs)  # every trial validates and its budget fits at least one update
 
@@ -33,7 +34,7 @@ def test_paper16_trials_resolve_to_exactly_their_table_rows(budget):
     for spec in expand_sweep(load_sweep_file(PAPER16), budget):
         row = paper.row(spec.algo, spec.env)
         assert spec.hparams == row, (spec.env, spec.algo)
-        cfg = spec.algo_config()
+        cfg = resolve_trial(spec).cfg
         assert {k: getattr(cfg, k) for k in row} == row, (spec.env, spec.algo)
 
 
@@ -75,7 +76,7 @@ def test_envs_check_unknown_id(capsys):
 
 def test_run_then_sweep_then_report(tmp_path, capsys):
     out = tmp_path / "runs"
-    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "openes", "--set", "pop_size=8", "--set", "hidden=[8]",
+    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "openes", "--set", "pop_size=8", "--set", "layer_size=8", "--set", "n_layers=1",
                      "--set", "n_parallel_evaluations=1", "--seeds", "2", "--env-steps", "640",
                      "--max-episode-steps", "20", "--num-logs", "2", "--eval-episodes", "2", "--out", str(out), "--quiet"])
     assert code == 0

@@ -299,6 +299,14 @@ def test_throughput_bars_are_mean_over_seeds_of_per_seed_means():
     assert ax.get_yscale() == "log" and "env steps / s" in ax.get_ylabel()
 
 
+def test_throughput_of_equal_seeds_draws_although_their_mean_rounds_past_them():
+    tp = {seed: [0.1, 0.1] for seed in range(3)}  # (0.1 + 0.1 + 0.1) / 3 > 0.1 in floating point
+    df = agg.check_results(frame(trial_rows("e", "CartPole-v1", "eggroll", {s: [1.0, 2.0] for s in tp}, throughput=tp)))
+    summary = agg.throughput_summary(df)
+    assert summary["mean"].iloc[0] > summary["max"].iloc[0]
+    assert figures.plot_throughput(summary).axes[0].patches[0].get_height() == summary["mean"].iloc[0]
+
+
 # ------------------------------------------------------------ aggregates ----
 
 def pairwise_improvement(x, y):

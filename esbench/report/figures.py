@@ -251,7 +251,9 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
             r = row.iloc[0]
             ax.bar(pos, r["mean"], width=width, color=colours[algo], label=algorithm_label(algo) if i == 0 else None,
                    gid=f"{env}|{algo}")
-            ax.errorbar(pos, r["mean"], yerr=[[r["mean"] - r["min"]], [r["max"] - r["mean"]]], fmt="none",
+            # clipped at 0: the mean of equal values can round one ulp past them
+            whiskers = [[max(0.0, r["mean"] - r["min"])], [max(0.0, r["max"] - r["mean"])]]
+            ax.errorbar(pos, r["mean"], yerr=whiskers, fmt="none",
                         ecolor="0.2", lw=0.8, capsize=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(envs)), envs, rotation=35, ha="right", fontsize=8)
