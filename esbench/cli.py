@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--n-layers apply too)")
     g.add_argument("--exit-envs", nargs="+", metavar="ID",
                    help="early exit: environments (quick: CartPole-v1 Pendulum-v1 jumanji/Knapsack-v1)")
-    g.add_argument("--exit-env-steps", type=int, help="early exit: env steps per seed (quick: 300000)")
+    g.add_argument("--exit-env-steps", type=int, help="early exit: env steps per seed (quick: 500000)")
     g.add_argument("--grid-sigmas", type=float, nargs="+", metavar="S",
                    help="vectorised sweep: the grid's sigmas (quick: 0.05 0.2 0.5)")
     g.add_argument("--grid-learning-rates", type=float, nargs="+", metavar="LR",

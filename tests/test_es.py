@@ -86,7 +86,7 @@ def test_perturbed_forward_equals_materialised_weights(name, rank):
 
 
 def explicit_update(name, cfg, params, eps, f, sigma):
-    """The update of PROTOCOL.md written out: sum_i f_i E_i over materialised E_i, then scaled."""
+    """The official update (HyperscaleES noisers) written out: sum_i f_i E_i over materialised E_i, then scaled."""
     n = f.shape[0]
     scale = sigma / math.sqrt(n) if cfg.update_scale == "official" else 1.0 / (n * sigma)
     out = []

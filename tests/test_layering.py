@@ -1,4 +1,4 @@
-"""Data flows one way (DESIGN.md, layers): no module of a lower layer imports a higher one, lazily or not."""
+"""Data flows one way (the project design's layers): no module of a lower layer imports a higher one, lazily or not."""
 
 import ast
 from pathlib import Path

@@ -17,11 +17,18 @@ An algorithm is any object (a module will do) with:
                                             (`esbench.algorithms.networks` layout)
     env_steps_per_update(env, cfg) -> int   the most env steps one `update` can simulate
     LABEL (optional)                        the name figures and tables show (default: its name)
+    VALUE_FIELDS (optional)                 Config fields that change values, not shapes: trials differing
+                                            only in them run as one program (runner/programs.py)
+    min_env_steps_per_update(env, cfg) (optional)  the fewest env steps inside episodes an update
+                                            counts (runner/plan.py; default: env_steps_per_update)
+
+An update's metrics may include `simulated_env_steps` (steps simulated, masked ones included;
+default: the env steps it counts).
 
 The runner scans `update` K times inside one `jit` and `vmap`s it over seeds.
 
-`register_algorithm("name", obj)` adds one (from any module: `esbench --import
-my_module` or an `esbench.plugins` entry point loads it); `algorithm_names()`
+`register_algorithm("name", obj)` adds one (from any module: `esbench <command> --import
+my_module`, a sweep file's `imports:` or an `esbench.plugins` entry point loads it); `algorithm_names()`
 lists them in registration order, which is also the order (and colour) the
 report gives them. `evosax:<Strategy>` names any evosax strategy.
 """

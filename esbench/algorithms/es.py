@@ -22,8 +22,8 @@ the population, times sqrt(N)); the paper's eq. 6 absorbs 1/sigma into the
 learning rate, so its learning rates mean what they say only under it.
 
 Noise is drawn once per generation (every pair, every leaf) and reused in
-every env step of every episode. Regenerating it inside each step is what
-PROTOCOL.md measured ~40x slower on CPU; XLA also hoists such a
+every env step of every episode. Regenerating it inside each step (as
+HyperscaleES does) measured ~40x slower on CPU here; XLA also hoists such a
 loop-invariant draw out of the step loop by itself (measured: a "regenerate
 per step" variant compiled to the same speed), so there is no per-step mode.
 EGGROLL's buffer is N/2 r (m + n) numbers per matrix; OpenES's is N/2 m n,

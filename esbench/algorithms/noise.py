@@ -1,6 +1,6 @@
 """Counter-based noise keys, antithetic pairing and fitness shaping shared by every ES.
 
-Population layout (PROTOCOL.md): N members, N even; member i belongs to the
+Population layout (HyperscaleES noisers): N members, N even; member i belongs to the
 antithetic pair j = i // 2 and carries the sign s = +1 for even i, -1 for odd i.
 Both members of a pair use the same noise, so it is drawn once per pair.
 

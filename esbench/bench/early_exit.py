@@ -47,7 +47,7 @@ class EarlyExitSettings:
                                               metadata=rule(distinct, "one or more distinct environment ids"))
     algos: tuple[str, ...] = dataclasses.field(default=("eggroll", "openes"), metadata=rule(
         lambda v: distinct(v) and set(v) <= {"eggroll", "openes"}, "one or more of eggroll, openes"))
-    env_steps: int = dataclasses.field(default=300_000, metadata=AT_LEAST_ONE)  # per seed, inside episodes
+    env_steps: int = dataclasses.field(default=500_000, metadata=AT_LEAST_ONE)  # per seed, inside episodes
     pop_size: int = dataclasses.field(default=64, metadata=rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2"))
     layer_size: int = dataclasses.field(default=32, metadata=AT_LEAST_ONE)
     n_layers: int = dataclasses.field(default=2, metadata=AT_LEAST_ONE)
