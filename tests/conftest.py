@@ -4,12 +4,28 @@ Tiny means a few seconds of training after a ~15 s compile on a 2-core CPU:
 populations of 8, one layer of 8, episodes capped at 20 steps.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
 import textwrap
 
+import jax
 import pytest
 
 from esbench.envs import make
 from esbench.runner import TrialSpec
+
+# One persistent XLA compilation cache for the session, its subprocesses included (they inherit the
+# environment): the suite compiles the same tiny programs many times, and a cached executable is
+# the same program, so no result changes. Fresh per session, removed at exit.
+_COMPILATION_CACHE = tempfile.mkdtemp(prefix="esbench-tests-xla-cache-")
+atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+_CACHE_SETTINGS = {"jax_compilation_cache_dir": _COMPILATION_CACHE, "jax_persistent_cache_min_compile_time_secs": 0,
+                   "jax_persistent_cache_min_entry_size_bytes": 0}
+for _name, _value in _CACHE_SETTINGS.items():
+    os.environ[_name.upper()] = str(_value)
+    jax.config.update(_name, _value)
 
 # Hyperparameters of a tiny trial per algorithm (the rest are the Config defaults: the paper's CartPole rows).
 TINY_HPARAMS = {

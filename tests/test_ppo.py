@@ -263,9 +263,11 @@ def test_metrics_and_train_return_bookkeeping(cartpole):
     assert float(metrics["episodes_finished"]) == done.sum()
     assert float(metrics["valid_env_steps"]) == TINY.num_envs * TINY.num_steps == ppo.env_steps_per_update(env, TINY)
     assert set(metrics) >= {"train_return", "valid_env_steps", "policy_loss", "value_loss", "entropy", "approx_kl"}
-    assert metrics["valid_env_steps"].dtype == jnp.int32  # an exact count, as the algorithm contract says
+    counts = ("valid_env_steps", "simulated_env_steps")  # exact counts, as the algorithm contract says
+    assert all(metrics[k].dtype == jnp.int32 for k in counts)
+    assert int(metrics["simulated_env_steps"]) == int(metrics["valid_env_steps"])  # PPO simulates only what it counts
     assert all(v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v))
-               for k, v in metrics.items() if k != "valid_env_steps")
+               for k, v in metrics.items() if k not in counts)
     assert int(new_state.iteration) == 1
 
 

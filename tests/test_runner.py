@@ -19,7 +19,7 @@ from esbench.algorithms import eggroll, openes
 from esbench.results import ResultStore, load, load_summaries
 from esbench.runner import ConfigError, TrialSpec, expand_sweep, resolve_trial, run_trial, run_trials
 from esbench.runner.backends import group_trials
-from esbench.runner.trial import run_group
+from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import build
 
 BASE_SWEEP = """
@@ -138,9 +138,9 @@ def test_hyperparameter_points_run_as_one_program_with_the_results_they_get_alon
     assert [len(g) for g in group_trials(trials)] == [4]
     assert [len(g) for g in group_trials(trials, vectorize=False)] == [1, 1, 1, 1]
     assert len(group_trials(trials + [resolve_trial(tiny_spec(algo, hparams={"layer_size": 16}))])) == 2
-    together = run_group(trials, progress=False)
+    together = run_group(trials, RunOptions(progress=False))
     for trial, result in zip(trials, together):
-        alone = run_group([trial], progress=False)[0]
+        alone = run_group([trial], RunOptions(progress=False))[0]
         pd.testing.assert_frame_equal(result.metrics[NON_TIME_COLUMNS], alone.metrics[NON_TIME_COLUMNS], check_exact=True)
         extra = [c for c in alone.metrics.columns if c.startswith("m_")]
         tolerance = {"rtol": 0, "atol": 0} if algo == "eggroll" else {"rtol": 1e-5, "atol": 1e-6}
