@@ -37,8 +37,8 @@ def train(env_id, cfg, budget, seed=0, eval_every=1):
 
 
 # The `cpu` budget's PPO on CartPole-v1 (sweeps/paper16.yaml: 16 envs x 64 steps, 4 epochs, 4 minibatches,
-# 2 x 32) with the values its protocol run chose by random search over Table 16 on tuning seed 1000000
-# (README, "Report"); on final seeds 0-2 that run ended at 500 / 500 / 500.
+# 2 x 32) with the values an earlier cpu protocol run (before re-selection) chose by random search over
+# Table 16 on tuning seed 1000000; on final seeds 0-2 that run ended at 500 / 500 / 500.
 CPU_PROTOCOL_CHOICE = dict(num_envs=16, num_steps=64, num_epochs=4, num_minibatches=4, layer_size=32, n_layers=2,
                            learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, clip_eps=0.1, ent_coef=1e-3, vf_coef=0.75,
                            max_grad_norm=2.0)

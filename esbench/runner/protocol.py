@@ -537,10 +537,9 @@ def describe_protocol(protocol: Protocol, store: ResultStore) -> str:
                   + " ".join(f"{RULES[r][0].upper()}{RULES[r][1:]}." for r in ("score", "diverged", "ties"))]
         if s.reselect_top:
             m, r = s.reselect_top, len(s.reselect_seeds)
-            lines += ["", f"stage 2b, re-select: per (env, algorithm) the {m} best search trials (ranked by the rules "
-                          f"above) re-run on {r} re-selection seeds {list(s.reselect_seeds)} (each point's seeds, and "
-                          "a pair's points, run as one program); the winner is the best there. "
-                          f"{RULES['reselect'][0].upper()}{RULES['reselect'][1:]}.",
+            lines += ["", f"stage 2b, re-select: per (env, algorithm) the {m} best search trials re-run on {r} "
+                          f"re-selection seeds {list(s.reselect_seeds)} (a pair's points and seeds run as one program); "
+                          f"the best there wins. {RULES['reselect'][0].upper()}{RULES['reselect'][1:]}.",
                       *_table([(*pair, m, _reselect_done(protocol, store, history, pair), r, budget[pair],
                                 m * r * budget[pair], "") for pair in pairs])]
         if all(len(h) == n for h in history.values()):
