@@ -9,6 +9,8 @@ rerun once space is back, gives exactly the results of an uninterrupted run.
 import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -284,3 +286,53 @@ def test_a_debug_variable_that_is_neither_on_nor_off_is_bad_input(monkeypatch, c
     assert cli.main(["envs"]) == cli.EXIT_BAD_INPUT
     assert "ESBENCH_DEBUG='maybe' is invalid" in one_line(capsys)
 
+
+
+# In a Ray worker, SIGKILL this process after a group's first chunk: once for the group of learning rate 0.01
+# (Ray retries it and the retry finishes), at every attempt for the group of learning rate 0.1 (it fails all
+# of Ray's retries). Each kill is noted first in killed-<learning rate>.txt beside this file.
+KILL_WORKERS = """
+import os, signal
+from pathlib import Path
+from esbench.runner import backends, record
+
+run_group, chunk, running = backends.run_group, record.TrialRecord.chunk, []
+
+def noted_run_group(trials, *args, **kwargs):
+    running[:] = [trials[0].spec.hparams["learning_rate"]]
+    return run_group(trials, *args, **kwargs)
+
+def chunk_then_die(self, *args, **kwargs):
+    rows = chunk(self, *args, **kwargs)
+    kills = Path(__file__).parent / f"killed-{running[0]}.txt"
+    if running[0] == 0.1 or not kills.exists():
+        with open(kills, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return rows
+
+backends.run_group, record.TrialRecord.chunk = noted_run_group, chunk_then_die
+"""
+
+
+@pytest.mark.slow  # Ray's start and five worker processes that each import JAX: minutes on a 2-core CPU
+def test_a_killed_ray_worker_is_retried_to_the_local_result_and_a_group_out_of_retries_fails_alone(
+        tmp_path, sweep_file, capsys):
+    pytest.importorskip("ray")
+    (tmp_path / "kill_workers.py").write_text(KILL_WORKERS)
+    command = [sys.executable, "-m", "esbench.cli", "sweep", str(sweep_file), "--quiet", "--no-vectorize"]
+    done = subprocess.run([*command, "--out", str(tmp_path / "ray"), "--backend", "ray", "--import", "kill_workers"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "ran 1 trial(s)" in done.stdout
+    recovered = len((tmp_path / "killed-0.01.txt").read_text().split())
+    out_of_retries = len((tmp_path / "killed-0.1.txt").read_text().split())
+    assert (recovered, out_of_retries) == (1, 4)  # Ray's default: 3 retries of a task whose worker died
+
+    assert sweep(sweep_file, tmp_path / "local", "--no-vectorize") == 0
+    local, ray = metrics(tmp_path / "local"), metrics(tmp_path / "ray")
+    stored = set(ray.trial_id)
+    (failed,) = set(local.trial_id) - stored
+    (failure,) = [line for line in done.stderr.splitlines() if line.startswith("FAILED")]
+    assert failure.startswith(f"FAILED {failed}: ")  # reported per trial, the other group stored
+    pd.testing.assert_frame_equal(ray, local[local.trial_id.isin(stored)].reset_index(drop=True), check_exact=True)
