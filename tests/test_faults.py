@@ -25,7 +25,7 @@ from esbench.runner import backends, checkpoint
 from esbench.runner.checkpoint import CHECKPOINTS_DIR
 from esbench.runner.protocol import write_record
 
-# Two trials that run as one vectorised group: 3 chunks of EGGROLL on CartPole, two seeds each.
+# Two trials, 3 chunks of EGGROLL on CartPole, two seeds each.
 TWO_TRIALS = """
 envs: [CartPole-v1]
 algorithms:
@@ -58,7 +58,8 @@ def disk_full(monkeypatch, owner, name, path_of=None, when=lambda path: True, nt
 
 
 def sweep(path, out, *extra) -> int:
-    return cli.main(["sweep", str(path), "--out", str(out), "--quiet", *extra])
+    # One trial per group: every run, a resumed one included, compiles the same program shapes (cached).
+    return cli.main(["sweep", str(path), "--out", str(out), "--quiet", "--no-vectorize", *extra])
 
 
 def one_line(capsys) -> str:
@@ -115,7 +116,7 @@ def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_res
     assert sweep(sweep_file, out, "--checkpoint-every", "1") == cli.EXIT_MACHINE_FAULT
     assert "no space left on the device" in one_line(capsys)
     (kept,) = (out / CHECKPOINTS_DIR).iterdir()
-    assert [r["log_point"] for r in json.loads((kept / "meta.json").read_text())["records"]] == [1, 1]
+    assert [r["log_point"] for r in json.loads((kept / "meta.json").read_text())["records"]] == [1]
     assert not leftovers(out) and load(out).empty
 
     monkeypatch.undo()
@@ -123,13 +124,13 @@ def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_res
     load_checkpoint = checkpoint.Checkpointer.load
 
     def load_and_note(self, *args):
-        state, records, compile_s = load_checkpoint(self, *args)
-        resumed_at.append([r.log_point for r in records])
-        return state, records, compile_s
+        resumed = load_checkpoint(self, *args)
+        resumed_at.append(None if resumed is None else [r.log_point for r in resumed[1]])
+        return resumed
 
     monkeypatch.setattr(checkpoint.Checkpointer, "load", load_and_note)
     assert sweep(sweep_file, out, "--checkpoint-every", "1") == 0
-    assert resumed_at == [[1, 1]]  # went on from chunk 1, not afresh
+    assert resumed_at == [[1], None]  # the first trial went on from chunk 1, the second started
     pd.testing.assert_frame_equal(metrics(out), metrics(uninterrupted), check_exact=True)
 
 
@@ -317,7 +318,7 @@ backends.run_group, record.TrialRecord.chunk = noted_run_group, chunk_then_die
 
 @pytest.mark.slow  # Ray's start and five worker processes that each import JAX: minutes on a 2-core CPU
 def test_a_killed_ray_worker_is_retried_to_the_local_result_and_a_group_out_of_retries_fails_alone(
-        tmp_path, sweep_file, capsys):
+        tmp_path, sweep_file, uninterrupted):
     pytest.importorskip("ray")
     (tmp_path / "kill_workers.py").write_text(KILL_WORKERS)
     command = [sys.executable, "-m", "esbench.cli", "sweep", str(sweep_file), "--quiet", "--no-vectorize"]
@@ -329,8 +330,7 @@ def test_a_killed_ray_worker_is_retried_to_the_local_result_and_a_group_out_of_r
     out_of_retries = len((tmp_path / "killed-0.1.txt").read_text().split())
     assert (recovered, out_of_retries) == (1, 4)  # Ray's default: 3 retries of a task whose worker died
 
-    assert sweep(sweep_file, tmp_path / "local", "--no-vectorize") == 0
-    local, ray = metrics(tmp_path / "local"), metrics(tmp_path / "ray")
+    local, ray = metrics(uninterrupted), metrics(tmp_path / "ray")
     stored = set(ray.trial_id)
     (failed,) = set(local.trial_id) - stored
     (failure,) = [line for line in done.stderr.splitlines() if line.startswith("FAILED")]
