@@ -79,6 +79,14 @@ def metrics(out) -> pd.DataFrame:
     return load(out).sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)[["trial_id", *NON_TIME_COLUMNS]]
 
 
+def assert_same_results(out, expected) -> None:
+    """Metrics (timings aside) and final policies equal, bit for bit."""
+    pd.testing.assert_frame_equal(metrics(out), metrics(expected), check_exact=True)
+    policies = [{p.name: (p / "policy.msgpack").read_bytes() for p in (folder / "trials").glob("[!.]*")}
+                for folder in (out, expected)]
+    assert policies[0] == policies[1] and len(policies[0]) == 2
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The sweep run straight through: what every faulted-then-resumed run must reproduce."""
@@ -96,7 +104,7 @@ def sweep_file(write_sweep):
 def test_disk_full_writing_a_trial_keeps_the_finished_one_and_the_rerun_completes_the_sweep(
         tmp_path, sweep_file, uninterrupted, monkeypatch, capsys):
     out = tmp_path / "out"
-    (failed,) = [disk_full(monkeypatch, pd.DataFrame, "to_parquet", path_of=lambda a: a[1], nth=2)]
+    failed = disk_full(monkeypatch, pd.DataFrame, "to_parquet", path_of=lambda a: a[1], nth=2)
     assert sweep(sweep_file, out) == cli.EXIT_MACHINE_FAULT
     line = one_line(capsys)
     assert f"{failed[0]}: no space left on the device (ENOSPC)" in line
@@ -106,7 +114,7 @@ def test_disk_full_writing_a_trial_keeps_the_finished_one_and_the_rerun_complete
     monkeypatch.undo()  # space is back
     assert sweep(sweep_file, out) == 0
     assert "ran 1 trial(s), skipped 1 already finished" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(metrics(out), metrics(uninterrupted), check_exact=True)
+    assert_same_results(out, uninterrupted)
 
 
 def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_resumes_from_it(
@@ -131,7 +139,7 @@ def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_res
     monkeypatch.setattr(checkpoint.Checkpointer, "load", load_and_note)
     assert sweep(sweep_file, out, "--checkpoint-every", "1") == 0
     assert resumed_at == [[1], None]  # the first trial went on from chunk 1, the second started
-    pd.testing.assert_frame_equal(metrics(out), metrics(uninterrupted), check_exact=True)
+    assert_same_results(out, uninterrupted)
 
 
 def test_disk_full_writing_a_live_log_stops_with_the_last_checkpoint_and_the_rerun_resumes(
@@ -147,7 +155,7 @@ def test_disk_full_writing_a_live_log_stops_with_the_last_checkpoint_and_the_rer
 
     monkeypatch.undo()
     assert sweep(sweep_file, out, "--checkpoint-every", "1", "--log", "tensorboard") == 0
-    pd.testing.assert_frame_equal(metrics(out), metrics(uninterrupted), check_exact=True)
+    assert_same_results(out, uninterrupted)
 
 
 def test_disk_full_rewriting_the_protocol_record_keeps_the_previous_one_whole(tmp_path, monkeypatch):
