@@ -20,7 +20,7 @@ from conftest import NON_TIME_COLUMNS
 from esbench import cli
 from esbench.faults import RESUME, MachineFault, fault_line
 from esbench.results import load
-from esbench.results.store import PROTOCOL_FILE, TMP_PREFIX
+from esbench.results.store import PROTOCOL_FILE, TMP_PREFIX, write_folder
 from esbench.runner import backends, checkpoint
 from esbench.runner.checkpoint import CHECKPOINTS_DIR
 from esbench.runner.protocol import write_record
@@ -156,6 +156,22 @@ def test_disk_full_writing_a_live_log_stops_with_the_last_checkpoint_and_the_rer
     monkeypatch.undo()
     assert sweep(sweep_file, out, "--checkpoint-every", "1", "--log", "tensorboard") == 0
     assert_same_results(out, uninterrupted)
+
+
+def test_a_folder_swap_that_fails_puts_the_previous_copy_back(tmp_path, monkeypatch):
+    final = tmp_path / "checkpoint"
+    write_folder(final, lambda tmp: (tmp / "state").write_text("previous"))
+    rename = os.rename
+
+    def rename_but_not_into_place(src, dst):  # moving the old copy aside works, the new one's rename fails
+        if Path(dst) == final and Path(src).name != final.name:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src), None, str(dst))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_but_not_into_place)
+    with pytest.raises(OSError):
+        write_folder(final, lambda tmp: (tmp / "state").write_text("next"))
+    assert (final / "state").read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == [final.name]
 
 
 def test_disk_full_rewriting_the_protocol_record_keeps_the_previous_one_whole(tmp_path, monkeypatch):

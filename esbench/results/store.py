@@ -111,6 +111,7 @@ def write_folder(final: Path, fill: Callable[[Path], None], tmp_prefix: str = TM
         except BaseException:
             if old is not None:  # put the previous copy back: a failed swap must not lose it
                 os.rename(old / final.name, final)
+                shutil.rmtree(old, ignore_errors=True)
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
