@@ -239,7 +239,7 @@ BAD = [
     ("a space for an algorithm the sweep lacks", _set("budgets.tiny.protocol.space.ppo", "paper"),
      "budgets.tiny.protocol.space.ppo: not one of the sweep's algorithms"),
     ("overlapping seed lists", _set("budgets.tiny.protocol.tuning_seeds", [1, 5]),
-     "budgets.tiny.protocol: tuning_seeds and final_seeds overlap in 1; the final stage must run on fresh seeds"),
+     "budgets.tiny.protocol: tuning_seeds and final_seeds overlap in 1; every stage must run on fresh seeds"),
     ("unknown protocol key", _set("budgets.tiny.protocol.serach_trials", 3),
      "budgets.tiny.protocol.serach_trials: unknown key. Did you mean 'search_trials'?"),
     ("unknown sampler", _set("budgets.tiny.protocol.sampler", "grid"),

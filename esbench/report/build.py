@@ -16,7 +16,7 @@ import pandas as pd
 
 from esbench.algorithms import algorithm_label
 from esbench.report import aggregate as agg
-from esbench.report import comparison, curves, figures, hparams, tables
+from esbench.report import comparison, curves, figures, hparams, learned, matched, search, tables
 from esbench.report.rules import BANDS, check_band, rules_used
 from esbench.report.tables import plural
 from esbench.results import atomic_file
@@ -147,6 +147,9 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
     stats = agg.aggregate_statistics(finals, n_bootstrap=n_bootstrap, seed=seed)
     throughput = agg.throughput_summary(chosen)
     normalised = curves.ppo_normalised_curves(chosen, summary, band, n_bootstrap, seed)
+    learning = learned.learning_check(chosen, summary)
+    pairs_matched = matched.matched_comparison(agg.final_returns(df), protocol)
+    searched = search.search_scores(protocol, finals)
     times = comparison.training_time(selection, summaries) if summaries is not None else None
     chosen_hp = hparams.chosen_hparams(selection, summaries) if summaries is not None else None
     unstated = hparams.unstated_settings(selection, summaries) if summaries is not None else None
@@ -171,6 +174,8 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         save("throughput", figures.plot_throughput(throughput))
     if stats["iqm"]:
         save("aggregate", figures.plot_aggregate(stats))
+    if searched is not None:
+        save("search", figures.plot_search(searched))
 
     md_table, tex_table = tables.final_return_markdown(summary), tables.final_return_latex(summary)
     def write(name: str, text: str) -> None:
@@ -189,6 +194,8 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         "selection": selection.to_dict(orient="records"),
         "final_return": _final_return_dict(summary, finals),
         "eggroll_vs_openes": h2h, "comparison_line": comparison.comparison_line(h2h),
+        "matched": pairs_matched, "matched_line": None if pairs_matched is None else matched.matched_line(pairs_matched),
+        "learned": learning, "search": searched,
         "training_time": times, "ppo_normalised": normalised,
         "hparams": None if chosen_hp is None else {"search": hparams.sampler_text(protocol, shown["final_stage"]),
                                                    "by_algo": chosen_hp, "not_in_the_tables": unstated},
@@ -211,11 +218,17 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         f"{plural(shown['n_trials'], 'trial')}, {plural(summary['env'].nunique(), 'environment')}, algorithms: "
         + ", ".join(algorithm_label(a) for a in agg.algo_order(summary["algo"].unique())) + ".", "",
         "## What is reported", "", _reported_markdown(shown, band),
-        "## EGGROLL vs OpenES", "", comparison.comparison_markdown(h2h),
+        "## EGGROLL vs OpenES", "", "Tuned (each algorithm at its own winning configuration):", "",
+        comparison.comparison_markdown(h2h),
+        "### Matched (both at the same configuration and seeds)", "", matched.matched_markdown(pairs_matched),
+        "## Did each algorithm learn?", "", learned.learning_markdown(learning),
         "## Final evaluation return", "", md_table, "LaTeX: [final_return.tex](final_return.tex)", "",
         "## Training time (Figure 15)", "",
         comparison.training_time_markdown(times) if times is not None
         else "Not computed: needs the trial summaries (`esbench.results.load_summaries`).\n",
+        "## The search: tuning scores and the winner's curse", "", search.winners_curse_markdown(searched),
+        fig_section("search", "Every search point's tuning score, the re-selection scores and the winner's final mean",
+                    "no search in this run"),
         "## Hyperparameters: ours beside the paper's", "",
         _hparams_markdown(chosen_hp, unstated, protocol, shown["final_stage"]),
         "## Figures", "",

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from esbench import paper
@@ -304,4 +304,47 @@ def plot_aggregate(stats: dict) -> Figure:
         ax.set_ylim(-0.7, 0.7)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("Aggregates (rliable; 95% stratified-bootstrap CIs)", fontsize=10)
+    return fig
+
+
+def plot_search(search: dict) -> Figure:
+    """Per (env, algorithm): every search point's tuning score (ranked best first), the re-selection scores of the
+    points re-run, and the winner's final mean on fresh seeds (report.search)."""
+    pairs = search["pairs"]
+    algos = algo_order({p["algo"] for p in pairs})
+    styles = algo_styles(algos)
+    nrows, ncols = _grid_shape(len(pairs))
+    fig = new_figure(figsize=(3.2 * ncols, 2.6 * nrows + 0.7), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, p in enumerate(pairs):
+        ax = axes.flat[k]
+        points = sorted(p["points"], key=lambda q: (q["tuning_score"] is None, -(q["tuning_score"] or 0.0)))
+        ranks = np.arange(1, len(points) + 1)
+        tuning = np.array([np.nan if q["tuning_score"] is None else q["tuning_score"] for q in points], dtype=float)
+        again = np.array([np.nan if q["reselect_score"] is None else q["reselect_score"] for q in points], dtype=float)
+        colour = styles[p["algo"]]["color"]
+        ax.plot(ranks, tuning, "o", ms=4, color="0.55", label="tuning score")
+        if np.isfinite(again).any():
+            ax.plot(ranks, again, "^", ms=5, color=colour, mfc="none", label="re-selection score")
+        winner = next(i for i, q in enumerate(points) if q["trial_id"] == p["winner"])
+        if p["final_mean"] is not None:
+            ax.plot([ranks[winner]], [p["final_mean"]], "*", ms=11, color=colour, label="winner's final mean")
+        ax.set_title(f"{panel_title(p['env'])}, {algorithm_label(p['algo'])}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+        row, col = divmod(k, ncols)
+        if col == 0:
+            ax.set_ylabel("mean final return", fontsize=9)
+        if k + ncols >= len(pairs):
+            ax.set_xlabel("search rank by tuning score", fontsize=9)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes.flat[len(pairs):]:
+        fig.delaxes(ax)
+    handles = [Line2D([], [], ls="", marker="o", color="0.55", label="tuning score (search point)"),
+               Line2D([], [], ls="", marker="*", ms=10, color="0.2", label="winner's final mean (fresh seeds)")]
+    if search["reselected"]:
+        handles.insert(1, Line2D([], [], ls="", marker="^", mfc="none", color="0.2", label="re-selection score"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), max(ncols, 2)), frameon=False,
+               fontsize=9)
+    fig.suptitle("The search: tuning scores, re-selection and the winner on fresh seeds", fontsize=11)
     return fig

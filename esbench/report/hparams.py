@@ -109,17 +109,20 @@ def sampler_text(protocol: dict | None, final_stage: bool) -> str:
         how = "final-stage trials" if final_stage else "the best trial of each (env, algorithm) in the sweep"
         return f"No protocol record (protocol.json): the trials shown are {how}."
     sampler = SAMPLERS.get(protocol["sampler"], f"{protocol['sampler']} (not the paper's)")
+    again = (f"; the {protocol['reselect_top']} best of each re-run on re-selection seeds {protocol['reselect_seeds']}, "
+             "the best there winning") if protocol.get("reselect_top") else ""
     return (f"Chosen by {sampler} over {protocol['search_trials']} trials per (environment, algorithm) on tuning "
-            f"seeds {protocol['tuning_seeds']}, budget {protocol['budget']}; each winner re-run on final seeds "
+            f"seeds {protocol['tuning_seeds']}{again}, budget {protocol['budget']}; each winner re-run on final seeds "
             f"{protocol['final_seeds']}.")
 
 
 def protocol_selection_markdown(protocol: dict) -> str:
     """The protocol's winners: which search trial won each (env, algorithm), on what score, against what."""
-    lines = ["| environment | algorithm | winning search trial | score | candidates | diverged | tied with | note |",
-             "|---|---|---|---:|---:|---:|---|---|"]
+    lines = ["| environment | algorithm | winning search trial | tuning score | re-selection score | candidates | diverged "
+             "| tied with | note |", "|---|---|---|---:|---:|---:|---:|---|---|"]
     for s in protocol["selection"]:
         tied = ", ".join(f"`{t}`" for t in s["tied_with"]) or MISSING_MD
+        again = fmt_number(s["reselect"]["score"]) if s.get("reselect") else MISSING_MD
         lines.append(f"| {s['env']} | {algorithm_label(s['algo'])} | `{s['trial_id']}` | {fmt_number(s['score'])} "
-                     f"| {s['n_candidates']} | {s['n_diverged']} | {tied} | {s['note']} |")
+                     f"| {again} | {s['n_candidates']} | {s['n_diverged']} | {tied} | {s['note']} |")
     return "\n".join(lines) + "\n"

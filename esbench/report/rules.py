@@ -70,6 +70,18 @@ RULES = {
     "hparams": "Hyperparameters: for each shown trial, the resolved values of the fields the paper's table row "
                "has (the paper's chosen configuration, esbench.paper.row), with the paper's choice in "
                "parentheses and in bold where they differ (numbers compared with a relative tolerance of 1e-9).",
+    "matched": "Matched comparison (the protocol's matched stage): per env and configuration (OpenES's final one, "
+               "run by EGGROLL too; EGGROLL's, run by OpenES too), the per-seed differences of final return EGGROLL - "
+               "OpenES on the seeds both have, and their paired 95% Student-t interval, mean +- t(0.975, n-1) * s / "
+               "sqrt(n) with s the ddof=1 standard deviation of the differences: above 0 = EGGROLL higher, below 0 = "
+               "lower, containing 0 = no difference detected (also with fewer than 2 paired seeds).",
+    "winners_curse": "Tuning score = a search trial's mean final return over its tuning seeds (the score it was "
+                     "selected on; with re-selection its re-selection score is shown beside it). Winner's curse = the "
+                     "winner's tuning score minus the mean final return of its final-stage trial (fresh seeds): how "
+                     "much the selection flattered it.",
+    "learned": "Learned = the final mean is above the untrained policy's return by more than the final mean's 95% "
+               "half-width (rule table_ci); untrained = the same trial's mean evaluation return at env step 0 over its "
+               "seeds (each algorithm's own untrained policy: its network, initialisation and action rule).",
     "throughput": "Throughput = mean over seeds of each seed's mean finite throughput_sps over its log points (env "
                   "steps per second of training, compile time excluded); whiskers span the seeds' min..max.",
 }

@@ -41,7 +41,7 @@ METRIC_COLUMNS: dict[str, str] = {
 }
 TRIAL_COLUMNS = ("trial_id", "env", "algo", "stage")
 ALGORITHM_METRIC_PREFIX = "m_"
-STAGES = ("sweep", "search", "final")
+STAGES = ("sweep", "search", "reselect", "final", "matched")
 
 
 @dataclass

@@ -67,14 +67,17 @@ def pending(trials: list[ResolvedTrial], store: Store) -> tuple[list[ResolvedTri
 
 
 def group_key(trial: ResolvedTrial):
-    """Trials with equal keys can run as one program: same everything but the algorithm's value fields."""
+    """Trials with equal keys can run as one program: same everything but the algorithm's value fields.
+
+    The stage is a label, not a shape: a protocol's matched trials share programs with its final trials.
+    """
     values = set(getattr(trial.algorithm, "VALUE_FIELDS", ()))
     if not values:
         return trial.trial_id
     static = {k: v for k, v in dataclasses.asdict(trial.cfg).items() if k not in values}
     spec = trial.spec
     return (spec.env, spec.max_episode_steps, spec.algo, json.dumps(static, sort_keys=True), spec.seeds,
-            spec.env_steps, spec.num_logs, spec.eval_every, spec.eval_episodes, spec.stage)
+            spec.env_steps, spec.num_logs, spec.eval_every, spec.eval_episodes)
 
 
 def group_trials(trials: Sequence[ResolvedTrial], vectorize: bool = True) -> list[list[ResolvedTrial]]:

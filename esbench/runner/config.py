@@ -46,7 +46,7 @@ class TrialSpec:
     eval_episodes: int = field(default=DEFAULT_EVAL_EPISODES, metadata=_POSITIVE)
     max_episode_steps: int | None = field(default=None, metadata=rule(lambda v: v >= 1, "an integer >= 1, or null"))
     num_gpus: float = field(default=0.0, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # resources: not in the id
-    stage: Literal["sweep", "search", "final"] = "sweep"  # of the protocol (`esbench reproduce`)
+    stage: Literal["sweep", "search", "reselect", "final", "matched"] = "sweep"  # of the protocol (`esbench reproduce`)
 
     def validate(self, owner: str = "trial") -> None:
         validate(self, owner)

@@ -1,4 +1,4 @@
-"""The paper's protocol (Appendix N.4) as one resumable run: search, select, final.
+"""The paper's protocol (Appendix N.4) as one resumable run: search, select, final (and two optional stages).
 
     protocol = prepare_protocol(load_sweep_file(path), "cpu", out=out)   # everything validated, nothing written
     print(describe_protocol(protocol, store))                            # --dry-run
@@ -8,8 +8,15 @@
    seeds, stage "search";
 2. select: per (env, algorithm) the search trial with the best score (RULES below), read from the
    stored summaries;
+   With `reselect_top: m` (off by default) the m best search points of each pair first re-run on
+   `reselect_seeds` (stage "reselect"), and the winner is the best of them there: a point's score on
+   one tuning seed is mostly luck at small populations, and the best of 20 such scores is the luckiest;
 3. final: the winner's hyperparameters on the final seeds, stage "final". With `skip_search` stages
-   1-2 are skipped and the final stage runs each (env, algorithm)'s paper row.
+   1-2 are skipped and the final stage runs each (env, algorithm)'s paper row;
+4. matched (`matched: true`, off by default): per env, EGGROLL on OpenES's winning configuration and
+   OpenES on EGGROLL's (every field both have; EGGROLL keeps its rank), on the final seeds, stage
+   "matched": the paper's claim that EGGROLL does not cost ES its returns, tested at equal settings.
+   It runs beside the final stage, whose programs it shares where the shapes agree.
 
 Resuming is the store's: every trial id hashes its resolved config (seeds and stage included),
 the samplers give the same points on every rerun, and stage 3 is derived from stored stage-1
@@ -32,7 +39,7 @@ from esbench.results.store import PROTOCOL_FILE
 from esbench.runner import samplers
 from esbench.runner.backends import SweepOutcome, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.sweep import ProtocolSettings, Sweep, paper_row, parse_sweep, protocol_settings
+from esbench.runner.sweep import MATCHED_ALGOS, ProtocolSettings, Sweep, paper_row, parse_sweep, protocol_settings
 from esbench.runner.trial import RunOptions
 from esbench.validation import ConfigError, suggest
 
@@ -43,12 +50,19 @@ RULES = {
     "diverged": "a search trial with a diverged seed, or a seed without a final return, ranks below every other "
                 "(counted in n_diverged); if all did, the first in search order is re-run",
     "ties": "equal scores: the trial sampled first (search order) wins; the others are listed in tied_with",
+    "reselect": "with reselect_top m: the m search trials ranked best by the rules above re-run on the re-selection "
+                "seeds (fresh: neither tuning nor final seeds); the winner is the one with the best mean final "
+                "evaluation return over those seeds (diverged last; ties: the better search rank)",
+    "matched": "matched stage: per env, EGGROLL re-run with every hyperparameter of OpenES's final trial that EGGROLL "
+               "has (its rank stays the budget's) and OpenES with EGGROLL's, on the final seeds",
 }
 NO_SEARCH = "none"  # protocol.json's sampler with skip_search: the paper's rows, no search
 _NO_LIMIT = 2**62  # env steps of a value's check alone (the budget is checked on the biggest update)
 # protocol.json keys that must agree before a run may add to a folder that already has a record
 _SAME_PROTOCOL = ("sweep", "budget", "skip_search", "sampler", "sampler_seed", "tpe_batch", "search_trials",
-                  "tuning_seeds", "final_seeds", "space")
+                  "tuning_seeds", "final_seeds", "space", "reselect_top", "reselect_seeds", "matched")
+# what a record written before these settings existed ran: no re-selection, no matched stage
+_UNRECORDED = {"reselect_top": 0, "reselect_seeds": [], "matched": False}
 
 Pair = tuple[str, str]  # (env, algorithm)
 
@@ -73,6 +87,19 @@ class Protocol:
         env, algo = pair
         return self.sweep.spec(env, algo, point, owner=f"search trial [{env} x {algo} x point {index}]",
                                point_path=f"{self.path}.space", seeds=self.settings.tuning_seeds, stage="search")
+
+    def reselect_spec(self, pair: Pair, point: dict, index: int) -> TrialSpec:
+        env, algo = pair
+        return self.sweep.spec(env, algo, point, owner=f"re-selection trial [{env} x {algo} x point {index}]",
+                               point_path=f"{self.path}.space", seeds=self.settings.reselect_seeds, stage="reselect")
+
+    def matched_spec(self, env: str, algo: str, own: ResolvedTrial, other: ResolvedTrial) -> TrialSpec:
+        """`algo` on `env` with every hyperparameter of `other` (the other ES's final trial) that `algo` has, but rank."""
+        own_fields = dataclasses.asdict(own.cfg)
+        shared = {k: v for k, v in dataclasses.asdict(other.cfg).items() if k in own_fields and k != "rank"}
+        spec = self.sweep.spec(env, algo, owner=f"matched trial [{env} x {algo}]", seeds=self.settings.final_seeds,
+                               stage="matched")
+        return dataclasses.replace(spec, hparams={**own_fields, **shared})
 
     def final_spec(self, pair: Pair, point: dict) -> TrialSpec:
         env, algo = pair
@@ -207,25 +234,48 @@ def _candidate(store: ResultStore, point: dict, trial: ResolvedTrial) -> Candida
     return Candidate(point, trial.trial_id, score(summary))
 
 
-def select(pair: Pair, candidates: Sequence[Candidate]) -> dict[str, Any]:
-    """The selection entry of one pair (RULES): the winner among `candidates` (in search order)."""
+def ranked(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """`candidates` best first (RULES): by score, those without one last, ties in the given order."""
+    return sorted(candidates, key=lambda c: (c.score is None, -(c.score or 0.0)))
+
+
+def select(pair: Pair, candidates: Sequence[Candidate], seeds: str = "tuning seeds",
+           order: str = "search order") -> dict[str, Any]:
+    """The selection entry of one pair (RULES): the winner among `candidates` (in `order`), scored on `seeds`."""
     env, algo = pair
     scored = [c for c in candidates if c.score is not None]
     n_diverged = len(candidates) - len(scored)
     if not scored:
         winner, best = candidates[0], None
-        tied, note = [], f"all {len(candidates)} search trials diverged: the first in search order is re-run"
+        tied, note = [], f"all {len(candidates)} trials diverged: the first in {order} is re-run"
     else:
         best = max(c.score for c in scored)
         winners = [c for c in scored if c.score == best]
         winner, tied = winners[0], [c.trial_id for c in winners[1:]]
-        note = f"best of {len(candidates)} by mean final return over the tuning seeds"
+        note = f"best of {len(candidates)} by mean final return over the {seeds}"
         if tied:
-            note += f"; tied with {len(tied)} other(s): the first in search order wins"
+            note += f"; tied with {len(tied)} other(s): the first in {order} wins"
         if n_diverged:
             note += f"; {n_diverged} diverged trial(s) ranked last"
     return {"env": env, "algo": algo, "trial_id": winner.trial_id, "score": best, "n_candidates": len(candidates),
             "n_diverged": n_diverged, "tied_with": tied, "note": note, "point": winner.point}
+
+
+def reselect(pair: Pair, top: Sequence[Candidate], again: Sequence[Candidate]) -> dict[str, Any]:
+    """The selection entry after re-selection: `top`, the best search candidates (best first), re-run as `again`.
+
+    The winner is the best of `again` (RULES['reselect']); the entry names its search trial and tuning
+    score like a plain selection, and `reselect` holds every re-run's scores.
+    """
+    best = select(pair, again, "re-selection seeds", "search rank")
+    i = [c.trial_id for c in again].index(best["trial_id"])
+    winner = top[i]
+    note = f"the {len(top)} best search trials re-run on fresh seeds: {best['note']}"
+    return {**best, "trial_id": winner.trial_id, "score": winner.score, "note": note, "point": winner.point,
+            "tied_with": [top[[c.trial_id for c in again].index(t)].trial_id for t in best["tied_with"]],
+            "reselect": {"trial_id": best["trial_id"], "score": best["score"],
+                         "candidates": [{"search_trial_id": t.trial_id, "tuning_score": t.score, "trial_id": a.trial_id,
+                                         "score": a.score} for t, a in zip(top, again)]}}
 
 
 # ------------------------------------------------------------------------------------- record ---
@@ -245,13 +295,18 @@ def _base_record(protocol: Protocol) -> dict[str, Any]:
         "tuning_seeds": [] if skip else list(s.tuning_seeds),
         "final_seeds": list(s.final_seeds),
         "space": {} if skip else s.space,
-        "rules": {} if skip else RULES,
+        "reselect_top": s.reselect_top,
+        "reselect_seeds": list(s.reselect_seeds),
+        "matched": s.matched,
+        "rules": {k: v for k, v in RULES.items() if (k != "reselect" or s.reselect_top) and (k != "matched" or s.matched)
+                  and (k == "matched" or not skip)},
         "envs": list(dict.fromkeys(e for e, _ in protocol.pairs)),
         "algorithms": list(dict.fromkeys(a for _, a in protocol.pairs)),
         "env_steps": {e: protocol.sweep.spec(e, a).env_steps for e, a in protocol.pairs},
         "stages": {},
         "selection": [],
         "final": [],
+        "matched_trials": [],
     }
 
 
@@ -264,7 +319,7 @@ def _check_record(protocol: Protocol, out: Path) -> None:
     old, new = load_protocol(out), _json_form(_base_record(protocol))
     if old is None:
         return
-    differ = [k for k in _SAME_PROTOCOL if old.get(k) != new.get(k)]
+    differ = [k for k in _SAME_PROTOCOL if old.get(k, _UNRECORDED.get(k)) != new.get(k)]
     if differ:
         raise ConfigError(f"{out / PROTOCOL_FILE} records another protocol (it differs in {', '.join(differ)}); "
                           "use another --out, or rerun the command that wrote it")
@@ -279,8 +334,8 @@ def write_record(out: Path, record: dict) -> None:
         record["envs"] = list(dict.fromkeys([*old["envs"], *record["envs"]]))
         record["algorithms"] = list(dict.fromkeys([*old["algorithms"], *record["algorithms"]]))
         record["env_steps"] = {**old["env_steps"], **record["env_steps"]}
-        for key in ("selection", "final"):
-            record[key] = [e for e in old[key] if (e["env"], e["algo"]) not in mine] + record[key]
+        for key in ("selection", "final", "matched_trials"):
+            record[key] = [e for e in old.get(key, []) if (e["env"], e["algo"]) not in mine] + record.get(key, [])
     with atomic_file(out / PROTOCOL_FILE) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
 
@@ -302,56 +357,120 @@ def _stage(record: dict, name: str, status: str, trials: int, finished: int) -> 
     record["stages"][name] = {"status": status, "trials": trials, "finished": finished}
 
 
+def _top(protocol: Protocol, history: list[Candidate]) -> list[Candidate]:
+    return ranked(history)[:protocol.settings.reselect_top]
+
+
+def _reselect_trials(protocol: Protocol, history: dict[Pair, list[Candidate]]) -> list[tuple[Pair, Candidate, ResolvedTrial]]:
+    """Every pair's best search points as re-selection trials (each point's seeds one program, a pair's points one group)."""
+    return [(pair, c, resolve_trial(protocol.reselect_spec(pair, c.point, history[pair].index(c))))
+            for pair in protocol.pairs for c in _top(protocol, history[pair])]
+
+
+def _selection(pair: Pair, history: list[Candidate], again: list[Candidate] | None, top: list[Candidate]) -> dict:
+    """A pair's selection entry: by tuning score, or by re-selection score; with every search trial's score."""
+    entry = select(pair, history) if again is None else reselect(pair, top, again)
+    return {**entry, "n_candidates": len(history),
+            "n_diverged": sum(c.score is None for c in history),
+            "search": [{"trial_id": c.trial_id, "score": c.score} for c in history]}
+
+
+def matched_pairs(protocol: Protocol, finals: dict[Pair, ResolvedTrial]) -> list[tuple[dict, TrialSpec]]:
+    """The matched stage: per env with both ES, (record entry, spec) of each one on the other's final configuration."""
+    a, b = MATCHED_ALGOS
+    out = []
+    for env in dict.fromkeys(e for e, _ in protocol.pairs):
+        if (env, a) not in finals or (env, b) not in finals:
+            continue
+        for algo, other in ((a, b), (b, a)):
+            spec = protocol.matched_spec(env, algo, finals[env, algo], finals[env, other])
+            entry = {"env": env, "algo": algo, "point_of": other, "partner_trial_id": finals[env, other].trial_id}
+            out.append((entry, spec))
+    return out
+
+
 def run_protocol(protocol: Protocol, store: ResultStore, backend: str = "local", address: str | None = None,
                  options: RunOptions | None = None) -> ProtocolOutcome:
     """Run (or resume) every stage, protocol.json rewritten after each; `options`: how trials run (run_trials).
 
-    A search that did not finish (a trial failed, or another process is running it) stops before
-    the selection: rerunning the command goes on from there.
+    A search (or re-selection) that did not finish (a trial failed, or another process is running it)
+    stops before the selection: rerunning the command goes on from there.
     """
     progress = options.progress if options is not None else True
     out, record, outcome = Path(store.out_dir), _base_record(protocol), ProtocolOutcome()
+    s = protocol.settings
 
     def run(trials: list[ResolvedTrial]) -> SweepOutcome:
         part = run_trials(trials, store, backend=backend, address=address, options=options)
         _merge(outcome, part)
         return part
 
-    if protocol.settings.skip_search:
+    def unfinished(stage: str, part: SweepOutcome, total: int, done: int) -> bool:
+        if not (part.failed or part.busy):
+            return False
+        _stage(record, stage, "failed" if part.failed else "busy", total, done)
+        write_record(out, record)
+        _say(True, f"{stage}: {len(part.failed)} trial(s) failed, {len(part.busy)} run by another process; "
+                   "no selection until all have finished (rerun this command)")
+        return True
+
+    if s.skip_search:
         _stage(record, "search", "skipped", 0, 0)
         finals = [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
     else:
         history: dict[Pair, list[Candidate]] = {pair: [] for pair in protocol.pairs}
-        total = len(protocol.pairs) * protocol.settings.search_trials
+        total = len(protocol.pairs) * s.search_trials
         while trials := _round(protocol, history):
             done = sum(map(len, history.values()))
             _stage(record, "search", "running", total, done)
             write_record(out, record)
             _say(progress, f"search: {len(trials)} trial(s) ({done} of {total} finished before)")
-            part = run([t for _, _, t in trials])
-            if part.failed or part.busy:
-                _stage(record, "search", "failed" if part.failed else "busy", total, done)
-                write_record(out, record)
-                _say(True, f"search: {len(part.failed)} trial(s) failed, {len(part.busy)} run by another process; "
-                           "no selection until all have finished (rerun this command)")
+            if unfinished("search", run([t for _, _, t in trials]), total, done):
                 return outcome
             for pair, point, trial in trials:
                 history[pair].append(_candidate(store, point, trial))
         _stage(record, "search", "done", total, total)
-        record["selection"] = [select(pair, history[pair]) for pair in protocol.pairs]
-        finals = [protocol.final_spec((s["env"], s["algo"]), s["point"]) for s in record["selection"]]
+        again: dict[Pair, list[Candidate]] | None = None
+        if s.reselect_top:
+            chosen = _reselect_trials(protocol, history)
+            done = sum(store.is_finished(t.trial_id) for _, _, t in chosen)
+            _stage(record, "reselect", "running", len(chosen), done)
+            write_record(out, record)
+            _say(progress, f"reselect: the {s.reselect_top} best search point(s) per (env, algorithm) on seeds "
+                           f"{list(s.reselect_seeds)}: {len(chosen)} trial(s) ({done} finished before)")
+            if unfinished("reselect", run([t for _, _, t in chosen]), len(chosen), done):
+                return outcome
+            _stage(record, "reselect", "done", len(chosen), len(chosen))
+            again = {pair: [] for pair in protocol.pairs}
+            for pair, c, trial in chosen:
+                again[pair].append(_candidate(store, c.point, trial))
+        record["selection"] = [_selection(pair, history[pair], again and again[pair], _top(protocol, history[pair]))
+                               for pair in protocol.pairs]
+        finals = [protocol.final_spec((e["env"], e["algo"]), e["point"]) for e in record["selection"]]
     resolved = [resolve_trial(spec) for spec in finals]
     for entry, trial in zip(record["selection"], resolved):
         entry["final_trial_id"] = trial.trial_id
     record["final"] = [{"env": t.spec.env, "algo": t.spec.algo, "trial_id": t.trial_id} for t in resolved]
-    _stage(record, "final", "running", len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
-    write_record(out, record)
-    _say(progress, f"final: {len(resolved)} trial(s) on seeds {list(protocol.settings.final_seeds)}")
-    part = run(resolved)
-    status = "failed" if part.failed else "busy" if part.busy else "done"
-    _stage(record, "final", status, len(resolved), sum(store.is_finished(t.trial_id) for t in resolved))
-    write_record(out, record)
-    outcome.complete = status == "done"
+    stages = {"final": resolved}
+    if s.matched:
+        pairs = matched_pairs(protocol, {(t.spec.env, t.spec.algo): t for t in resolved})
+        stages["matched"] = [resolve_trial(spec) for _, spec in pairs]
+        record["matched_trials"] = [{**entry, "trial_id": t.trial_id} for (entry, _), t in zip(pairs, stages["matched"])]
+
+    def mark(status: str = "running") -> None:
+        """Each of the final and matched stages: done when all its trials are stored, else `status`."""
+        for name, trials in stages.items():
+            finished = sum(store.is_finished(t.trial_id) for t in trials)
+            _stage(record, name, "done" if finished == len(trials) else status, len(trials), finished)
+        write_record(out, record)
+
+    mark()
+    _say(progress, f"final: {len(resolved)} trial(s) on seeds {list(s.final_seeds)}"
+         + (f"; matched: {len(stages['matched'])} trial(s) on the same seeds, run beside it"
+            if s.matched else ""))
+    part = run([t for trials in stages.values() for t in trials])  # together: a matched trial may share a program
+    mark("failed" if part.failed else "busy" if part.busy else "running")
+    outcome.complete = all(record["stages"][name]["status"] == "done" for name in stages)
     return outcome
 
 
@@ -397,10 +516,10 @@ def describe_protocol(protocol: Protocol, store: ResultStore) -> str:
     budget = {pair: protocol.sweep.spec(*pair).env_steps for pair in pairs}
     lines = [f"esbench reproduce: sweep {protocol.sweep.data.get('name')}, budget {protocol.sweep.budget}, "
              f"{len(pairs)} (env, algorithm) pairs; a dry run: nothing is run or written.", ""]
-    winners: dict[Pair, str] = {}
+    winners: dict[Pair, ResolvedTrial] = {}
     if s.skip_search:
         lines += ["stage 1, search: skipped (skip_search); the final stage runs the paper's rows", "stage 2, select: skipped"]
-        winners = {pair: resolve_trial(protocol.final_spec(pair, protocol.paper_point(pair))).trial_id for pair in pairs}
+        winners = {pair: resolve_trial(protocol.final_spec(pair, protocol.paper_point(pair))) for pair in pairs}
     else:
         how = "random search (the paper's)" if s.sampler == "random" else \
             f"TPE (Optuna) in rounds of {s.tpe_batch}, the first random (later rounds follow from earlier results)"
@@ -413,12 +532,52 @@ def describe_protocol(protocol: Protocol, store: ResultStore) -> str:
                     for algo, space in s.space.items()),
                   "", "stage 2, select: per (env, algorithm), the best search trial. "
                   + " ".join(f"{RULES[r][0].upper()}{RULES[r][1:]}." for r in ("score", "diverged", "ties"))]
+        if s.reselect_top:
+            m, r = s.reselect_top, len(s.reselect_seeds)
+            lines += ["", f"stage 2b, re-select: per (env, algorithm) the {m} best search trials (ranked by the rules "
+                          f"above) re-run on {r} re-selection seeds {list(s.reselect_seeds)} (each point's seeds, and "
+                          "a pair's points, run as one program); the winner is the best there. "
+                          f"{RULES['reselect'][0].upper()}{RULES['reselect'][1:]}.",
+                      *_table([(*pair, m, _reselect_done(protocol, store, history, pair), r, budget[pair],
+                                m * r * budget[pair], "") for pair in pairs])]
         if all(len(h) == n for h in history.values()):
-            winners = {pair: resolve_trial(protocol.final_spec(pair, select(pair, history[pair])["point"])).trial_id
-                       for pair in pairs}
+            winners = {pair: resolve_trial(protocol.final_spec(pair, point))
+                       for pair, point in _winning_points(protocol, store, history).items()}
     k = len(s.final_seeds)
-    rows = [(*pair, 1, int(pair in winners and store.is_finished(winners[pair])), k, budget[pair], k * budget[pair],
-             winners.get(pair, "(the winner of its search)")) for pair in pairs]
+    rows = [(*pair, 1, int(pair in winners and store.is_finished(winners[pair].trial_id)), k, budget[pair],
+             k * budget[pair], winners[pair].trial_id if pair in winners else "(the winner of its search)")
+            for pair in pairs]
     lines += ["", f"stage 3, final: the winner of each (env, algorithm) x {k} seeds {list(s.final_seeds)}, each "
                   "with its budget", *_table(rows)]
+    if s.matched:
+        a, b = MATCHED_ALGOS
+        envs = [e for e in dict.fromkeys(e for e, _ in pairs) if (e, a) in pairs and (e, b) in pairs]
+        known = {(e["env"], e["algo"]): resolve_trial(spec).trial_id for e, spec in matched_pairs(protocol, winners)}
+        lines += ["", f"stage 4, matched: per env, {a} on {b}'s final configuration and {b} on {a}'s, on the final "
+                      f"seeds {list(s.final_seeds)}, run beside stage 3. {RULES['matched'][0].upper()}"
+                      f"{RULES['matched'][1:]}.",
+                  *_table([(e, algo, 1, int((e, algo) in known and store.is_finished(known[e, algo])), k,
+                            budget[e, algo], k * budget[e, algo], known.get((e, algo), f"(at {other}'s winning point)"))
+                           for e in envs for algo, other in ((a, b), (b, a))])]
     return "\n".join(lines)
+
+
+def _reselect_done(protocol: Protocol, store: ResultStore, history: dict[Pair, list[Candidate]], pair: Pair) -> int:
+    """Finished re-selection trials of `pair` (0 while its search is unfinished: the points are not known)."""
+    if len(history[pair]) < protocol.settings.search_trials:
+        return 0
+    return sum(store.is_finished(resolve_trial(protocol.reselect_spec(pair, c.point, history[pair].index(c))).trial_id)
+               for c in _top(protocol, history[pair]))
+
+
+def _winning_points(protocol: Protocol, store: ResultStore, history: dict[Pair, list[Candidate]]) -> dict[Pair, dict]:
+    """Each pair's winning point as far as the store knows it (the search's, or the re-selection's once finished)."""
+    points = {}
+    for pair in protocol.pairs:
+        top = _top(protocol, history[pair]) if protocol.settings.reselect_top else []
+        trials = [resolve_trial(protocol.reselect_spec(pair, c.point, history[pair].index(c))) for c in top]
+        if top and all(store.is_finished(t.trial_id) for t in trials):
+            points[pair] = reselect(pair, top, [_candidate(store, c.point, t) for c, t in zip(top, trials)])["point"]
+        elif not top:
+            points[pair] = select(pair, history[pair])["point"]
+    return points

@@ -23,6 +23,10 @@
       sampler_seed: 0                     # seeds the sampler (per env and algorithm, per TPE round)
       tpe_batch: 5                        # TPE suggests this many points per round (the first round: random)
       skip_search: false                  # true: no search; the final stage runs the paper's rows
+      reselect_top: 0                     # > 0: the m best search points re-run on reselect_seeds; the
+      reselect_seeds: 3                   #   best there wins (a count: seeds 2000000, ...; or a list)
+      matched: false                      # true: EGGROLL on OpenES's final configuration and OpenES on
+                                          #   EGGROLL's, on the final seeds (needs both algorithms)
       space:                              # algorithm -> what the search samples; default: `paper`
         eggroll: paper                    #   the paper's Table 15 (ES) / Table 16 (PPO), every field
         ppo: {learning_rate: paper,       #   or {hyperparameter: paper (that field's choices in the
@@ -74,6 +78,8 @@ SEARCH_KEYS = ("grid", "random")
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice", "int_uniform")
 PAPER_SPACE = "paper"  # in `protocol.space`: the paper's Table 15 / 16 (an algorithm's, or one field's choices)
 TUNING_SEED_BASE = 1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
+MATCHED_ALGOS = ("eggroll", "openes")  # the matched stage: each runs on the other's winning point
+RESELECT_SEED_BASE = 2_000_000  # re-selection seeds given as a count start here: fresh for the search and the final stage
 
 
 def _check_keys(mapping: Any, allowed, path: str) -> dict:
@@ -371,6 +377,11 @@ class ProtocolSettings:
     sampler_seed: int = 0
     tpe_batch: int = field(default=5, metadata=rule(lambda v: v >= 1, "an integer >= 1"))
     skip_search: bool = False
+    # Re-selection (off by default, the paper's protocol): the `reselect_top` best search points per (env,
+    # algorithm) re-run on `reselect_seeds`; the best of them there is the winner.
+    reselect_top: int = field(default=0, metadata=rule(lambda v: v >= 0, "an integer >= 0 (0: no re-selection)"))
+    reselect_seeds: tuple[int, ...] = ()
+    matched: bool = False  # EGGROLL on OpenES's winning point and OpenES on EGGROLL's, on the final seeds
     space: dict = field(default_factory=dict)  # algorithm -> {hyperparameter: distribution}; {} with skip_search
 
 
@@ -414,6 +425,40 @@ def _algo_space(sweep: Sweep, algo: str, given: Any, path: str) -> dict[str, dic
     return space
 
 
+def _check_stages(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
+    """Seeds fresh for every stage that needs them, re-selection within the search, matched with both ES."""
+    seeds = {"tuning_seeds": settings.tuning_seeds, "reselect_seeds": settings.reselect_seeds,
+             "final_seeds": settings.final_seeds}
+    if settings.skip_search:
+        seeds = {"final_seeds": settings.final_seeds}
+        if settings.reselect_top or settings.reselect_seeds:
+            raise ConfigError(f"{path}.reselect_top: re-selection re-runs the best search points, and skip_search "
+                              "runs no search; drop reselect_top / reselect_seeds or skip_search")
+    names = list(seeds)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            overlap = sorted(set(seeds[a]) & set(seeds[b]))
+            if overlap:
+                raise ConfigError(f"{path}: {a} and {b} overlap in {', '.join(map(str, overlap))}; every stage must "
+                                  f"run on fresh seeds (counts never overlap: tuning from {TUNING_SEED_BASE}, "
+                                  f"re-selection from {RESELECT_SEED_BASE}, final from 0)")
+    if settings.reselect_top and not settings.reselect_seeds:
+        raise ConfigError(f"{path}.reselect_seeds: reselect_top = {settings.reselect_top} needs the seeds to re-run "
+                          "the best points on: a count >= 1 or a list of integer seeds")
+    if settings.reselect_seeds and not settings.reselect_top:
+        raise ConfigError(f"{path}.reselect_top: reselect_seeds is set but reselect_top is 0; allowed: an integer "
+                          f"from 1 to search_trials ({settings.search_trials}), or drop reselect_seeds")
+    if settings.reselect_top > settings.search_trials:
+        raise ConfigError(f"{path}.reselect_top = {settings.reselect_top} is invalid; allowed: an integer from 1 to "
+                          f"search_trials ({settings.search_trials}), or 0 for no re-selection")
+    if settings.matched:
+        missing = [a for a in MATCHED_ALGOS if a not in sweep.algos]
+        if missing:
+            raise ConfigError(f"{path}.matched: the matched stage runs EGGROLL and OpenES on each other's winning "
+                              f"point, and the sweep has no {' or '.join(missing)}; its algorithms: "
+                              f"{', '.join(sweep.algos)}. Add them or drop matched")
+
+
 def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
     """The protocol settings of `sweep`'s file and budget; `overrides` (None: not given) from the command line."""
     top = _check_keys(sweep.data.get("protocol"), PROTOCOL_KEYS, "protocol")
@@ -426,16 +471,12 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
         if algo not in sweep.algos:
             raise ConfigError(f"{path}.space.{algo}: not one of the sweep's algorithms.{suggest(algo, sweep.algos)} "
                               f"Allowed: {', '.join(sweep.algos)}")
-    for name, first in (("tuning_seeds", TUNING_SEED_BASE), ("final_seeds", 0)):
+    for name, first in (("tuning_seeds", TUNING_SEED_BASE), ("final_seeds", 0), ("reselect_seeds", RESELECT_SEED_BASE)):
         if name in values:
             values[name] = seed_list(values[name], f"{path}.{name}", first)
     values["space"] = {}
     settings = build(ProtocolSettings, values, path)
-    overlap = sorted(set(settings.tuning_seeds) & set(settings.final_seeds))
-    if overlap and not settings.skip_search:
-        raise ConfigError(f"{path}: tuning_seeds and final_seeds overlap in {', '.join(map(str, overlap))}; the final "
-                          "stage must run on fresh seeds (counts never overlap: tuning from "
-                          f"{TUNING_SEED_BASE}, final from 0)")
+    _check_stages(settings, sweep, path)
     if settings.skip_search:
         return settings
     space = {algo: _algo_space(sweep, algo, spaces.get(algo), f"{path}.space.{algo}") for algo in sweep.algos}
