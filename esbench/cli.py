@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import yaml
 
 EXIT_BAD_INPUT = 2
+EXIT_MACHINE_FAULT = 3  # disk, file system, memory: nothing finished is lost, rerunning resumes
 EXIT_INTERRUPTED = 130
+DEBUG_VARIABLE = "ESBENCH_DEBUG"  # =1: tracebacks of bad input and machine faults, as --debug
 
 
 def _parse_set(pairs: list[str]) -> dict:
@@ -233,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugin = argparse.ArgumentParser(add_help=False)
     plugin.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first: a plugin that registers environments or algorithms (repeatable)")
+    debug_help = f"print the traceback of bad input and machine faults too (or set {DEBUG_VARIABLE}=1)"
+    plugin.add_argument("--debug", action="store_true", help=debug_help)
+    parser.add_argument("--debug", action="store_true", help=debug_help)
 
     running = argparse.ArgumentParser(add_help=False)
     g = running.add_argument_group("how trials run")
@@ -362,33 +369,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _imports(argv: list[str]) -> list[str]:
-    """The --import modules, read before the full parse so that their algorithms appear in the choices."""
+def _early_options(argv: list[str]) -> argparse.Namespace:
+    """--import (so that plugins' algorithms appear in the choices) and --debug, read before the full parse."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--import", dest="imports", action="append", default=[])
-    return pre.parse_known_args(argv)[0].imports
+    pre.add_argument("--debug", action="store_true")
+    return pre.parse_known_args(argv)[0]
+
+
+def _debug_from_environment() -> bool:
+    from esbench.validation import ConfigError
+
+    value = os.environ.get(DEBUG_VARIABLE, "").strip().lower()
+    if value not in ("", "0", "1", "false", "true"):
+        raise ConfigError(f"{DEBUG_VARIABLE}={os.environ[DEBUG_VARIABLE]!r} is invalid; allowed: 1 (or true), 0 (or false)")
+    return value in ("1", "true")
+
+
+def _kept(args: argparse.Namespace | None) -> tuple[str | None, str]:
+    """(what a machine fault left safe, what to do after fixing it) for the command `args` was running."""
+    from esbench.faults import RESUME
+    from esbench.results import count_finished
+
+    command = args.command if args is not None else None
+    if command in ("run", "sweep", "reproduce"):
+        try:
+            return f"{count_finished(args.out)} finished trials are stored in {args.out}", RESUME
+        except OSError:  # the folder cannot even be listed: the line says why already
+            return None, RESUME
+    if command in ("report", "render"):
+        made = "report file" if command == "report" else "video"
+        return f"the results in {args.results} are unchanged and no {made} is half-written", "then rerun the same command"
+    return None, "then rerun the same command"
 
 
 def main(argv: list[str] | None = None) -> int:
     from esbench import plugins
     from esbench.algorithms import UnknownAlgorithmError
     from esbench.envs import UnknownEnvError
+    from esbench.faults import fault_line
     from esbench.results import CorruptResultsError
     from esbench.runner.interrupt import Interrupted
     from esbench.validation import ConfigError
 
     argv = sys.argv[1:] if argv is None else argv
+    early, args, debug = _early_options(argv), None, False
+
+    def fail(line: str, code: int) -> int:
+        if debug:
+            traceback.print_exc()
+        print(line, file=sys.stderr)
+        return code
+
     try:
-        plugins.load(_imports(argv))
+        debug = early.debug or _debug_from_environment()
+        plugins.load(early.imports)
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError, CorruptResultsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail(f"error: {err}", EXIT_BAD_INPUT)
     except Interrupted as why:
-        print(f"interrupted: {why}. Finished trials are saved; rerun the same command to resume "
-              f"(interrupted trials go on from their last checkpoint).", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return fail(f"interrupted: {why}. Finished trials are saved; rerun the same command to resume "
+                    f"(interrupted trials go on from their last checkpoint).", EXIT_INTERRUPTED)
+    except Exception as err:
+        line = fault_line(err, *_kept(args))
+        if line is None:  # not the machine's fault: a bug, which keeps its traceback
+            raise
+        return fail(f"machine fault: {line}", EXIT_MACHINE_FAULT)
 
 
 if __name__ == "__main__":

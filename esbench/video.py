@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional
 
@@ -32,6 +30,7 @@ import numpy as np
 
 from esbench.envs import Env
 from esbench.results.policies import TrainedPolicy, load_trained_policy
+from esbench.results.store import atomic_file
 from esbench.validation import ConfigError
 
 # The suites whose adapters pass a renderer to `build_env` (and which of their ids get one).
@@ -118,16 +117,9 @@ def record_episode(
     if int(every) < 1:
         raise ConfigError(f"every = {every!r} is invalid; allowed: an integer >= 1")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A private folder beside `out` (same file system, so the rename is atomic); the file in it
-    # gets the usual permissions, which a `mkstemp` file (0600) would not.
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_file(out) as tmp:
         states = episode_states(policy, jax.random.PRNGKey(episode), max_steps)
-        frames, length, ret = _write_frames(tmp_dir / out.name, env, states, fps, int(every))
-        os.replace(tmp_dir / out.name, out)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        frames, length, ret = _write_frames(tmp, env, states, fps, int(every))
     return Clip(out, frames, length, ret, env.spec.id)
 
 

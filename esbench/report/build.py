@@ -19,6 +19,7 @@ from esbench.report import aggregate as agg
 from esbench.report import comparison, curves, figures, hparams, learned, matched, search, tables
 from esbench.report.rules import BANDS, check_band, rules_used
 from esbench.report.tables import plural
+from esbench.results import atomic_file
 
 DEFAULT_BOOTSTRAP = 2000
 
@@ -177,9 +178,13 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         save("search", figures.plot_search(searched))
 
     md_table, tex_table = tables.final_return_markdown(summary), tables.final_return_latex(summary)
-    for name, text in (("final_return.md", md_table), ("final_return.tex", tex_table)):
-        (out / name).write_text(text)
+    def write(name: str, text: str) -> None:
+        with atomic_file(out / name) as tmp:  # a full disk leaves no half-written file
+            tmp.write_text(text)
         written[name] = out / name
+
+    write("final_return.md", md_table)
+    write("final_return.tex", tex_table)
 
     data = _jsonable({
         "n_bootstrap": n_bootstrap, "seed": seed, "band": band, "alpha": alpha, "rules": rules,
@@ -198,8 +203,7 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         "throughput_sps": {f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
                            for r in throughput.itertuples()},
     })
-    (out / "summary.json").write_text(json.dumps(data, indent=2, allow_nan=False))
-    written["summary.json"] = out / "summary.json"
+    write("summary.json", json.dumps(data, indent=2, allow_nan=False))
 
     def fig_section(stem, caption, missing="no data"):
         if f"{stem}.{formats[0]}" not in written:
@@ -247,6 +251,5 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
     parts += ["## Trial selection", "", _selection_markdown(selection, shown["final_stage"]),
               "## Rules", "", "\n".join(f"- **{k}**: {v}" for k, v in rules.items()), "",
               "All numbers: [summary.json](summary.json).", ""]
-    (out / "report.md").write_text("\n".join(parts))
-    written["report.md"] = out / "report.md"
+    write("report.md", "\n".join(parts))
     return written

@@ -28,6 +28,7 @@ from esbench.report.aggregate import algo_order, env_order, mean_band, require_o
 from esbench.report.curves import aligned_curves
 from esbench.report.rules import BANDS
 from esbench.report.tables import plural
+from esbench.results import atomic_file
 
 # Okabe-Ito colours (colour-blind safe) first; EGGROLL, OpenES and PPO, registered first, get the first three.
 PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#8C564B",
@@ -88,7 +89,8 @@ def save_figure(fig: Figure, stem: Path, formats=("png", "pdf"), dpi: int = 150)
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        fig.savefig(path, format=fmt, dpi=dpi)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
         paths.append(path)
     return paths
 

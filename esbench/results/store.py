@@ -85,6 +85,14 @@ def is_finished(out_dir: str | os.PathLike, trial_id: str) -> bool:
     return all((path / name).is_file() for name in FILES)
 
 
+def count_finished(out_dir: str | os.PathLike) -> int:
+    """How many finished trials the folder holds (0 if it has none yet)."""
+    root = trials_dir(out_dir)
+    if not root.is_dir():
+        return 0
+    return sum(is_finished(out_dir, p.name) for p in root.iterdir() if not p.name.startswith("."))
+
+
 def write_folder(final: Path, fill: Callable[[Path], None], tmp_prefix: str = TMP_PREFIX) -> Path:
     """Make folder `final` atomically: `fill(tmp)` writes a temp folder beside it, then one rename.
 
@@ -98,13 +106,37 @@ def write_folder(final: Path, fill: Callable[[Path], None], tmp_prefix: str = TM
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f"{tmp_prefix}old-{final.name}-", dir=final.parent))
             os.rename(final, old / final.name)
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except BaseException:
+            if old is not None:  # put the previous copy back: a failed swap must not lose it
+                os.rename(old / final.name, final)
+                shutil.rmtree(old, ignore_errors=True)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Write file `path` atomically: the block writes the yielded temp path, renamed onto `path` after.
+
+    A failed write (a full disk) leaves `path` as it was, whole or absent, and no temp file. The temp
+    file lies in a private folder beside `path` (same file system, so the rename is atomic), and gets
+    the usual permissions, which a `mkstemp` file (0600) would not.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}-", dir=path.parent))
+    try:
+        yield folder / path.name
+        os.replace(folder / path.name, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
@@ -123,7 +155,7 @@ def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
         raise CorruptResultsError(f"cannot read {path}: {err}") from err
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ContextManager, Protocol, Sequence
 
 from esbench import plugins
+from esbench.faults import MachineFault, fault_line, is_machine_fault
 from esbench.results.schema import TrialResult
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
@@ -128,9 +129,9 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
                 print(f"[{i + 1}/{len(groups)}] {_describe(group)}", file=sys.stderr, flush=True)
             try:
                 results = run_group(group, options, stop)
-            except Interrupted:
-                raise
             except Exception as err:  # one broken trial must not stop the sweep or lose finished work
+                if isinstance(err, Interrupted) or is_machine_fault(err):  # the sweep stops, resumably
+                    raise
                 for trial in group:
                     outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
@@ -199,7 +200,9 @@ def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend
     """Run the trials the store lacks; `options` (or its fields as keywords: progress=False, ...) say how.
 
     Locally, SIGINT/SIGTERM stop it after the current chunk, with a checkpoint: it raises Interrupted,
-    and the same call later resumes.
+    and the same call later resumes. A fault of the machine (a full disk, XLA out of memory) stops it too,
+    as a MachineFault whose line says how many trials are stored (the cause is its __cause__); the same
+    call, once the cause is fixed, resumes from the last checkpoint.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r} is invalid; allowed: {', '.join(BACKENDS)}")
@@ -208,7 +211,14 @@ def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend
         options = dataclasses.replace(options, out_dir=Path(store.out_dir))
     make_live_logs(options.live_logs, options.out_dir)  # an unknown logger or a missing package: before anything runs
     trials = resolve_trials(specs)
-    if backend == "ray":
-        return run_ray(trials, store, options, address)
-    with graceful_stop() as stop:
-        return run_local(trials, store, options, stop)
+    try:
+        if backend == "ray":
+            return run_ray(trials, store, options, address)
+        with graceful_stop() as stop:
+            return run_local(trials, store, options, stop)
+    except Exception as err:
+        if isinstance(err, MachineFault) or not is_machine_fault(err):
+            raise
+        finished = sum(store.is_finished(t.trial_id) for t in trials)
+        kept = f"{finished} of {len(trials)} trials finished and stored in {store.out_dir}"
+        raise MachineFault(fault_line(err, kept)) from err

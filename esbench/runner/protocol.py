@@ -30,12 +30,11 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from esbench.results import ResultStore, load_protocol, read_trial, trial_path
+from esbench.results import ResultStore, atomic_file, load_protocol, read_trial, trial_path
 from esbench.results.store import PROTOCOL_FILE
 from esbench.runner import samplers
 from esbench.runner.backends import SweepOutcome, run_trials
@@ -337,10 +336,8 @@ def write_record(out: Path, record: dict) -> None:
         record["env_steps"] = {**old["env_steps"], **record["env_steps"]}
         for key in ("selection", "final", "matched_trials"):
             record[key] = [e for e in old.get(key, []) if (e["env"], e["algo"]) not in mine] + record.get(key, [])
-    fd, tmp = tempfile.mkstemp(prefix=f".{PROTOCOL_FILE}.", dir=out)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, out / PROTOCOL_FILE)
+    with atomic_file(out / PROTOCOL_FILE) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
 
 
 # ---------------------------------------------------------------------------------------- run ---

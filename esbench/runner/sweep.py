@@ -66,6 +66,7 @@ import yaml
 
 from esbench import paper, plugins
 from esbench.envs import PAPER_ENVS, resolve
+from esbench.faults import MachineFault, fault_line
 from esbench.runner.config import TrialSpec, check_hparam_names
 from esbench.validation import ConfigError, build, field_names, rule, suggest
 
@@ -102,6 +103,8 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
         raise ConfigError(f"sweep file {path} does not exist") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"sweep file {path} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:  # the decoder's error does not name the file
+        raise MachineFault(f"sweep file {path}: {fault_line(err, 'nothing was run or written', 'then rerun')}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {path}: expected a mapping at the top level, got {type(data).__name__}")
     load_imports(data, folder=os.path.dirname(os.path.abspath(path)))
