@@ -28,10 +28,19 @@ def _parse_set(pairs: list[str]) -> dict:
     return hparams
 
 
+def _shown_origin(origin: str) -> str:
+    """A plugin file's path relative to the current folder where it lies below it; other origins as they are."""
+    try:
+        return str(Path(origin).relative_to(Path.cwd()))
+    except ValueError:
+        return origin
+
+
 def cmd_envs(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from esbench import plugins
     from esbench.envs import PAPER_ENVS, make, registered_ids
     from esbench.envs.check import check_env
 
@@ -41,12 +50,12 @@ def cmd_envs(args) -> int:
         table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
         ids = registered_ids()
         table.add_column("id", no_wrap=True, min_width=max(map(len, ids)))  # never truncate an id
-        for column in ("suite", "obs dim", "action", "episode limit", "paper"):
+        for column in ("suite", "obs dim", "action", "episode limit", "paper", "from"):
             table.add_column(column)
         for env_id in ids:
             spec = make(env_id).spec
             table.add_row(env_id, spec.suite, str(spec.obs_dim), spec.action.describe(), str(spec.max_episode_steps),
-                          "yes" if env_id in PAPER_ENVS else "")
+                          "yes" if env_id in PAPER_ENVS else "", _shown_origin(plugins.origin("environment", env_id)))
         console.print(table)
         return 0
     ids = args.check or list(PAPER_ENVS)
@@ -247,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     plugin = argparse.ArgumentParser(add_help=False)
     plugin.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first: a plugin that registers environments or algorithms (repeatable)")
+    plugin.add_argument("--plugins", dest="plugin_dirs", action="append", default=[], metavar="DIR",
+                        help="run every *.py in DIR first, as ./envs and ./algorithms always are (repeatable)")
 
     running = argparse.ArgumentParser(add_help=False)
     g = running.add_argument_group("how trials run")
@@ -384,11 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _imports(argv: list[str]) -> list[str]:
-    """The --import modules, read before the full parse so that their algorithms appear in the choices."""
+def _plugin_options(argv: list[str]) -> argparse.Namespace:
+    """--import and --plugins, read before the full parse so that their algorithms appear in the choices."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--import", dest="imports", action="append", default=[])
-    return pre.parse_known_args(argv)[0].imports
+    pre.add_argument("--plugins", dest="plugin_dirs", action="append", default=[])
+    return pre.parse_known_args(argv)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     try:
-        plugins.load(_imports(argv))
+        options = _plugin_options(argv)
+        plugins.load(options.imports)
+        plugins.load_drop_ins(options.plugin_dirs)  # ./envs, ./algorithms (when present), then --plugins
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError, CorruptResultsError) as err:

@@ -13,8 +13,15 @@ import textwrap
 import jax
 import pytest
 
+from esbench import plugins
 from esbench.envs import make
 from esbench.runner import TrialSpec
+
+# The checkout's envs/ and algorithms/ are what a user's command in it loads by itself; in this
+# process, commands called as functions (cli.main) skip them, so the registry every test sees is
+# the built-ins plus what a test registers. Tests of the drop-ins load them explicitly or run
+# `esbench` in a subprocess.
+plugins.DROP_IN_FOLDERS = ()
 
 # One persistent XLA compilation cache for the session, its subprocesses included (they inherit the
 # environment): the suite compiles the same tiny programs many times, and a cached executable is
