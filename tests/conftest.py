@@ -7,6 +7,7 @@ populations of 8, one layer of 8, episodes capped at 20 steps.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 
@@ -63,6 +64,23 @@ def tiny_spec(algo: str = "eggroll", **overrides) -> TrialSpec:
     fields = dict(env="CartPole-v1", algo=algo, hparams=hparams, env_steps=8 * TINY_EPISODE * 6, num_logs=3,
                   eval_episodes=2, max_episode_steps=TINY_EPISODE)
     return TrialSpec(**{**fields, **overrides})
+
+
+@pytest.fixture
+def restore_registries(monkeypatch):
+    """What a test registers or loads as a plugin leaves with it: registries, plugin records, drop-in modules."""
+    from esbench import algorithms
+    from esbench.envs import registry
+
+    monkeypatch.setattr(algorithms, "_REGISTRY", dict(algorithms._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(plugins, "_files", dict(plugins._files))
+    monkeypatch.setattr(plugins, "_origins", dict(plugins._origins))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("esbench_dropin."):
+            del sys.modules[name]
 
 
 @pytest.fixture

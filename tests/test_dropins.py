@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from esbench import algorithms, cli, plugins
+from esbench import cli, plugins
 from esbench.envs import make, registry
 from esbench.validation import ConfigError
 
@@ -28,20 +28,6 @@ register("dropin/Coin-v0", make_coin)
 '''
 
 
-@pytest.fixture
-def clean_registry(monkeypatch):
-    """What a test loads leaves with it: registries, plugin records, modules."""
-    monkeypatch.setattr(algorithms, "_REGISTRY", dict(algorithms._REGISTRY))
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(plugins, "_files", dict(plugins._files))
-    monkeypatch.setattr(plugins, "_origins", dict(plugins._origins))
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith("esbench_dropin."):
-            del sys.modules[name]
-
-
 def write(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -59,7 +45,7 @@ def test_the_checkout_s_examples_load_without_flags():
     assert next(line for line in listing.stdout.splitlines() if "CartPole-v1" in line).rstrip(" │").endswith("built-in")
 
 
-def test_a_dropped_in_env_and_its_origin(tmp_path, clean_registry, capsys):
+def test_a_dropped_in_env_and_its_origin(tmp_path, restore_registries, capsys):
     path = write(tmp_path / "mine", "coin.py", TOY_ENV)
     plugins.load_drop_ins([tmp_path / "mine"])
     assert make("dropin/Coin-v0").spec.obs_dim == 1
@@ -76,7 +62,7 @@ def test_a_dropped_in_env_and_its_origin(tmp_path, clean_registry, capsys):
     assert "dropin/Coin-v0" in registry.registered_ids()
 
 
-def test_the_current_folder_s_envs_and_algorithms(tmp_path, clean_registry, monkeypatch, capsys):
+def test_the_current_folder_s_envs_and_algorithms(tmp_path, restore_registries, monkeypatch, capsys):
     write(tmp_path / "envs", "coin.py", TOY_ENV)
     write(tmp_path / "algorithms", "_helper.py", "raise RuntimeError('files starting with _ are not loaded')")
     write(tmp_path / "algorithms", "README.md", "not python")
@@ -95,7 +81,7 @@ def test_the_current_folder_s_envs_and_algorithms(tmp_path, clean_registry, monk
     ("from esbench.envs import register\n\nregister('CartPole-v1', lambda: None)\n", 3,
      "the environment 'CartPole-v1', a name already taken by esbench's built-in 'CartPole-v1'"),
 ])
-def test_a_broken_file_is_named_and_nothing_runs(tmp_path, clean_registry, capsys, text, line, says):
+def test_a_broken_file_is_named_and_nothing_runs(tmp_path, restore_registries, capsys, text, line, says):
     path = write(tmp_path / "plugins", "bad.py", text)
     with pytest.raises(ConfigError, match=f"{path.resolve()}:{line}: .*") as err:
         plugins.load_folder(tmp_path / "plugins")
@@ -107,7 +93,7 @@ def test_a_broken_file_is_named_and_nothing_runs(tmp_path, clean_registry, capsy
     assert not out.exists()
 
 
-def test_a_clash_between_two_drop_ins_names_both(tmp_path, clean_registry):
+def test_a_clash_between_two_drop_ins_names_both(tmp_path, restore_registries):
     first = write(tmp_path / "a", "coin.py", TOY_ENV)
     second = write(tmp_path / "b", "coin_again.py", TOY_ENV)
     plugins.load_folder(tmp_path / "a")
@@ -116,12 +102,12 @@ def test_a_clash_between_two_drop_ins_names_both(tmp_path, clean_registry):
     assert f"{second.resolve()}:" in str(err.value) and str(first.resolve()) in str(err.value)
 
 
-def test_a_missing_plugin_folder(tmp_path, clean_registry, capsys):
+def test_a_missing_plugin_folder(tmp_path, restore_registries, capsys):
     assert cli.main(["envs", "--plugins", str(tmp_path / "nowhere")]) == cli.EXIT_BAD_INPUT
     assert "plugin folder" in capsys.readouterr().err
 
 
-def test_a_sweep_file_s_plugins_key(tmp_path, clean_registry, capsys):
+def test_a_sweep_file_s_plugins_key(tmp_path, restore_registries, capsys):
     write(tmp_path / "my_plugins", "coin.py", TOY_ENV)
     sweep = write(tmp_path, "sweep.yaml", """
         plugins: [my_plugins]
