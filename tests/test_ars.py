@@ -124,3 +124,16 @@ def test_ars_improves_pendulum(ars):
     assert steps == 150 * 64 * 200
     assert before < -900.0  # a random policy swings nowhere near upright
     assert after >= before + 600.0 and after >= -400.0, (before, after)
+
+
+def test_its_search_space_is_what_the_protocol_searches(ars, write_sweep):
+    from esbench.runner.sweep import load_sweep_file, parse_sweep, protocol_settings
+
+    path = write_sweep("""
+        envs: [CartPole-v1]
+        algorithms: {ars: {pop_size: 8, layer_size: 8, n_layers: 1}}
+        trial: {seeds: 1, env_steps: 100000, max_episode_steps: 20}
+        protocol: {search_trials: 3, space: {ars: paper}}
+    """)
+    space = protocol_settings(parse_sweep(load_sweep_file(path))).space["ars"]
+    assert space == {name: {"choice": list(choices)} for name, choices in ars.SEARCH_SPACE.items()}
