@@ -39,7 +39,7 @@ DROP_IN_FOLDERS = ("envs", "algorithms")  # looked for in the current folder by 
 BUILT_IN = "built-in"
 _modules: list[str] = []  # imported by `load`, in order
 _paths: list[str] = []  # folders `load` put on sys.path
-_files: dict[str, str] = {}  # drop-in file path -> its source, run by `load_files`, in order
+_files: dict[str, str] = {}  # drop-in file path -> its source, run by `load_file`, in order
 _origins: dict[tuple[str, str], str] = {}  # (kind, name) -> where it was registered from
 _loading: list[str] = []  # the origins being loaded, innermost last
 _entry_points_loaded = False
@@ -70,7 +70,8 @@ def note_registration(kind: str, name: str) -> None:
 
 
 def origin(kind: str, name: str) -> str:
-    """Where environment or algorithm `name` was registered: "built-in", a file path, "module X", "entry point X"."""
+    """Where environment or algorithm `name` came from: a file path, "module X", "entry point X", else "built-in"
+    (esbench's own, or registered by code that no plugin loader ran)."""
     return _origins.get((kind, name), BUILT_IN)
 
 
