@@ -137,3 +137,16 @@ def test_its_search_space_is_what_the_protocol_searches(ars, write_sweep):
     """)
     space = protocol_settings(parse_sweep(load_sweep_file(path))).space["ars"]
     assert space == {name: {"choice": list(choices)} for name, choices in ars.SEARCH_SPACE.items()}
+
+
+def test_value_fields_vectorise(ars, tmp_path):
+    """Trials differing only in VALUE_FIELDS run as one program, with the results of running each on its own."""
+    specs = [dataclasses.replace(tiny_spec(), algo="ars", hparams={"pop_size": 8, "layer_size": 8, "n_layers": 1,
+                                                                   "sigma": sigma, "top_fraction": fraction})
+             for sigma, fraction in ((0.05, 0.5), (0.2, 0.25))]
+    frames = []
+    for name, vectorize in (("together", True), ("apart", False)):
+        assert not run_trials(specs, ResultStore(tmp_path / name), progress=False, vectorize=vectorize).failed
+        df = load(tmp_path / name).sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
+        frames.append(df[["trial_id", "seed", "log_point", "env_steps", "train_return", "eval_return_mean"]])
+    assert frames[0].equals(frames[1])
