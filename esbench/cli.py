@@ -32,10 +32,19 @@ def _parse_set(pairs: list[str]) -> dict:
     return hparams
 
 
+def _shown_origin(origin: str) -> str:
+    """A plugin file's path relative to the current folder where it lies below it; other origins as they are."""
+    try:
+        return str(Path(origin).relative_to(Path.cwd()))
+    except ValueError:
+        return origin
+
+
 def cmd_envs(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from esbench import plugins
     from esbench.envs import PAPER_ENVS, make, registered_ids
     from esbench.envs.check import check_env
 
@@ -45,12 +54,12 @@ def cmd_envs(args) -> int:
         table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
         ids = registered_ids()
         table.add_column("id", no_wrap=True, min_width=max(map(len, ids)))  # never truncate an id
-        for column in ("suite", "obs dim", "action", "episode limit", "paper"):
+        for column in ("suite", "obs dim", "action", "episode limit", "paper", "from"):
             table.add_column(column)
         for env_id in ids:
             spec = make(env_id).spec
             table.add_row(env_id, spec.suite, str(spec.obs_dim), spec.action.describe(), str(spec.max_episode_steps),
-                          "yes" if env_id in PAPER_ENVS else "")
+                          "yes" if env_id in PAPER_ENVS else "", _shown_origin(plugins.origin("environment", env_id)))
         console.print(table)
         return 0
     ids = args.check or list(PAPER_ENVS)
@@ -187,6 +196,20 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    import json
+
+    from esbench.report.compare import NoTrialsError, compare_folders, comparison_text
+
+    try:
+        comparison = compare_folders(args.a, args.b, confidence=args.confidence)
+    except NoTrialsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(comparison.to_dict(), indent=2) if args.json else comparison_text(comparison), end="" if not args.json else "\n")
+    return 1 if args.fail_on_differ and comparison.any_differ() else 0
+
+
 def cmd_render(args) -> int:
     from esbench import video
 
@@ -240,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     debug_help = f"print the traceback of bad input and machine faults too (or set {DEBUG_VARIABLE}=1)"
     plugin.add_argument("--debug", action="store_true", help=debug_help)
     parser.add_argument("--debug", action="store_true", help=debug_help)
+    plugin.add_argument("--plugins", dest="plugin_dirs", action="append", default=[], metavar="DIR",
+                        help="run every *.py in DIR first, as ./envs and ./algorithms always are (repeatable)")
 
     running = argparse.ArgumentParser(add_help=False)
     g = running.add_argument_group("how trials run")
@@ -314,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for CIs")
     p.set_defaults(func=cmd_report)
 
+    p = add("compare", help="two results folders side by side: final means, Welch intervals, verdicts")
+    p.add_argument("a", help="a results folder (e.g. the reference, results/cpu)")
+    p.add_argument("b", help="another results folder (e.g. a rerun)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of the Welch interval of B - A")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--fail-on-differ", action="store_true", help="exit 1 when any matched pair differs")
+    p.set_defaults(func=cmd_compare)
+
     p = add("render", help="a video (GIF or MP4) of a stored trial's policy")
     p.add_argument("results", help="a results folder")
     p.add_argument("trial_id")
@@ -370,9 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _early_options(argv: list[str]) -> argparse.Namespace:
-    """--import (so that plugins' algorithms appear in the choices) and --debug, read before the full parse."""
+    """--import and --plugins (so that plugins' algorithms appear in the choices) and --debug, read before the
+    full parse."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--import", dest="imports", action="append", default=[])
+    pre.add_argument("--plugins", dest="plugin_dirs", action="append", default=[])
     pre.add_argument("--debug", action="store_true")
     return pre.parse_known_args(argv)[0]
 
@@ -424,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         debug = early.debug or _debug_from_environment()
         plugins.load(early.imports)
+        plugins.load_drop_ins(early.plugin_dirs)  # ./envs, ./algorithms (when present), then --plugins
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (ConfigError, UnknownEnvError, UnknownAlgorithmError, FileNotFoundError, CorruptResultsError) as err:

@@ -28,6 +28,15 @@ class ConfigError(ValueError):
     """A bad config value; the message names the field and the allowed values."""
 
 
+class NameTakenError(ValueError):
+    """Registering an environment or algorithm under a name already registered (`kind`, `name`)."""
+
+    def __init__(self, kind: str, name: str):
+        super().__init__(f"{kind} {'id ' if kind == 'environment' else ''}{name!r} is already registered; "
+                         f"pass overwrite=True to replace it")
+        self.kind, self.name = kind, name
+
+
 def invalid(owner: str, name: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
 

@@ -7,14 +7,22 @@ populations of 8, one layer of 8, episodes capped at 20 steps.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 
 import jax
 import pytest
 
+from esbench import plugins
 from esbench.envs import make
 from esbench.runner import TrialSpec
+
+# The checkout's envs/ and algorithms/ are what a user's command in it loads by itself; in this
+# process, commands called as functions (cli.main) skip them, so the registry every test sees is
+# the built-ins plus what a test registers. Tests of the drop-ins load them explicitly or run
+# `esbench` in a subprocess.
+plugins.DROP_IN_FOLDERS = ()
 
 # One persistent XLA compilation cache for the session, its subprocesses included (they inherit the
 # environment): the suite compiles the same tiny programs many times, and a cached executable is
@@ -56,6 +64,23 @@ def tiny_spec(algo: str = "eggroll", **overrides) -> TrialSpec:
     fields = dict(env="CartPole-v1", algo=algo, hparams=hparams, env_steps=8 * TINY_EPISODE * 6, num_logs=3,
                   eval_episodes=2, max_episode_steps=TINY_EPISODE)
     return TrialSpec(**{**fields, **overrides})
+
+
+@pytest.fixture
+def restore_registries(monkeypatch):
+    """What a test registers or loads as a plugin leaves with it: registries, plugin records, drop-in modules."""
+    from esbench import algorithms
+    from esbench.envs import registry
+
+    monkeypatch.setattr(algorithms, "_REGISTRY", dict(algorithms._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(plugins, "_files", dict(plugins._files))
+    monkeypatch.setattr(plugins, "_origins", dict(plugins._origins))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("esbench_dropin."):
+            del sys.modules[name]
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "esbench"
-# Bottom to top. The helpers below the layers (validation, faults, provenance, plugins, the package's own
+# Bottom to top. The helpers below the layers (quiet, validation, faults, provenance, plugins, the package's own
 # __init__) import no layer; the paper's tables sit just above envs (they map the paper's ids to esbench's).
-LAYERS = ["", "validation", "faults", "provenance", "plugins", "envs", "paper", "algorithms", "results", "runner",
-          "report", "video", "bench", "cli"]
-HELPERS = {"", "validation", "faults", "provenance", "plugins"}
+LAYERS = ["", "quiet", "validation", "faults", "provenance", "plugins", "envs", "paper", "algorithms", "results",
+          "runner", "report", "video", "bench", "cli"]
+HELPERS = {"", "quiet", "validation", "faults", "provenance", "plugins"}
 
 
 def layer_of(module: str) -> str:

@@ -19,6 +19,8 @@ An algorithm is any object (a module will do) with:
     LABEL (optional)                        the name figures and tables show (default: its name)
     VALUE_FIELDS (optional)                 Config fields that change values, not shapes: trials differing
                                             only in them run as one program (runner/programs.py)
+    SEARCH_SPACE (optional)                 {Config field: [choices]}: what `protocol.space: paper` searches
+                                            for an algorithm the paper's Tables 15/16 lack
     min_env_steps_per_update(env, cfg) (optional)  the fewest env steps inside episodes an update
                                             counts (runner/plan.py; default: env_steps_per_update)
 
@@ -27,8 +29,9 @@ default: the env steps it counts).
 
 The runner scans `update` K times inside one `jit` and `vmap`s it over seeds.
 
-`register_algorithm("name", obj)` adds one (from any module: `esbench <command> --import
-my_module`, a sweep file's `imports:` or an `esbench.plugins` entry point loads it); `algorithm_names()`
+`register_algorithm("name", obj)` adds one (from any module: a file in ./algorithms, `esbench <command>
+--import my_module` or `--plugins DIR`, a sweep file's `imports:` or `plugins:`, or an `esbench.plugins`
+entry point loads it); `algorithm_names()`
 lists them in registration order, which is also the order (and colour) the
 report gives them. `evosax:<Strategy>` names any evosax strategy.
 """
@@ -40,7 +43,9 @@ import difflib
 import importlib
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from esbench import plugins
 from esbench.algorithms.networks import PolicySettings
+from esbench.validation import NameTakenError
 
 
 @runtime_checkable
@@ -85,10 +90,11 @@ def register_algorithm(name: str, algorithm: Any, *, overwrite: bool = False) ->
     if not isinstance(name, str) or not name:
         raise TypeError("algorithm name must be a non-empty string")
     if (name in _REGISTRY or name in _BUILT_IN) and not overwrite:
-        raise ValueError(f"algorithm {name!r} is already registered; pass overwrite=True to replace it")
+        raise NameTakenError("algorithm", name)
     check_algorithm(name, algorithm)
     _BUILT_IN.pop(name, None)
     _REGISTRY[name] = algorithm
+    plugins.note_registration("algorithm", name)
 
 
 def register_algorithm_family(prefix: str, factory: Callable[[str], Any], example: str) -> None:

@@ -13,7 +13,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from esbench import plugins
 from esbench.envs.core import Env, UnknownEnvError
+from esbench.validation import NameTakenError
 
 # suite name -> (adapter module, factory function); imported lazily because
 # brax and craftax take seconds to import.
@@ -46,8 +48,9 @@ def register(env_id: str, factory: Callable[..., Env], *, suite: str = "custom",
     functions with `esbench.envs.build_env`).
     """
     if env_id in _REGISTRY and not overwrite:
-        raise ValueError(f"environment id {env_id!r} is already registered; pass overwrite=True to replace it")
+        raise NameTakenError("environment", env_id)
     _REGISTRY[env_id] = Registration(env_id, factory, dict(kwargs), suite)
+    plugins.note_registration("environment", env_id)
     for key in [k for k in _BUILT if k[0] == env_id]:
         del _BUILT[key]
 

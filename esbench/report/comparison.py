@@ -49,6 +49,24 @@ def welch_outcome(x, y, alpha: float) -> dict:
     return {**out, "t": t, "p_value": p, "outcome": outcome, "note": note}
 
 
+def welch_interval(x, y, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Welch's `confidence` interval for mean(x) - mean(y), or None with fewer than 2 samples on a side.
+
+    Both sides constant: the interval is the difference itself (no spread to widen it), as
+    `welch_outcome` decides that case.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 2 or y.size < 2:
+        return None
+    diff = float(x.mean() - y.mean())
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    if vx == 0 and vy == 0:
+        return diff, diff
+    dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))  # Welch-Satterthwaite
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(vx + vy))
+    return diff - half, diff + half
+
+
 def check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")

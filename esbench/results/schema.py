@@ -39,6 +39,8 @@ METRIC_COLUMNS: dict[str, str] = {
     "throughput_sps": "float64",
     "diverged": "bool",
 }
+# Metric columns that measure time: they differ from run to run of the same program (all others do not).
+TIMING_COLUMNS = ("wall_clock_s", "throughput_sps")
 TRIAL_COLUMNS = ("trial_id", "env", "algo", "stage")
 ALGORITHM_METRIC_PREFIX = "m_"
 STAGES = ("sweep", "search", "reselect", "final", "matched")

@@ -233,6 +233,11 @@ def load_summaries(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataF
     ])
 
 
+def load_configs(out_dir: str | os.PathLike, strict: bool = False) -> list[dict]:
+    """The resolved config (config.json) of every trial in `out_dir`."""
+    return [config for config, _, _ in _readable_trials(out_dir, strict)]
+
+
 def load_protocol(out_dir: str | os.PathLike) -> dict | None:
     """The record `esbench reproduce` keeps of its stages (sampler, seeds, selection), or None."""
     path = Path(out_dir) / PROTOCOL_FILE

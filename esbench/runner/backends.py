@@ -141,13 +141,12 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
     return outcome
 
 
-def _run_in_worker(specs: list[TrialSpec], options: RunOptions, imports: tuple[str, ...],
-                   paths: tuple[str, ...]) -> list[TrialResult]:
+def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.Loaded) -> list[TrialResult]:
     """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group.
 
     Checkpoints and live logs are written by the worker under `options.out_dir`: on a cluster, that
     needs a disk the workers share (without one, a retried task starts afresh)."""
-    plugins.load(imports, paths)
+    plugins.replay(loaded)
     return run_group(resolve_trials(specs), options)
 
 
@@ -166,7 +165,7 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
     try:
         with contextlib.ExitStack() as claims:
             remote_run = ray.remote(_run_in_worker)
-            imports, paths = plugins.loaded()
+            loaded = plugins.loaded()
             refs = {}
             for group in group_trials(todo, options.vectorize):
                 held = claims.enter_context(store.claim([t.trial_id for t in group]))
@@ -174,7 +173,7 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
                 if group:
                     specs = [t.spec for t in group]
                     task = remote_run.options(num_gpus=group[0].spec.num_gpus)
-                    refs[task.remote(specs, worker_options, imports, paths)] = group
+                    refs[task.remote(specs, worker_options, loaded)] = group
             remaining = list(refs)
             while remaining:
                 ready, remaining = ray.wait(remaining, num_returns=1)

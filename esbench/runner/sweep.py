@@ -65,18 +65,19 @@ from typing import Any, Literal
 import yaml
 
 from esbench import paper, plugins
+from esbench.algorithms import get_algorithm
 from esbench.envs import PAPER_ENVS, resolve
 from esbench.faults import MachineFault, fault_line
 from esbench.runner.config import TrialSpec, check_hparam_names
 from esbench.validation import ConfigError, build, field_names, rule, suggest
 
-TOP_KEYS = ("name", "description", "imports", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
+TOP_KEYS = ("name", "description", "imports", "plugins", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
             "protocol", "budgets", "default_budget", "checkpoint_every")
 TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
 BUDGET_KEYS = (*TRIAL_KEYS, "envs", "algorithms", "env_overrides", "protocol", "description", "checkpoint_every")
 SEARCH_KEYS = ("grid", "random")
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice", "int_uniform")
-PAPER_SPACE = "paper"  # in `protocol.space`: the paper's Table 15 / 16 (an algorithm's, or one field's choices)
+PAPER_SPACE = "paper"  # in `protocol.space`: the paper's Table 15 / 16, or an algorithm's own SEARCH_SPACE (all, or one field's)
 TUNING_SEED_BASE = 1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
 MATCHED_ALGOS = ("eggroll", "openes")  # the matched stage: each runs on the other's winning point
 RESELECT_SEED_BASE = 2_000_000  # re-selection seeds given as a count start here: fresh for the search and the final stage
@@ -107,16 +108,25 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
         raise MachineFault(f"sweep file {path}: {fault_line(err, 'nothing was run or written', 'then rerun')}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"sweep file {path}: expected a mapping at the top level, got {type(data).__name__}")
-    load_imports(data, folder=os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    if isinstance(data.get("plugins"), list):  # folders named relative to the file: resolved once, here
+        data["plugins"] = [os.path.join(folder, p) if isinstance(p, str) else p for p in data["plugins"]]
+    load_imports(data, folder=folder)
     return data
 
 
 def load_imports(data: dict, folder: str = ".") -> None:
-    """Import the sweep's `imports:` (plugin modules registering envs or algorithms), found also beside the file."""
+    """Load the sweep's `imports:` (plugin modules, found also beside the file) and `plugins:` (drop-in folders)."""
     imports = data.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         raise ConfigError(f"imports = {imports!r} is invalid; allowed: a list of module names")
+    folders = data.get("plugins") or []
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        raise ConfigError(f"plugins = {folders!r} is invalid; allowed: a list of folders of plugin files (*.py), "
+                          "relative to the sweep file")
     plugins.load(imports, paths=(".", folder))
+    for plugin_folder in folders:
+        plugins.load_folder(os.path.join(folder, plugin_folder))
 
 
 def seed_list(seeds: Any, path: str, first: int = 0) -> tuple[int, ...]:
@@ -393,10 +403,14 @@ def _algo_space(sweep: Sweep, algo: str, given: Any, path: str) -> dict[str, dic
     fixed = sweep.fixed(algo)
 
     def table() -> dict[str, list]:
+        own = getattr(get_algorithm(algo), "SEARCH_SPACE", None)  # a plugin's own, beside Tables 15/16
+        if own is not None:
+            return {name: list(choices) for name, choices in own.items()}
         try:
             return paper.search_space(algo)
         except paper.TableError as err:
-            raise ConfigError(f"{path}: {err}; give this algorithm's space explicitly") from None
+            raise ConfigError(f"{path}: {err}; give this algorithm's space explicitly (or a SEARCH_SPACE in its "
+                              "module)") from None
 
     if given is None or given == PAPER_SPACE:
         space = {name: {"choice": choices} for name, choices in table().items() if name not in fixed}
