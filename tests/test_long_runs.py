@@ -219,3 +219,22 @@ def test_live_logs_stream_every_log_point_of_every_seed(tmp_path, write_sweep):
         assert logged == pytest.approx(dict(zip(rows.env_steps, rows.eval_return_mean)))
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(list(run.glob("*.wandb")) for run in runs)
+
+
+def test_a_state_holding_an_env_suites_own_classes_checkpoints_bit_for_bit():
+    """PPO carries its envs' states; jumanji's are plain dataclasses that flax's serialization refused (a cpu
+    protocol run's Knapsack PPO group failed at its first checkpoint)."""
+    import jax
+    import numpy as np
+
+    from esbench.envs import make
+    from esbench.runner.checkpoint import state_from_bytes, state_to_bytes
+
+    _, env_state = make("jumanji/Knapsack-v1").reset(jax.random.PRNGKey(0))
+    state = {"env": env_state, "key": jax.random.PRNGKey(1), "params": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    back = state_from_bytes(state, state_to_bytes(state))
+    assert jax.tree_util.tree_structure(back) == jax.tree_util.tree_structure(state)
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back)):
+        assert np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b)
+    with pytest.raises(ValueError, match=r"leaf \d+ is float32\[2, 3\], the state.s float32\[3, 2\]"):
+        state_from_bytes({**state, "params": np.zeros((3, 2), np.float32)}, state_to_bytes(state))

@@ -1,7 +1,8 @@
 """Mid-trial checkpoints: the full state of a running group of trials, saved atomically, resumed exactly.
 
-    OUT/checkpoints/<group>/state.msgpack   the algorithm state of every point and seed (flax serialization:
-                                            parameters, optimiser, PRNG keys, normalisation statistics)
+    OUT/checkpoints/<group>/state.msgpack   the algorithm state of every point and seed, as the list of its
+                                            pytree leaves (msgpack): parameters, optimiser, PRNG keys,
+                                            normalisation statistics, the envs' own states
     OUT/checkpoints/<group>/meta.json       what wrote it (protocol version, trial ids and their configs),
                                             the state's sha256, and every trial's record (rows and counters)
 
@@ -45,6 +46,24 @@ def group_name(trial_ids) -> str:
     return f"{ids[0]}-{hashlib.sha1(' '.join(ids).encode()).hexdigest()[:8]}"
 
 
+def state_to_bytes(state) -> bytes:
+    """The leaves of `state` (any pytree: an env suite's own state classes included) as msgpack."""
+    return serialization.msgpack_serialize([np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state)])
+
+
+def state_from_bytes(template, data: bytes):
+    """`state_to_bytes`'s leaves put back into `template`'s structure; ValueError when they do not fit it."""
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    stored = serialization.msgpack_restore(data)
+    if not isinstance(stored, list) or len(stored) != len(leaves):
+        raise ValueError(f"{len(stored) if isinstance(stored, list) else 'no'} leaves stored, the state has {len(leaves)}")
+    for i, (old, new) in enumerate(zip(stored, leaves)):
+        if np.shape(old) != np.shape(new) or np.asarray(old).dtype != np.asarray(new).dtype:
+            raise ValueError(f"leaf {i} is {np.asarray(old).dtype}{list(np.shape(old))}, the state's "
+                             f"{np.asarray(new).dtype}{list(np.shape(new))}")
+    return jax.tree_util.tree_unflatten(treedef, [np.asarray(leaf) for leaf in stored])
+
+
 def _configs_hash(trials) -> str:
     return hashlib.sha256(json.dumps([t.config for t in trials], sort_keys=True).encode()).hexdigest()
 
@@ -81,7 +100,7 @@ class Checkpointer:
 
     def save(self, trials, state, records: list[TrialRecord], compile_s: float) -> Path:
         folder = self.folder(trials)
-        state_bytes = serialization.to_bytes(jax.device_get(state))
+        state_bytes = state_to_bytes(jax.device_get(state))
         meta = {
             "protocol_version": PROTOCOL_VERSION,
             "trial_ids": [t.trial_id for t in trials],
@@ -124,7 +143,7 @@ class Checkpointer:
         if hashlib.sha256(state_bytes).hexdigest() != meta.get("state_sha256"):
             raise CheckpointMismatch("its state file is truncated or damaged (sha256 differs)")
         try:
-            state = serialization.from_bytes(jax.device_get(template), state_bytes)
+            state = state_from_bytes(jax.device_get(template), state_bytes)
             records = [_record_from_json(r) for r in meta["records"]]
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointMismatch(f"does not fit these trials' state: {err}") from None
