@@ -89,7 +89,13 @@ def parse_size(text: str, option: str = "--memory-limit") -> int:
 
 
 def gb(n: float | None) -> str:
-    return "?" if n is None else f"{n / 1e9:.2f} GB"
+    """A size in the unit that reads best: 812 B, 22.5 kB, 310.0 MB, 41.20 GB."""
+    if n is None:
+        return "?"
+    for unit, scale, digits in (("GB", 1e9, 2), ("MB", 1e6, 1), ("kB", 1e3, 1)):
+        if n >= scale:
+            return f"{n / scale:.{digits}f} {unit}"
+    return f"{n:.0f} B"
 
 
 def shrink_hint(trials) -> str:

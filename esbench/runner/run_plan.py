@@ -177,6 +177,8 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
 def _seconds(s: float | None) -> str:
     if s is None or (isinstance(s, float) and math.isnan(s)):
         return "-"
+    if s < 0.1:
+        return f"{s * 1e3:.3g} ms"
     if s < 120:
         return f"{s:.1f} s"
     if s < 7200:
