@@ -207,6 +207,16 @@ def cmd_plan(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(plan.as_json(args.workers), indent=2))
         print(f"plan: {args.json}")
+    if args.figure:
+        from esbench.provenance import device_description
+        from esbench.report.plan_figure import figure15_plot, figure15_table
+
+        table = figure15_table(plan.as_json())
+        if table.empty:
+            print("figure: no env has both an EGGROLL and an OpenES program measured; nothing drawn", file=sys.stderr)
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+            print(f"figure: {figure15_plot(table, Path(args.figure), device_description())}")
     return 0
 
 
@@ -367,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "compiled, not timed")
     p.add_argument("--no-vectorize", action="store_true", help="plan every trial as its own program")
     p.add_argument("--json", default=None, metavar="FILE", help="write the plan as JSON")
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also draw Figure 15 (EGGROLL vs OpenES speed per env, beside the paper's factors)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_plan)
 

@@ -123,3 +123,18 @@ def test_plan_of_a_two_env_protocol_is_within_2x_of_its_run(write_sweep, tmp_pat
     (tmp_path / "plan_vs_run.json").write_text(json.dumps({"projected_s": plan.projected_s, "measured_s": measured}))
     print(f"projected {plan.projected_s:.1f} s, measured {measured:.1f} s")  # the README quotes a run of this
     assert plan.projected_s / 2 <= measured <= plan.projected_s * 2
+
+
+def test_figure15_table_sets_our_speedup_beside_the_papers():
+    from esbench.report.plan_figure import figure15_table
+
+    program = dict(stage="final", status="ok")
+    plan = {"programs": [{**program, "env": "Pendulum-v1", "algo": "eggroll", "env_steps_per_s": 300.0},
+                         {**program, "env": "Pendulum-v1", "algo": "openes", "env_steps_per_s": 100.0},
+                         {**program, "env": "brax/humanoid", "algo": "eggroll", "env_steps_per_s": 10.0},
+                         {**program, "env": "brax/humanoid", "algo": "openes", "env_steps_per_s": 20.0},
+                         {**program, "env": "CartPole-v1", "algo": "ppo", "env_steps_per_s": 5.0}]}
+    table = figure15_table(plan).set_index("env")
+    assert list(table.index) == ["Pendulum-v1", "brax/humanoid"]
+    assert table.loc["Pendulum-v1", "speedup_here"] == 3.0 and table.loc["Pendulum-v1", "speedup_paper"] == 7.81
+    assert table.loc["brax/humanoid", "speedup_paper"] == pytest.approx(1 / 1.80)
