@@ -201,11 +201,17 @@ def cmd_plan(args) -> int:
         protocol = prepare_protocol(data, args.budget, envs=args.envs, skip_search=args.skip_search)
         staged = protocol_groups(protocol, not args.no_vectorize)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else None
-    plan = plan_run(staged, args.steps, chip, limit, args.memory_gb * 1e9 if args.memory_gb else None, say)
+
+    def write_json(plan) -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(plan.as_json(args.workers), indent=2))
+
+    plan = plan_run(staged, args.steps, chip, limit, args.memory_gb * 1e9 if args.memory_gb else None, say,
+                    after_each=write_json)  # a long plan keeps what it measured
     print(format_plan(plan, args.workers))
+    write_json(plan)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(plan.as_json(args.workers), indent=2))
         print(f"plan: {args.json}")
     if args.figure:
         from esbench.provenance import device_description

@@ -133,12 +133,14 @@ def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
 
 def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator | None = None,
              memory_limit: int | None = None, device_bytes: float | None = None,
-             progress: Callable[[str], None] | None = None) -> RunPlan:
+             progress: Callable[[str], None] | None = None,
+             after_each: Callable[[RunPlan], None] | None = None) -> RunPlan:
     """Measure every distinct program of `staged` once and project each group (see the module's docstring).
 
     memory_limit: what a program measured here may use (None: what this device has, memory.py); a bigger
     one is compiled, not run. device_bytes: the memory of the device the run is for (None: the
-    accelerator's, else this device's): each program's `fits_device` says whether it fits there."""
+    accelerator's, else this device's): each program's `fits_device` says whether it fits there.
+    after_each(plan so far): called after each group (a long plan's partial JSON)."""
     if device_bytes is None and accelerator is not None and not math.isnan(accelerator.memory_gb):
         device_bytes = accelerator.memory_gb * 1e9
     if device_bytes is None:
@@ -166,6 +168,8 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
         rounds.append(sg.rounds)
         if costs[-1].peak_bytes is not None and device_bytes is not None:
             costs[-1].fits_device = costs[-1].peak_bytes <= device_bytes
+        if after_each is not None:
+            after_each(RunPlan(list(costs), list(rounds), accelerator, ["partial: planned so far"]))
     notes = [FINAL_NOTE] if any(sg.stage == "final" for sg in staged) and any(sg.stage == "search" for sg in staged) else []
     if device_bytes is not None:
         notes.append(f"device memory compared against: {gb(device_bytes)}")
