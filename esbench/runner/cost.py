@@ -128,7 +128,7 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
         simulated = float(np.mean(counts["simulated_env_steps"])) / updates
         trips = trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps)
         cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
-                                                                   programs.values, trips)
+                                                                   programs.values, trips, programs.compiled_chunk)
         cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
         cost.roofline_s = run_updates * cost.bound_per_update_s
     return cost

@@ -86,12 +86,16 @@ def measure_host() -> Accelerator:
 
 # ------------------------------------------------------------------------------- counts ---
 
-def _xla_cost(closed: ClosedJaxpr) -> tuple[float, float]:
-    """(flops, bytes accessed) of a jaxpr compiled alone, by XLA's cost analysis (loop bodies once)."""
-    shapes = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in closed.jaxpr.invars]
-    cost = jax.jit(jaxpr_as_fun(closed)).lower(*shapes).compile().cost_analysis()
+def xla_cost(compiled) -> tuple[float, float]:
+    """(flops, bytes accessed) of a compiled program by XLA's cost analysis (each loop body counted once)."""
+    cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+
+
+def _compiled_alone(closed: ClosedJaxpr):
+    shapes = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for v in closed.jaxpr.invars]
+    return jax.jit(jaxpr_as_fun(closed)).lower(*shapes).compile()
 
 
 def _closed(jaxpr) -> ClosedJaxpr:
@@ -99,7 +103,7 @@ def _closed(jaxpr) -> ClosedJaxpr:
 
 
 def _loops(jaxpr: Jaxpr, in_loop: bool, episode_trips: float):
-    """(body, trips, body is a loop) of each loop in `jaxpr`, looking through calls (pjit, custom_jvp, cond)."""
+    """(body, trips) of each loop in `jaxpr`, looking through calls (pjit, custom_jvp, cond)."""
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
         if name == "scan":
@@ -113,21 +117,28 @@ def _loops(jaxpr: Jaxpr, in_loop: bool, episode_trips: float):
                         yield from _loops(_closed(sub).jaxpr, in_loop, episode_trips)
 
 
-def loop_corrected_cost(closed: ClosedJaxpr, episode_trips: float, in_loop: bool = False) -> tuple[float, float]:
-    """(flops, bytes) of one run of `closed`: cost(J) = xla(J) + sum over its loops of trips * cost(body) - xla(body)."""
-    flops, bytes_ = _xla_cost(closed)
+def loop_corrected_cost(closed: ClosedJaxpr, episode_trips: float, in_loop: bool = False,
+                        counted_once: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(flops, bytes) of one run of `closed`: cost(J) = xla(J) + sum over its loops of trips * cost(body) - xla(body).
+
+    counted_once: xla(J) where J is already compiled (the chunk program: one update, its loops once)."""
+    flops, bytes_ = counted_once if counted_once is not None else xla_cost(_compiled_alone(closed))
     for body, trips in _loops(closed.jaxpr, in_loop, episode_trips):
-        body_flops, body_bytes = loop_corrected_cost(body, episode_trips, in_loop=True)
-        once_flops, once_bytes = _xla_cost(body)
-        flops += trips * body_flops - once_flops
-        bytes_ += trips * body_bytes - once_bytes
+        once = xla_cost(_compiled_alone(body))
+        body_flops, body_bytes = loop_corrected_cost(body, episode_trips, in_loop=True, counted_once=once)
+        flops += trips * body_flops - once[0]
+        bytes_ += trips * body_bytes - once[1]
     return flops, bytes_
 
 
-def update_cost(update, state_shapes, values, episode_trips: float) -> tuple[float, float]:
-    """(flops, bytes accessed) of one update of every point and seed (`update(state, values)`, batched)."""
+def update_cost(update, state_shapes, values, episode_trips: float, chunk=None) -> tuple[float, float]:
+    """(flops, bytes accessed) of one update of every point and seed (`update(state, values)`, batched).
+
+    chunk: the compiled chunk program, a while loop of updates whose body XLA counts once: its counts
+    are one update's (loops once) and spare compiling the update again."""
     closed = jax.make_jaxpr(update)(state_shapes, values)
-    return loop_corrected_cost(closed, float(max(episode_trips, 1.0)))
+    once = xla_cost(chunk) if chunk is not None else None
+    return loop_corrected_cost(closed, float(max(episode_trips, 1.0)), counted_once=once)
 
 
 def trips_estimate(simulated_steps_per_update: float, max_steps_per_update: float, max_episode_steps: int) -> float:
