@@ -138,3 +138,22 @@ def test_figure15_table_sets_our_speedup_beside_the_papers():
     assert list(table.index) == ["Pendulum-v1", "brax/humanoid"]
     assert table.loc["Pendulum-v1", "speedup_here"] == 3.0 and table.loc["Pendulum-v1", "speedup_paper"] == 7.81
     assert table.loc["brax/humanoid", "speedup_paper"] == pytest.approx(1 / 1.80)
+
+
+def test_run_eta_projects_the_remaining_env_steps_at_the_pace_so_far(monkeypatch):
+    from types import SimpleNamespace
+
+    from esbench.runner.progress import RunEta
+
+    def group(budget, points, seeds):
+        trial = SimpleNamespace(plan=SimpleNamespace(budget=budget), spec=SimpleNamespace(seeds=tuple(range(seeds))))
+        return [trial] * points
+
+    now = [0.0]
+    eta = RunEta([group(100, 2, 1), group(100, 1, 2), group(50, 1, 1), group(300, 1, 1)])
+    eta._clock, eta.start = (lambda: now[0]), 0.0
+    assert "ETA follows the first group" in eta.text()
+    eta.skip(3)  # another process runs it: not this run's work
+    now[0] = 10.0
+    eta.finished(0)
+    assert eta.text() == "run: 44% of its env steps in 0m10s, ETA 0m12s"  # 200 of 450 env steps in 10 s
