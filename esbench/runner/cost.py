@@ -97,6 +97,10 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
         cost.note = check_fits(trials, needs, memory_limit)
     except MemoryRefused as refusal:
         cost.compile_s, cost.status, cost.note = compile_s, "too big", str(refusal)
+        if accelerator is not None:  # the bound needs no run: every episode to its limit (a lower bound still)
+            _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
+                   first.env.spec.max_episode_steps)
+            cost.note += "; its bound counts every episode to its limit (not run)"
         return cost
 
     start = time.perf_counter()
@@ -126,9 +130,14 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     cost.projected_s = cost.compile_s + run_updates * cost.update_s + cost.evaluations * cost.eval_s
     if accelerator is not None:
         simulated = float(np.mean(counts["simulated_env_steps"])) / updates
-        trips = trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps)
-        cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
-                                                                   programs.values, trips, programs.compiled_chunk)
-        cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
-        cost.roofline_s = run_updates * cost.bound_per_update_s
+        _bound(cost, programs, accelerator, run_updates,
+               trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps))
     return cost
+
+
+def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float) -> None:
+    """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's updates."""
+    cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
+                                                               programs.values, episode_trips, programs.compiled_chunk)
+    cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
+    cost.roofline_s = run_updates * cost.bound_per_update_s
