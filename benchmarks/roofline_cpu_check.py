@@ -1,4 +1,8 @@
-"""The roofline's check on this CPU: the bound from XLA's counts and this CPU's measured peaks against the measured update time."""
+"""The roofline's check on this CPU: the bound from XLA's counts and this CPU's measured peaks against the measured update time.
+
+    esbench plan sweeps/paper16.yaml --budget cpu --skip-search --envs CartPole-v1 --accelerator this-cpu --json plan.json
+    python benchmarks/roofline_cpu_check.py plan.json      # a Markdown table: bound and measured time per update
+"""
 import json, sys
 from esbench.runner.roofline import measure_host
 d = json.load(open(sys.argv[1]))
