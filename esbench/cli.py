@@ -90,10 +90,13 @@ def _run_options(args, checkpoint_every: int | None = None):
     """
     from esbench.runner.trial import RunOptions
 
+    from esbench.runner.memory import parse_size
+
     every = args.checkpoint_every if args.checkpoint_every is not None else checkpoint_every
+    limit = parse_size(args.memory_limit) if args.memory_limit is not None else None
     return RunOptions(progress=not args.quiet, out_dir=Path(args.out), checkpoint_every=every,
                       keep_checkpoints=args.keep_checkpoints, live_logs=tuple(args.log or ()),
-                      vectorize=not args.no_vectorize)
+                      vectorize=not args.no_vectorize, memory_guard=not args.no_memory_guard, memory_limit=limit)
 
 
 def _print_outcome(outcome, out: Path) -> int:
@@ -178,6 +181,62 @@ def cmd_reproduce(args) -> int:
     outcome = run_protocol(protocol, store, backend=args.backend, address=args.address, options=options)
     code = _print_outcome(outcome, out)
     return code if outcome.complete else max(code, 1)
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from esbench.runner import expand_sweep, load_sweep_file, resolve_trials
+    from esbench.runner.memory import parse_size
+    from esbench.runner.protocol import prepare_protocol
+    from esbench.runner.roofline import accelerator
+    from esbench.runner.run_plan import format_plan, plan_run, protocol_groups, sweep_groups
+    from esbench.validation import ConfigError
+
+    for option, value in (("--steps", args.steps), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} {value}: expected an integer >= 1")
+    if args.memory_gb is not None and not args.memory_gb > 0:
+        raise ConfigError(f"--memory-gb {args.memory_gb}: expected a number of GB > 0, e.g. 80")
+    chip = accelerator(args.accelerator) if args.accelerator else None
+    limit = parse_size(args.memory_limit) if args.memory_limit is not None else None
+    data = load_sweep_file(args.file)
+    if args.sweep:
+        specs = expand_sweep(data, args.budget)
+        if args.envs:
+            unknown = sorted(set(args.envs) - {s.env for s in specs})
+            if unknown:
+                raise ConfigError(f"--envs: {', '.join(unknown)} not in the sweep; its envs: "
+                                  f"{', '.join(dict.fromkeys(s.env for s in specs))}")
+            specs = [s for s in specs if s.env in args.envs]
+        staged = sweep_groups(resolve_trials(specs), not args.no_vectorize)
+    else:
+        protocol = prepare_protocol(data, args.budget, envs=args.envs, skip_search=args.skip_search)
+        staged = protocol_groups(protocol, not args.no_vectorize)
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else None
+
+    def write_json(plan) -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(plan.as_json(args.workers), indent=2))
+
+    plan = plan_run(staged, args.steps, chip, limit, args.memory_gb * 1e9 if args.memory_gb else None, say,
+                    after_each=write_json)  # a long plan keeps what it measured
+    print(format_plan(plan, args.workers))
+    write_json(plan)
+    if args.json:
+        print(f"plan: {args.json}")
+    if args.figure:
+        from esbench.provenance import device_description
+        from esbench.report.plan_figure import figure15_plot, figure15_table
+
+        table = figure15_table(plan.as_json())
+        if table.empty:
+            print("figure: no env has both an EGGROLL and an OpenES program measured; nothing drawn", file=sys.stderr)
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+            print(f"figure: {figure15_plot(table, Path(args.figure), device_description())}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -277,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-vectorize", action="store_true",
                    help="run every trial on its own (default: trials differing only in value hyperparameters run "
                         "as one program)")
+    g.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory a group's compiled program may use, e.g. 40GB, 512MiB (default: what the device "
+                        "has: its memory stats on a GPU, the host's available memory on a CPU)")
+    g.add_argument("--no-memory-guard", action="store_true",
+                   help="run a group even when its compiled program looks too big for the device")
 
     def add(name, runs_trials=False, **kwargs):
         return sub.add_parser(name, parents=[plugin, running] if runs_trials else [plugin], **kwargs)
@@ -329,6 +393,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print what each stage would run; run and write nothing")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
+
+    p = add("plan", help="measure every program a run would compile (time, memory, roofline) before paying for it")
+    p.add_argument("file")
+    p.add_argument("--budget", default=None, help="a budget named in the sweep file (default: its default_budget)")
+    p.add_argument("--envs", nargs="+", metavar="ID", help="plan only these envs of the budget")
+    p.add_argument("--sweep", action="store_true", help="plan `esbench sweep` (default: `esbench reproduce`'s protocol)")
+    p.add_argument("--skip-search", action=argparse.BooleanOptionalAction, default=None,
+                   help="as reproduce's (default: the budget's protocol.skip_search)")
+    p.add_argument("--steps", type=int, default=2, help="updates timed per program after one warm-up (default 2)")
+    p.add_argument("--workers", type=int, default=None, metavar="G", help="also the makespan on G workers")
+    from esbench.runner.roofline import ACCELERATORS, HOST
+
+    p.add_argument("--accelerator", default=None, metavar="NAME",
+                   help=f"a roofline lower bound per program for: {', '.join([*ACCELERATORS, HOST])}")
+    p.add_argument("--memory-gb", type=float, default=None,
+                   help="the run's device memory, to flag programs that cannot fit (default: the accelerator's, "
+                        "else this device's)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="what a program measured here may use (default: what this device has); bigger ones are "
+                        "compiled, not timed")
+    p.add_argument("--no-vectorize", action="store_true", help="plan every trial as its own program")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the plan as JSON")
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also draw Figure 15 (EGGROLL vs OpenES speed per env, beside the paper's factors)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = add("report", help="figures and tables from a results folder")
     p.add_argument("results")

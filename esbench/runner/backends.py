@@ -26,6 +26,7 @@ from esbench.results.schema import TrialResult
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
 from esbench.runner.live_log import make_live_logs
+from esbench.runner.progress import RunEta
 from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import ConfigError
 
@@ -120,13 +121,15 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
     groups = group_trials(todo, options.vectorize)
+    eta = RunEta(groups)
     for i, group in enumerate(groups):
         with store.claim([t.trial_id for t in group]) as held:
             group = _claimed(group, held, store, outcome)
             if not group:
+                eta.skip(i)
                 continue
             if options.progress:
-                print(f"[{i + 1}/{len(groups)}] {_describe(group)}", file=sys.stderr, flush=True)
+                print(f"[{i + 1}/{len(groups)}] {_describe(group)}  ({eta.text()})", file=sys.stderr, flush=True)
             try:
                 results = run_group(group, options, stop)
             except Exception as err:  # one broken trial must not stop the sweep or lose finished work
@@ -135,9 +138,11 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
                 for trial in group:
                     outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+                eta.finished(i)
                 continue
             for result in results:
                 _record(outcome, store, result)
+            eta.finished(i)
     return outcome
 
 

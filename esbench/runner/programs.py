@@ -97,6 +97,8 @@ class Programs:
     init_keys: jax.Array
     values: dict  # the traced value fields: name -> [points] array
     sharding: NamedSharding | None
+    update: Any = None  # (state, values) -> (state, metrics): one update of every point and seed, uncompiled (cost.py)
+    state_shapes: Any = None
 
     def init(self):
         return self.compiled_init(self.init_keys, self.values)
@@ -191,6 +193,7 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
     per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
     init = jit(jax.vmap(per_seed, (None, 0), axis_size=len(trials)))  # values may be empty: no mapped input
     run = _chunk_fn(algo, env, config_for, first.plan.min_env_steps_per_update)
+    update = jax.vmap(jax.vmap(lambda s, v: algo.update(s, env, config_for(v)), (0, None)), (0, 0))
     chunk = jit(jax.vmap(jax.vmap(run, (0, None, 0, 0, 0)), (0, 0, 0, 0, 0)))
     policy = jax.jit(jax.vmap(jax.vmap(algo.policy)))
     finite = jax.jit(jax.vmap(jax.vmap(lambda state: all_finite(algo.policy(state)))))
@@ -213,4 +216,5 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
                                  deterministic, cfg0.activation)
         init_c, chunk_c, policy_c, finite_c = pool.map(lambda program: program.compile(), lowered)
         compiled = [init_c, chunk_c, policy_c, evaluation.result(), finite_c]
-    return Programs(*compiled, init_keys=init_keys, values=values, sharding=sharding)
+    return Programs(*compiled, init_keys=init_keys, values=values, sharding=sharding, update=update,
+                    state_shapes=state_shapes)

@@ -30,6 +30,7 @@ from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.interrupt import Interrupted, StopRequest
 from esbench.runner.live_log import make_live_logs
+from esbench.runner.memory import check_fits, program_memory
 from esbench.runner.programs import INT32_MAX, Programs, compile_programs
 from esbench.runner.progress import TrialProgress
 from esbench.runner.record import TrialRecord
@@ -55,6 +56,8 @@ class RunOptions:
     keep_checkpoints: bool = False
     live_logs: tuple[str, ...] = ()  # "tensorboard", "wandb"
     vectorize: bool = True  # trials sharing shapes run as one program
+    memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
+    memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
 
 
 def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, records: list[TrialRecord],
@@ -132,6 +135,8 @@ def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(
     seeds = np.asarray(trials[0].spec.seeds, np.uint32)
     start = time.perf_counter()
     programs = compile_programs(trials, seeds)
+    if options.memory_guard:  # before anything of the group runs
+        check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
     state = jax.block_until_ready(programs.init())
     compile_s = time.perf_counter() - start
 

@@ -1,0 +1,143 @@
+"""What one group's programs cost: compile time, memory, throughput and a projection of its whole run.
+
+    cost = measure_group(trials, steps=2)      # compiles the group's programs exactly as run_group does
+
+1. compile (compile_programs and init, timed together as run_group times them);
+2. read the chunk program's memory analysis (memory.py: the guard's own figure); a program that
+   cannot fit is flagged and not run;
+3. run one update (warm-up), then time `steps` updates: the chunk program with a goal no seed
+   reaches and a cap of `steps` updates (a warm-up over LONG_UPDATE_S is the measurement itself);
+   time one evaluation after a warm one.
+
+Projection of the group's trials (they run as one program):
+
+    run_s      = budget / (env steps per seed per second)       # each seed runs its own budget, all in parallel
+    projected  = compile_s + run_s + evaluations * eval_s
+
+ES episodes may end early, so an update's env steps depend on the policy: the
+measured updates are the untrained policy's, and the projection assumes the
+env steps per second they reached hold over the whole run (an update's cost
+follows its longest episode; see `simulated_env_steps`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import jax
+import numpy as np
+
+from esbench.runner.memory import MemoryRefused, check_fits, program_memory
+from esbench.runner.programs import INT32_MAX, compile_programs
+from esbench.runner.roofline import Accelerator, trips_estimate, update_cost
+
+LONG_UPDATE_S = 10.0  # a warm-up update this long is timed as the measurement (paper shapes on a CPU)
+
+
+@dataclass
+class ProgramCost:
+    """One compiled group: its measurement and its trials' projected cost."""
+
+    env: str
+    algo: str
+    stage: str
+    trials: int  # points in the program
+    seeds: int
+    budget: int  # env steps per seed
+    compile_s: float | None = None
+    argument_bytes: int | None = None
+    output_bytes: int | None = None
+    temp_bytes: int | None = None
+    peak_bytes: int | None = None
+    update_s: float | None = None  # one update of every point and seed
+    env_steps_per_update: float | None = None  # per seed, measured (inside episodes)
+    env_steps_per_s: float | None = None  # all points and seeds together
+    eval_s: float | None = None  # one evaluation of every point and seed
+    evaluations: int = 0
+    projected_s: float | None = None
+    flops_per_update: float | None = None  # every point and seed, loops counted by their trips (roofline.py)
+    bytes_per_update: float | None = None
+    bound_per_update_s: float | None = None  # the accelerator's lower bound on one update
+    roofline_s: float | None = None  # ... on all the updates of the run
+    fits_device: bool | None = None  # peak_bytes within the device's memory (run_plan: --memory-gb, the accelerator's)
+    status: str = "ok"  # ok | too big | failed
+    note: str = ""
+    shared_with: list = field(default_factory=list)  # other groups of the same shapes, measured once
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluations(plan, eval_every: int) -> int:
+    """Evaluations a trial runs: log point 0, then every `eval_every` chunks and the last."""
+    return 1 + sum(1 for c in range(1, plan.num_logs + 1) if c % eval_every == 0 or c == plan.num_logs)
+
+
+def _counter(trials, seeds, value) -> jax.Array:
+    return np.full((len(trials), seeds), value, np.int32)
+
+
+def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelerator | None = None,
+                  memory_limit: int | None = None) -> ProgramCost:
+    """Compile and time one group's programs (see the module's docstring); nothing is written."""
+    first = trials[0]
+    spec, plan = first.spec, first.plan
+    seeds = np.asarray(spec.seeds, np.uint32)
+    cost = ProgramCost(spec.env, spec.algo, stage, len(trials), len(seeds), plan.budget,
+                       evaluations=evaluations(plan, spec.eval_every))
+    start = time.perf_counter()
+    programs = compile_programs(trials, seeds)
+    compile_s = time.perf_counter() - start  # init is run (and timed) below, once it is known to fit
+    needs = program_memory(programs.compiled_chunk)
+    if needs is not None:
+        cost.argument_bytes, cost.output_bytes = needs.argument_bytes, needs.output_bytes
+        cost.temp_bytes, cost.peak_bytes = needs.temp_bytes, needs.peak_bytes
+    try:
+        cost.note = check_fits(trials, needs, memory_limit)
+    except MemoryRefused as refusal:
+        cost.compile_s, cost.status, cost.note = compile_s, "too big", str(refusal)
+        if accelerator is not None:  # the bound needs no run: every episode to its limit (a lower bound still)
+            _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
+                   first.env.spec.max_episode_steps)
+            cost.note += "; its bound counts every episode to its limit (not run)"
+        return cost
+
+    start = time.perf_counter()
+    state = jax.block_until_ready(programs.init())
+    cost.compile_s = compile_s + time.perf_counter() - start
+    no_goal, room = _counter(trials, len(seeds), INT32_MAX), _counter(trials, len(seeds), INT32_MAX)
+    start = time.perf_counter()
+    state, counts, _ = jax.block_until_ready(programs.chunk(state, no_goal, room, _counter(trials, len(seeds), 1)))
+    seconds = time.perf_counter() - start
+    if seconds < LONG_UPDATE_S:  # else the warm-up is the measurement: a first call's overhead is small beside it
+        start = time.perf_counter()
+        state, counts, _ = jax.block_until_ready(programs.chunk(state, no_goal, room,
+                                                                _counter(trials, len(seeds), steps)))
+        seconds = time.perf_counter() - start
+    counts = jax.device_get(counts)
+    updates = float(np.mean(counts["updates"]))
+    per_seed = float(np.mean(counts["env_steps"])) / updates
+    jax.block_until_ready(programs.evaluate_at(state, seeds, 1))
+    start = time.perf_counter()
+    jax.block_until_ready(programs.evaluate_at(state, seeds, 2))
+    cost.eval_s = time.perf_counter() - start
+
+    cost.update_s = seconds / updates
+    cost.env_steps_per_update = per_seed
+    cost.env_steps_per_s = float(np.sum(counts["env_steps"])) / seconds
+    run_updates = min(plan.budget / per_seed, plan.max_updates)
+    cost.projected_s = cost.compile_s + run_updates * cost.update_s + cost.evaluations * cost.eval_s
+    if accelerator is not None:
+        simulated = float(np.mean(counts["simulated_env_steps"])) / updates
+        _bound(cost, programs, accelerator, run_updates,
+               trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps))
+    return cost
+
+
+def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float) -> None:
+    """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's updates."""
+    cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
+                                                               programs.values, episode_trips, programs.compiled_chunk)
+    cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
+    cost.roofline_s = run_updates * cost.bound_per_update_s

@@ -1,0 +1,218 @@
+"""`esbench plan`: every program a run would compile, measured at its exact shapes, and the run's cost.
+
+    staged = protocol_groups(protocol)            # (stage, group, rounds): what each stage compiles
+    plan = plan_run(staged, steps=2, accelerator=accelerator("h100-sxm"))
+    print(format_plan(plan, workers=4)); plan.as_json()
+
+The groups are the runner's own (`backends.group_trials` over the trials each
+stage resolves), so the plan compiles what the run would. The final stage's
+points are chosen by the search; it is planned with the first sampled point,
+whose shapes are the winner's (only value fields are searched). Programs of
+equal shapes are measured once and projected for each group's own budget.
+Nothing runs to completion and nothing is written (but the JSON the CLI asks for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from esbench.runner.backends import group_trials, resolve_trials
+from esbench.runner.cost import ProgramCost, evaluations, measure_group
+from esbench.runner.memory import available_memory, gb
+from esbench.runner.roofline import Accelerator
+
+FINAL_NOTE = "final stage planned with the first sampled point's shapes (the search changes values only)"
+
+
+@dataclass
+class StagedGroup:
+    stage: str
+    trials: list  # one group: ResolvedTrials run as one program
+    rounds: int = 1  # how many times the stage compiles a group like it (TPE rounds)
+
+
+@dataclass
+class RunPlan:
+    programs: list[ProgramCost]
+    rounds: list[int]
+    accelerator: Accelerator | None
+    notes: list[str] = field(default_factory=list)
+
+    def stage_totals(self) -> dict[str, dict]:
+        totals: dict[str, dict] = {}
+        for cost, rounds in zip(self.programs, self.rounds):
+            t = totals.setdefault(cost.stage, {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0})
+            t["programs"] += rounds
+            t["trials"] += cost.trials * rounds
+            t["projected_s"] += (cost.projected_s or 0.0) * rounds
+            t["roofline_s"] += (cost.roofline_s or 0.0) * rounds
+        return totals
+
+    @property
+    def projected_s(self) -> float:
+        return sum((c.projected_s or 0.0) * r for c, r in zip(self.programs, self.rounds))
+
+    def makespan_s(self, workers: int) -> float:
+        """Wall time when `workers` take the groups longest-first (each to the least loaded worker)."""
+        jobs = sorted(((c.projected_s or 0.0) for c, r in zip(self.programs, self.rounds) for _ in range(r)), reverse=True)
+        loads = [0.0] * workers
+        for job in jobs:
+            heapq.heapreplace(loads, loads[0] + job)
+        return max(loads)
+
+    def as_json(self, workers: int | None = None) -> dict:
+        out = {"projected_s": self.projected_s, "stages": self.stage_totals(), "notes": self.notes,
+               "accelerator": dataclasses.asdict(self.accelerator) if self.accelerator else None,
+               "programs": [{**c.as_dict(), "rounds": r} for c, r in zip(self.programs, self.rounds)]}
+        if self.accelerator is not None:
+            out["roofline_s"] = sum((c.roofline_s or 0.0) * r for c, r in zip(self.programs, self.rounds))
+        if workers:
+            out["workers"], out["makespan_s"] = workers, self.makespan_s(workers)
+        return json.loads(json.dumps(out, default=str, allow_nan=True))
+
+
+# ------------------------------------------------------------------------------- groups ---
+
+def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
+    """The groups each stage of `esbench reproduce` compiles (protocol.py's own specs and grouping)."""
+    from esbench.runner.protocol import _next_round  # the sampler's first round, exactly as the run draws it
+
+    s = protocol.settings
+    if s.skip_search:
+        finals = [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
+        return [StagedGroup("final", g) for g in group_trials(resolve_trials(finals), vectorize)]
+    staged, firsts = [], []
+    for pair in protocol.pairs:
+        points = _next_round(protocol, pair, [])
+        rounds = math.ceil(s.search_trials / len(points))
+        search = resolve_trials([protocol.search_spec(pair, p, i) for i, p in enumerate(points)])
+        staged += [StagedGroup("search", g, rounds) for g in group_trials(search, vectorize)]
+        firsts.append(protocol.final_spec(pair, points[0]))
+    staged += [StagedGroup("final", g) for g in group_trials(resolve_trials(firsts), vectorize)]
+    return staged
+
+
+def sweep_groups(trials, vectorize: bool = True) -> list[StagedGroup]:
+    """The groups `esbench sweep` compiles."""
+    return [StagedGroup("sweep", g) for g in group_trials(trials, vectorize)]
+
+
+def _shape_key(group) -> tuple:
+    """Groups with equal keys compile the same programs (only values and budgets differ)."""
+    from esbench.runner.backends import group_key
+
+    spec = group[0].spec
+    key = group_key(group[0])
+    if isinstance(key, str):  # no value fields: the whole config but the budget fixes the shapes
+        key = json.dumps({k: v for k, v in group[0].config.items() if k not in ("trial_id", "env_steps", "stage")},
+                         sort_keys=True)
+    else:
+        key = key[:4]
+    return key, len(group), len(spec.seeds), spec.eval_episodes
+
+
+def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
+    """A measurement of the same shapes projected for another group's budget and logging."""
+    trial = group[0]
+    plan = trial.plan
+    cost = dataclasses.replace(measured, stage=stage, trials=len(group), budget=plan.budget,
+                               evaluations=evaluations(plan, trial.spec.eval_every), shared_with=[])
+    if measured.status != "ok":
+        return cost
+    run_updates = min(plan.budget / measured.env_steps_per_update, plan.max_updates)
+    cost.projected_s = measured.compile_s + run_updates * measured.update_s + cost.evaluations * measured.eval_s
+    if measured.bound_per_update_s is not None:
+        cost.roofline_s = run_updates * measured.bound_per_update_s
+    return cost
+
+
+def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator | None = None,
+             memory_limit: int | None = None, device_bytes: float | None = None,
+             progress: Callable[[str], None] | None = None,
+             after_each: Callable[[RunPlan], None] | None = None) -> RunPlan:
+    """Measure every distinct program of `staged` once and project each group (see the module's docstring).
+
+    memory_limit: what a program measured here may use (None: what this device has, memory.py); a bigger
+    one is compiled, not run. device_bytes: the memory of the device the run is for (None: the
+    accelerator's, else this device's): each program's `fits_device` says whether it fits there.
+    after_each(plan so far): called after each group (a long plan's partial JSON)."""
+    if device_bytes is None and accelerator is not None and not math.isnan(accelerator.memory_gb):
+        device_bytes = accelerator.memory_gb * 1e9
+    if device_bytes is None:
+        device_bytes = memory_limit if memory_limit is not None else available_memory()[0]
+    measured: dict[tuple, ProgramCost] = {}
+    costs, rounds = [], []
+    for i, sg in enumerate(staged):
+        key = _shape_key(sg.trials)
+        spec = sg.trials[0].spec
+        if key not in measured:
+            if progress:
+                progress(f"[{i + 1}/{len(staged)}] {sg.stage}: {spec.env} x {spec.algo}, "
+                         f"{len(sg.trials)} point(s) x {len(spec.seeds)} seed(s)")
+            try:
+                measured[key] = measure_group(sg.trials, sg.stage, steps, accelerator, memory_limit)
+            except Exception as err:  # one program that fails to compile must not hide the others' figures
+                first_line = (str(err).strip().splitlines() or [""])[0][:300]
+                measured[key] = ProgramCost(spec.env, spec.algo, sg.stage, len(sg.trials), len(spec.seeds),
+                                            sg.trials[0].plan.budget, status="failed",
+                                            note=f"{type(err).__name__}: {first_line}")
+            costs.append(measured[key])
+        else:
+            costs.append(_for_group(measured[key], sg.stage, sg.trials))
+            measured[key].shared_with.append(i)
+        rounds.append(sg.rounds)
+        if costs[-1].peak_bytes is not None and device_bytes is not None:
+            costs[-1].fits_device = costs[-1].peak_bytes <= device_bytes
+        if after_each is not None:
+            after_each(RunPlan(list(costs), list(rounds), accelerator, ["partial: planned so far"]))
+    notes = [FINAL_NOTE] if any(sg.stage == "final" for sg in staged) and any(sg.stage == "search" for sg in staged) else []
+    if device_bytes is not None:
+        notes.append(f"device memory compared against: {gb(device_bytes)}")
+    return RunPlan(costs, rounds, accelerator, notes)
+
+
+# ------------------------------------------------------------------------------- format ---
+
+def _seconds(s: float | None) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "-"
+    if s < 0.1:
+        return f"{s * 1e3:.3g} ms"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def format_plan(plan: RunPlan, workers: int | None = None) -> str:
+    head = ["stage", "program", "trials", "seeds", "compile", "env steps/s", "peak memory", "projected"]
+    if plan.accelerator is not None:
+        head.append(f"{plan.accelerator.name} bound")
+    rows = [head]
+    for cost, r in zip(plan.programs, plan.rounds):
+        name = f"{cost.env} x {cost.algo}"
+        row = [cost.stage, name, f"{cost.trials}" + (f" x{r}" if r > 1 else ""), str(cost.seeds),
+               _seconds(cost.compile_s), "-" if cost.env_steps_per_s is None else f"{cost.env_steps_per_s:,.0f}",
+               gb(cost.peak_bytes) + ("" if cost.fits_device is not False else " (too big)"), _seconds(cost.projected_s) if cost.status == "ok" else cost.status.upper()]
+        if plan.accelerator is not None:
+            row.append(_seconds(cost.roofline_s))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.append("")
+    for stage, t in plan.stage_totals().items():
+        bound = f", {plan.accelerator.name} bound {_seconds(t['roofline_s'])}" if plan.accelerator else ""
+        lines.append(f"{stage}: {t['programs']} program(s), {t['trials']} trial(s), projected {_seconds(t['projected_s'])}{bound}")
+    lines.append(f"total: projected {_seconds(plan.projected_s)} on this machine, one group after another")
+    if workers:
+        lines.append(f"with {workers} workers taking groups longest-first: {_seconds(plan.makespan_s(workers))}")
+    for note in dict.fromkeys(c.note for c in plan.programs if c.status != "ok"):
+        lines.append(note)
+    lines += plan.notes
+    return "\n".join(lines)
