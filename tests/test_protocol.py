@@ -253,8 +253,8 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("label,edit,message", BAD, ids=[b[0] for b in BAD])
-def test_bad_input_is_one_error_before_anything_runs(tmp_path, capsys, label, edit, message):
+def assert_one_error_before_anything_runs(tmp_path, capsys, edit, message):
+    """`esbench reproduce` on the tiny sweep file edited by `edit`: exit 2, one error line with `message`, no folder."""
     out = tmp_path / "out"
     code = cli.main(["reproduce", str(sweep_file(tmp_path, edit=edit)), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
@@ -262,6 +262,11 @@ def test_bad_input_is_one_error_before_anything_runs(tmp_path, capsys, label, ed
     assert message in err, err
     assert err.count("error:") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("label,edit,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_error_before_anything_runs(tmp_path, capsys, label, edit, message):
+    assert_one_error_before_anything_runs(tmp_path, capsys, edit, message)
 
 
 def _no_final_budget(data):

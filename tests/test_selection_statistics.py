@@ -10,11 +10,10 @@ import pytest
 import scipy.stats
 import yaml
 
-from esbench import cli
 from esbench.report.matched import paired_difference
 from esbench.runner.config import resolve_trial
 from esbench.runner.protocol import Candidate, matched_pairs, prepare_protocol, ranked, reselect, select
-from test_protocol import TINY, _set, sweep_file
+from test_protocol import _set, assert_one_error_before_anything_runs, sweep_file
 
 PAIR = ("Noisy-v0", "es")
 
@@ -134,10 +133,4 @@ def test_bad_stage_settings_are_one_error_before_anything_runs(tmp_path, capsys,
         data["budgets"]["tiny"]["protocol"].update(settings)
         if "openes" not in str(settings.get("space", "openes")):
             del data["algorithms"]["openes"], data["budgets"]["tiny"]["algorithms"]["openes"]
-    out = tmp_path / "out"
-    code = cli.main(["reproduce", str(sweep_file(tmp_path, edit=edit)), "--out", str(out), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == cli.EXIT_BAD_INPUT
-    assert message in err, err
-    assert err.count("error:") == 1
-    assert not out.exists()
+    assert_one_error_before_anything_runs(tmp_path, capsys, edit, message)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from esbench.algorithms import algorithm_label
@@ -79,9 +78,10 @@ def winners_curse_markdown(search: dict | None) -> str:
         if reselected:
             cells.append(fmt_number(p["reselect_curse"]))
         lines.append("| " + " | ".join(cells) + " |")
-    curses = [p["winners_curse"] for p in search["pairs"] if p["winners_curse"] is not None]
     text = [f"Rule: {RULES['winners_curse']}", ""]
-    if curses:
-        text += [f"Mean winner's curse over the {len(curses)} (env, algorithm) pairs: {np.mean(curses):.4g} "
-                 f"(positive in {sum(c > 0 for c in curses)} of them).", ""]
+    for name, key in (("tuning score", "winners_curse"), ("re-selection score", "reselect_curse")):
+        gaps = [p[key] for p in search["pairs"] if p[key] is not None]
+        if gaps:  # counted, not averaged: the envs' returns are on different scales
+            text += [f"The winner's {name} was above its final mean in {sum(g > 0 for g in gaps)} of {len(gaps)} "
+                     "(env, algorithm) pairs.", ""]
     return "\n".join(text + lines) + "\n"

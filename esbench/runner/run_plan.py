@@ -79,22 +79,39 @@ class RunPlan:
 # ------------------------------------------------------------------------------- groups ---
 
 def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
-    """The groups each stage of `esbench reproduce` compiles (protocol.py's own specs and grouping)."""
+    """The groups each stage of `esbench reproduce` compiles (protocol.py's own specs and grouping).
+
+    Re-selection is planned with each pair's first sampled points, the matched stage with the first
+    points' final trials: the stages change values only, so these are the shapes the run compiles.
+    """
     from esbench.runner.protocol import _next_round  # the sampler's first round, exactly as the run draws it
 
     s = protocol.settings
     if s.skip_search:
-        finals = [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
-        return [StagedGroup("final", g) for g in group_trials(resolve_trials(finals), vectorize)]
-    staged, firsts = [], []
+        finals = resolve_trials([protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs])
+        return [StagedGroup("final", g) for g in group_trials(_with_matched(protocol, finals), vectorize)]
+    staged, again, firsts = [], [], []
     for pair in protocol.pairs:
         points = _next_round(protocol, pair, [])
         rounds = math.ceil(s.search_trials / len(points))
         search = resolve_trials([protocol.search_spec(pair, p, i) for i, p in enumerate(points)])
         staged += [StagedGroup("search", g, rounds) for g in group_trials(search, vectorize)]
+        again += [protocol.reselect_spec(pair, p, i) for i, p in enumerate(points[:s.reselect_top])]
         firsts.append(protocol.final_spec(pair, points[0]))
-    staged += [StagedGroup("final", g) for g in group_trials(resolve_trials(firsts), vectorize)]
+    staged += [StagedGroup("reselect", g) for g in group_trials(resolve_trials(again), vectorize)]
+    finals = _with_matched(protocol, resolve_trials(firsts))
+    staged += [StagedGroup("final", g) for g in group_trials(finals, vectorize)]
     return staged
+
+
+def _with_matched(protocol, finals: list) -> list:
+    """The final trials, and with `matched: true` the matched ones, which run beside them (protocol.run_protocol)."""
+    from esbench.runner.protocol import matched_pairs
+
+    if not protocol.settings.matched:
+        return finals
+    pairs = matched_pairs(protocol, {(t.spec.env, t.spec.algo): t for t in finals})
+    return finals + resolve_trials([spec for _, spec in pairs])
 
 
 def sweep_groups(trials, vectorize: bool = True) -> list[StagedGroup]:
