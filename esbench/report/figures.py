@@ -115,6 +115,26 @@ def panel_title(env: str) -> str:
         return env
 
 
+def _panel_grid(n: int, width: float, height: float, legend_height: float):
+    """A figure of `n` panels in rows of GRID_COLUMNS: (figure, the n axes in reading order, columns)."""
+    nrows, ncols = _grid_shape(n)
+    fig = new_figure(figsize=(width * ncols, height * nrows + legend_height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)
+    return fig, list(axes.flat[:n]), ncols
+
+
+def _label_panel(ax, k: int, n: int, ncols: int, xlabel: str, ylabel: str) -> None:
+    """Panel k of n: the y label on the first column, the x label where no panel sits below, a light grid."""
+    ax.tick_params(labelsize=8)
+    if k % ncols == 0:
+        ax.set_ylabel(ylabel, fontsize=9)
+    if k + ncols >= n:  # nothing below this panel
+        ax.set_xlabel(xlabel, fontsize=9)
+    ax.grid(alpha=0.3, lw=0.5)
+
+
 def _band_patch(band: str) -> Patch:
     return Patch(color="0.5", alpha=0.3, label=BANDS[band])
 
@@ -130,11 +150,8 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", band: str = "sem", 
         raise ValueError("no environment has an evaluation return to plot")
     algos = algo_order(df["algo"].unique())
     styles = algo_styles(algos)
-    nrows, ncols = _grid_shape(len(envs))
-    fig = new_figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, env in enumerate(envs):
-        ax = axes.flat[k]
+    fig, axes, ncols = _panel_grid(len(envs), 3.6, 2.8, 0.6)
+    for k, (env, ax) in enumerate(zip(envs, axes)):
         missing = []
         for algo in algos:
             rows = df[(df["env"] == env) & (df["algo"] == algo)]
@@ -153,20 +170,12 @@ def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", band: str = "sem", 
         if missing:
             title += f"\nno results: {', '.join(algorithm_label(a) for a in missing)}"
         ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=8)
         if x == "env_steps":
             ax.xaxis.set_major_formatter(FuncFormatter(human_count))
         else:  # methods differ by orders of magnitude in speed; linear time would squash the fast ones
             ax.set_xscale("log")
             label_log_axis(ax.xaxis)
-        row, col = divmod(k, ncols)
-        if col == 0:
-            ax.set_ylabel("return", fontsize=9)
-        if k + ncols >= len(envs):  # nothing below this panel
-            ax.set_xlabel(X_LABELS[x], fontsize=9)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in axes.flat[len(envs):]:
-        fig.delaxes(ax)
+        _label_panel(ax, k, len(envs), ncols, X_LABELS[x], "return")
     handles = [Line2D([], [], lw=2, label=algorithm_label(a), **styles[a]) for a in algos]
     handles.append(_band_patch(band))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
@@ -313,11 +322,8 @@ def plot_search(search: dict) -> Figure:
     pairs = search["pairs"]
     algos = algo_order({p["algo"] for p in pairs})
     styles = algo_styles(algos)
-    nrows, ncols = _grid_shape(len(pairs))
-    fig = new_figure(figsize=(3.2 * ncols, 2.6 * nrows + 0.7), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, p in enumerate(pairs):
-        ax = axes.flat[k]
+    fig, axes, ncols = _panel_grid(len(pairs), 3.2, 2.6, 0.7)
+    for k, (p, ax) in enumerate(zip(pairs, axes)):
         points = sorted(p["points"], key=lambda q: (q["tuning_score"] is None, -(q["tuning_score"] or 0.0)))
         ranks = np.arange(1, len(points) + 1)
         tuning = np.array([np.nan if q["tuning_score"] is None else q["tuning_score"] for q in points], dtype=float)
@@ -331,15 +337,7 @@ def plot_search(search: dict) -> Figure:
             ax.plot([ranks[winner]], [p["final_mean"]], "*", ms=11, color=colour, label="winner's final mean")
         ax.set_title(f"{panel_title(p['env'])}, {algorithm_label(p['algo'])}", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.tick_params(labelsize=8)
-        row, col = divmod(k, ncols)
-        if col == 0:
-            ax.set_ylabel("mean final return", fontsize=9)
-        if k + ncols >= len(pairs):
-            ax.set_xlabel("search rank by tuning score", fontsize=9)
-        ax.grid(alpha=0.3, lw=0.5)
-    for ax in axes.flat[len(pairs):]:
-        fig.delaxes(ax)
+        _label_panel(ax, k, len(pairs), ncols, "search rank by tuning score", "mean final return")
     handles = [Line2D([], [], ls="", marker="o", color="0.55", label="tuning score (search point)"),
                Line2D([], [], ls="", marker="*", ms=10, color="0.2", label="winner's final mean (fresh seeds)")]
     if search["reselected"]:
