@@ -1,6 +1,7 @@
 """esbench plan and the memory guard: XLA's counts with loops, the guard's refusal, bad input, and a plan checked against its run."""
 
 import json
+import math
 import time
 
 import jax
@@ -83,6 +84,8 @@ def test_bad_sizes_name_the_allowed_units(text):
     (["--budget", "nope"], "budget 'nope' is not defined"),
     (["--envs", "Nope-v0"], "--envs: Nope-v0 not in the budget's envs"),
     (["--memory-limit", "lots"], "--memory-limit 'lots'"),
+    (["--time-limit", "0"], "--time-limit 0.0: expected a number of seconds > 0"),
+    (["--algos", "ppo"], "--algos: ppo not planned by this budget; its algorithms: eggroll"),
 ])
 def test_bad_plan_input_is_one_error_and_writes_nothing(write_sweep, tmp_path, capsys, args, says):
     path, out = write_sweep(TWO_ENVS), tmp_path / "plan.json"
@@ -125,6 +128,71 @@ def test_plan_of_a_two_env_protocol_is_within_2x_of_its_run(write_sweep, tmp_pat
     assert plan.projected_s / 2 <= measured <= plan.projected_s * 2
 
 
+def test_a_program_measured_apart_keeps_its_compile_figures_past_its_time_limit(write_sweep):
+    """In a child process: generous limit, the in-process figures; a limit no update meets, status "over time",
+    the compile's figures and a projection that is a lower bound (measure_apart.py)."""
+    from esbench.runner.measure_apart import measure_apart
+    from esbench.runner.roofline import accelerator
+    from esbench.runner.run_plan import RunPlan, format_plan
+
+    protocol = prepare_protocol(load_sweep_file(write_sweep(TWO_ENVS)), "tiny", envs=["CartPole-v1"])
+    (staged,) = protocol_groups(protocol)
+    chip = accelerator("h100-sxm")
+    done = measure_apart(staged.trials, "final", 1, chip, None, time_limit=300)
+    assert done.status == "ok" and done.env_steps_per_s > 0 and done.eval_s > 0 and done.roofline_s > 0
+    stopped = measure_apart(staged.trials, "final", 1, chip, None, time_limit=1e-6)
+    assert stopped.status == "over time" and "lower bound" in stopped.note
+    assert stopped.peak_bytes == done.peak_bytes and stopped.compile_s > 0 and stopped.roofline_s > 0
+    plan = staged.trials[0].plan
+    fewest_updates = min(plan.budget / plan.max_env_steps_per_update, plan.max_updates)
+    assert stopped.projected_s == pytest.approx(stopped.compile_s + fewest_updates * 1e-6 / 2)
+    assert "projected at least" in format_plan(RunPlan([stopped], [1], chip))
+
+
+def test_saved_plans_read_back_as_one_with_per_env_totals(tmp_path, capsys):
+    """`esbench plan --from-json` measures nothing: parts planned apart are one plan, totals per env included."""
+    from esbench.runner.cost import ProgramCost
+    from esbench.runner.roofline import accelerator
+    from esbench.runner.run_plan import RunPlan
+
+    def part(name, *costs, chip="h100-sxm"):
+        path = tmp_path / name
+        path.write_text(json.dumps(RunPlan(list(costs), [1] * len(costs), accelerator(chip)).as_json()))
+        return str(path)
+
+    cost = dict(stage="final", trials=1, seeds=3, budget=1000, compile_s=1.0)
+    a = part("a.json", ProgramCost("CartPole-v1", "eggroll", projected_s=10.0, roofline_s=1.0, peak_bytes=5, **cost),
+             ProgramCost("CartPole-v1", "openes", projected_s=30.0, roofline_s=2.0, peak_bytes=9, **cost))
+    b = part("b.json", ProgramCost("Pendulum-v1", "openes", status="over time", projected_s=100.0, roofline_s=4.0,
+                                   peak_bytes=7, **cost),
+             ProgramCost("Pendulum-v1", "ppo", status="too big", roofline_s=3.0, peak_bytes=90, **cost))
+    merged = tmp_path / "merged.json"
+    assert cli.main(["plan", "--from-json", a, b, "--json", str(merged)]) == 0
+    plan = json.loads(merged.read_text())
+    assert [(p["env"], p["algo"]) for p in plan["programs"]] == [
+        ("CartPole-v1", "eggroll"), ("CartPole-v1", "openes"), ("Pendulum-v1", "openes"), ("Pendulum-v1", "ppo")]
+    assert plan["projected_s"] == 140.0 and plan["projected_is_lower_bound"] and plan["roofline_s"] == 10.0
+    assert plan["envs"]["CartPole-v1"] == {"projected_s": 40.0, "lower_bound": False, "unprojected": 0,
+                                           "roofline_s": 3.0, "peak_bytes": 9, "largest": "openes"}
+    assert plan["envs"]["Pendulum-v1"]["unprojected"] == 1 and plan["envs"]["Pendulum-v1"]["largest"] == "ppo"
+    assert "Pendulum-v1  > 100.0 s (+1 not run)" in capsys.readouterr().out
+    # planned again: the most complete measurement is kept, its gaps filled from the other
+    again = part("again.json", ProgramCost("CartPole-v1", "eggroll", status="over time", projected_s=5.0,
+                                           roofline_s=0.5, roofline_at_limit_s=0.5, **cost),
+                 ProgramCost("CartPole-v1", "openes", status="failed", **cost))
+    assert cli.main(["plan", "--from-json", a, b, again, "--json", str(merged)]) == 0
+    programs = json.loads(merged.read_text())["programs"]
+    assert len(programs) == 4 and programs[0]["status"] == programs[1]["status"] == "ok"
+    assert (programs[0]["projected_s"], programs[0]["roofline_s"], programs[0]["roofline_at_limit_s"]) == (10.0, 1.0, 0.5)
+    c = part("c.json", ProgramCost("Pendulum-v1", "ppo", **cost), chip="h200")
+    assert cli.main(["plan", "--from-json", a, c]) == cli.EXIT_BAD_INPUT
+    assert "different accelerators: h100-sxm, h200" in capsys.readouterr().err
+    assert cli.main(["plan", "--from-json", str(tmp_path / "none.json")]) == cli.EXIT_BAD_INPUT
+    assert "none.json: no such file" in capsys.readouterr().err
+    assert cli.main(["plan"]) == cli.EXIT_BAD_INPUT
+    assert "give a sweep file to plan, or --from-json" in capsys.readouterr().err
+
+
 def test_figure15_table_sets_our_speedup_beside_the_papers():
     from esbench.report.plan_figure import figure15_table
 
@@ -133,14 +201,25 @@ def test_figure15_table_sets_our_speedup_beside_the_papers():
                          {**program, "env": "Pendulum-v1", "algo": "openes", "env_steps_per_s": 100.0},
                          {**program, "env": "brax/humanoid", "algo": "eggroll", "env_steps_per_s": 10.0},
                          {**program, "env": "brax/humanoid", "algo": "openes", "env_steps_per_s": 20.0},
-                         {**program, "env": "CartPole-v1", "algo": "ppo", "env_steps_per_s": 5.0}]}
+                         {**program, "env": "CartPole-v1", "algo": "ppo", "env_steps_per_s": 5.0},
+                         # too big to time here: only the accelerator's bounds compare them
+                         {**program, "env": "jumanji/Snake-v1", "algo": "eggroll", "env_steps_per_s": None,
+                          "status": "too big", "roofline_s": 2.0},
+                         {**program, "env": "jumanji/Snake-v1", "algo": "openes", "env_steps_per_s": None,
+                          "status": "over time", "roofline_s": 10.0}]}
+    plan["programs"][0]["roofline_at_limit_s"], plan["programs"][1]["roofline_at_limit_s"] = 1.0, 4.0
+    plan["programs"][2]["roofline_s"] = 3.0  # a timed program's bound with the episodes it saw: not compared
     table = figure15_table(plan).set_index("env")
-    assert list(table.index) == ["Pendulum-v1", "brax/humanoid"]
+    assert list(table.index) == ["Pendulum-v1", "brax/humanoid", "jumanji/Snake-v1"]
     assert table.loc["Pendulum-v1", "speedup_here"] == 3.0 and table.loc["Pendulum-v1", "speedup_paper"] == 7.81
+    assert table.loc["Pendulum-v1", "speedup_roofline"] == 4.0
     assert table.loc["brax/humanoid", "speedup_paper"] == pytest.approx(1 / 1.80)
+    assert math.isnan(table.loc["brax/humanoid", "speedup_roofline"])
+    assert math.isnan(table.loc["jumanji/Snake-v1", "speedup_here"])
+    assert table.loc["jumanji/Snake-v1", "speedup_roofline"] == 5.0
 
 
-def test_run_eta_projects_the_remaining_env_steps_at_the_pace_so_far(monkeypatch):
+def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_far(monkeypatch):
     from types import SimpleNamespace
 
     from esbench.runner.progress import RunEta
@@ -152,8 +231,19 @@ def test_run_eta_projects_the_remaining_env_steps_at_the_pace_so_far(monkeypatch
     now = [0.0]
     eta = RunEta([group(100, 2, 1), group(100, 1, 2), group(50, 1, 1), group(300, 1, 1)])
     eta._clock, eta.start = (lambda: now[0]), 0.0
-    assert "ETA follows the first group" in eta.text()
+    assert "ETA follows the first chunk" in eta.text()
     eta.skip(3)  # another process runs it: not this run's work
-    now[0] = 10.0
-    eta.finished(0)
-    assert eta.text() == "run: 44% of its env steps in 0m10s, ETA 0m12s"  # 200 of 450 env steps in 10 s
+    eta.started(0)
+    now[0] = 4.0
+    eta.compiled(4.0)
+    assert eta.first_projection() is None  # no chunk yet
+    now[0] = 6.0
+    eta.advanced(25)  # a quarter of group 0 (200 of 450 env steps): 50 env steps in 2 s outside the compile
+    # left: 2 groups x 4 s compile + 400 env steps x 0.04 s
+    assert eta.text() == "run: 11% of its env steps in 0m06s, ETA 0m24s"
+    assert eta.first_projection() == ("run: projected 0m30s in all from its first chunk "
+                                      "(each group compiling as the first did, every env step at its pace)")
+    assert eta.first_projection() is None  # said once
+    now[0] = 12.0
+    eta.finished(0)  # 200 env steps in 8 s outside the compile: 0.04 s each
+    assert eta.text() == "run: 44% of its env steps in 0m12s, ETA 0m18s"  # 2 x 4 s + 250 x 0.04 s

@@ -22,8 +22,10 @@ follows its longest episode; see `simulated_env_steps`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import jax
 import numpy as np
@@ -60,8 +62,9 @@ class ProgramCost:
     bytes_per_update: float | None = None
     bound_per_update_s: float | None = None  # the accelerator's lower bound on one update
     roofline_s: float | None = None  # ... on all the updates of the run
+    roofline_at_limit_s: float | None = None  # ... were every episode to run to its limit: the budget's least work
     fits_device: bool | None = None  # peak_bytes within the device's memory (run_plan: --memory-gb, the accelerator's)
-    status: str = "ok"  # ok | too big | failed
+    status: str = "ok"  # ok | too big | failed | over time (measure_apart: projected_s is then a lower bound)
     note: str = ""
     shared_with: list = field(default_factory=list)  # other groups of the same shapes, measured once
 
@@ -79,8 +82,12 @@ def _counter(trials, seeds, value) -> jax.Array:
 
 
 def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelerator | None = None,
-                  memory_limit: int | None = None) -> ProgramCost:
-    """Compile and time one group's programs (see the module's docstring); nothing is written."""
+                  memory_limit: int | None = None,
+                  report: Callable[[str, ProgramCost], None] | None = None) -> ProgramCost:
+    """Compile and time one group's programs (see the module's docstring); nothing is written.
+
+    report(phase, cost so far): called once compiled ("compiled": compile time, memory and, with an
+    accelerator, the bound as if every episode ran to its limit) and once the updates are timed ("timed")."""
     first = trials[0]
     spec, plan = first.spec, first.plan
     seeds = np.asarray(spec.seeds, np.uint32)
@@ -106,6 +113,12 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     start = time.perf_counter()
     state = jax.block_until_ready(programs.init())
     cost.compile_s = compile_s + time.perf_counter() - start
+    counted: dict = {}  # the update's loop bodies, compiled once for both bounds
+    if accelerator is not None:  # every episode to its limit: what bounds compare alike across programs
+        _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
+               first.env.spec.max_episode_steps, counted)
+    if report is not None:
+        report("compiled", dataclasses.replace(cost))
     no_goal, room = _counter(trials, len(seeds), INT32_MAX), _counter(trials, len(seeds), INT32_MAX)
     start = time.perf_counter()
     state, counts, _ = jax.block_until_ready(programs.chunk(state, no_goal, room, _counter(trials, len(seeds), 1)))
@@ -118,26 +131,32 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     counts = jax.device_get(counts)
     updates = float(np.mean(counts["updates"]))
     per_seed = float(np.mean(counts["env_steps"])) / updates
-    jax.block_until_ready(programs.evaluate_at(state, seeds, 1))
-    start = time.perf_counter()
-    jax.block_until_ready(programs.evaluate_at(state, seeds, 2))
-    cost.eval_s = time.perf_counter() - start
 
     cost.update_s = seconds / updates
     cost.env_steps_per_update = per_seed
     cost.env_steps_per_s = float(np.sum(counts["env_steps"])) / seconds
     run_updates = min(plan.budget / per_seed, plan.max_updates)
-    cost.projected_s = cost.compile_s + run_updates * cost.update_s + cost.evaluations * cost.eval_s
     if accelerator is not None:
         simulated = float(np.mean(counts["simulated_env_steps"])) / updates
         _bound(cost, programs, accelerator, run_updates,
-               trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps))
+               trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps), counted)
+    if report is not None:
+        report("timed", dataclasses.replace(cost))
+    jax.block_until_ready(programs.evaluate_at(state, seeds, 1))
+    start = time.perf_counter()
+    jax.block_until_ready(programs.evaluate_at(state, seeds, 2))
+    cost.eval_s = time.perf_counter() - start
+    cost.projected_s = cost.compile_s + run_updates * cost.update_s + cost.evaluations * cost.eval_s
     return cost
 
 
-def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float) -> None:
+def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float,
+           counted: dict | None = None) -> None:
     """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's updates."""
     cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
-                                                               programs.values, episode_trips, programs.compiled_chunk)
+                                                               programs.values, episode_trips, programs.compiled_chunk,
+                                                               counted)
     cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
     cost.roofline_s = run_updates * cost.bound_per_update_s
+    if cost.roofline_at_limit_s is None:  # the first bound is the one at the limit (measure_group)
+        cost.roofline_at_limit_s = cost.roofline_s

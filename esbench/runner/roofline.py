@@ -119,27 +119,39 @@ def _loops(jaxpr: Jaxpr, in_loop: bool, episode_trips: float):
 
 
 def loop_corrected_cost(closed: ClosedJaxpr, episode_trips: float, in_loop: bool = False,
-                        counted_once: tuple[float, float] | None = None) -> tuple[float, float]:
+                        counted_once: tuple[float, float] | None = None,
+                        bodies: dict | None = None) -> tuple[float, float]:
     """(flops, bytes) of one run of `closed`: cost(J) = xla(J) + sum over its loops of trips * cost(body) - xla(body).
 
-    counted_once: xla(J) where J is already compiled (the chunk program: one update, its loops once)."""
+    counted_once: xla(J) where J is already compiled (the chunk program: one update, its loops once).
+    bodies: xla counts of loop bodies already compiled, by body (another trip count costs no compile)."""
+    bodies = {} if bodies is None else bodies
     flops, bytes_ = counted_once if counted_once is not None else xla_cost(_compiled_alone(closed))
     for body, trips in _loops(closed.jaxpr, in_loop, episode_trips):
-        once = xla_cost(_compiled_alone(body))
-        body_flops, body_bytes = loop_corrected_cost(body, episode_trips, in_loop=True, counted_once=once)
+        key = id(body.jaxpr)
+        if key not in bodies:
+            bodies[key] = xla_cost(_compiled_alone(body))
+        once = bodies[key]
+        body_flops, body_bytes = loop_corrected_cost(body, episode_trips, True, once, bodies)
         flops += trips * body_flops - once[0]
         bytes_ += trips * body_bytes - once[1]
     return flops, bytes_
 
 
-def update_cost(update, state_shapes, values, episode_trips: float, chunk=None) -> tuple[float, float]:
+def update_cost(update, state_shapes, values, episode_trips: float, chunk=None,
+                cache: dict | None = None) -> tuple[float, float]:
     """(flops, bytes accessed) of one update of every point and seed (`update(state, values)`, batched).
 
     chunk: the compiled chunk program, a while loop of updates whose body XLA counts once: its counts
-    are one update's (loops once) and spare compiling the update again."""
-    closed = jax.make_jaxpr(update)(state_shapes, values)
-    once = xla_cost(chunk) if chunk is not None else None
-    return loop_corrected_cost(closed, float(max(episode_trips, 1.0)), counted_once=once)
+    are one update's (loops once) and spare compiling the update again. cache: a dict kept between
+    calls on the same program, which then count another trip count without compiling anything."""
+    cache = {} if cache is None else cache
+    if "jaxpr" not in cache:
+        cache["jaxpr"] = jax.make_jaxpr(update)(state_shapes, values)
+        cache["once"] = xla_cost(chunk) if chunk is not None else None
+        cache["bodies"] = {}
+    return loop_corrected_cost(cache["jaxpr"], float(max(episode_trips, 1.0)), counted_once=cache["once"],
+                               bodies=cache["bodies"])
 
 
 def trips_estimate(simulated_steps_per_update: float, max_steps_per_update: float, max_episode_steps: int) -> float:

@@ -23,8 +23,10 @@ from typing import Callable
 
 from esbench.runner.backends import group_trials, resolve_trials
 from esbench.runner.cost import ProgramCost, evaluations, measure_group
+from esbench.runner.measure_apart import measure_apart
 from esbench.runner.memory import available_memory, gb
 from esbench.runner.roofline import Accelerator
+from esbench.validation import ConfigError
 
 FINAL_NOTE = "final stage planned with the first sampled point's shapes (the search changes values only)"
 
@@ -34,6 +36,9 @@ class StagedGroup:
     stage: str
     trials: list  # one group: ResolvedTrials run as one program
     rounds: int = 1  # how many times the stage compiles a group like it (TPE rounds)
+
+
+_COMPLETENESS = ("ok", "over time", "too big", "failed")  # a program's measurements, most complete first
 
 
 @dataclass
@@ -46,7 +51,9 @@ class RunPlan:
     def stage_totals(self) -> dict[str, dict]:
         totals: dict[str, dict] = {}
         for cost, rounds in zip(self.programs, self.rounds):
-            t = totals.setdefault(cost.stage, {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0})
+            t = totals.setdefault(cost.stage, {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0,
+                                               "lower_bound": False})
+            t["lower_bound"] |= cost.status == "over time"
             t["programs"] += rounds
             t["trials"] += cost.trials * rounds
             t["projected_s"] += (cost.projected_s or 0.0) * rounds
@@ -57,6 +64,11 @@ class RunPlan:
     def projected_s(self) -> float:
         return sum((c.projected_s or 0.0) * r for c, r in zip(self.programs, self.rounds))
 
+    @property
+    def lower_bound(self) -> bool:
+        """Whether projected_s is a lower bound: some program's timing was stopped (measure_apart.py)."""
+        return any(c.status == "over time" for c in self.programs)
+
     def makespan_s(self, workers: int) -> float:
         """Wall time when `workers` take the groups longest-first (each to the least loaded worker)."""
         jobs = sorted(((c.projected_s or 0.0) for c, r in zip(self.programs, self.rounds) for _ in range(r)), reverse=True)
@@ -65,8 +77,54 @@ class RunPlan:
             heapq.heapreplace(loads, loads[0] + job)
         return max(loads)
 
+    @classmethod
+    def from_json(cls, plans: list[dict]) -> "RunPlan":
+        """Saved plans (`--json`) as one: parts of a run planned apart (by env, on two machines).
+
+        A program planned more than once (same stage, env, algorithm, points and seeds) is kept once:
+        its most complete measurement (ok, then over time, too big, failed), with the fields that
+        one lacks taken from the others (a program planned again to fill a gap)."""
+        names = {f.name for f in dataclasses.fields(ProgramCost)}
+        programs: dict[tuple, list] = {}
+        notes, chips = [], []
+        for plan in plans:
+            for program in plan["programs"]:
+                cost = ProgramCost(**{k: v for k, v in program.items() if k in names})
+                key = (cost.stage, cost.env, cost.algo, cost.trials, cost.seeds, cost.budget)
+                programs.setdefault(key, []).append((cost, program.get("rounds", 1)))
+            notes += [n for n in plan.get("notes", []) if n not in notes and not n.startswith("partial")]
+            chips.append(plan.get("accelerator"))
+        if len({json.dumps(c, sort_keys=True) for c in chips}) > 1:
+            raise ConfigError("the plans were made for different accelerators: "
+                              f"{', '.join(sorted({c['name'] if c else 'none' for c in chips}))}")
+        costs, rounds = [], []
+        for measured in programs.values():
+            ordered = sorted(measured, key=lambda m: _COMPLETENESS.index(m[0].status))
+            best, r = ordered[0]
+            gaps = {f: getattr(other, f) for other, _ in reversed(ordered[1:]) for f in names
+                    if getattr(best, f) is None and getattr(other, f) is not None}
+            costs.append(dataclasses.replace(best, **gaps))
+            rounds.append(r)
+        return cls(costs, rounds, Accelerator(**chips[0]) if chips and chips[0] else None, notes)
+
+    def env_totals(self) -> dict[str, dict]:
+        """Per env: its programs' projected and roofline seconds (times their rounds) and its largest program."""
+        totals: dict[str, dict] = {}
+        for cost, rounds in zip(self.programs, self.rounds):
+            t = totals.setdefault(cost.env, {"projected_s": 0.0, "lower_bound": False, "unprojected": 0,
+                                             "roofline_s": 0.0, "peak_bytes": 0, "largest": None})
+            if cost.projected_s is None:
+                t["unprojected"] += 1  # too big to run here, or failed
+            t["projected_s"] += (cost.projected_s or 0.0) * rounds
+            t["lower_bound"] |= cost.status == "over time"
+            t["roofline_s"] += (cost.roofline_s or 0.0) * rounds
+            if (cost.peak_bytes or 0) > t["peak_bytes"]:
+                t["peak_bytes"], t["largest"] = cost.peak_bytes, cost.algo
+        return totals
+
     def as_json(self, workers: int | None = None) -> dict:
-        out = {"projected_s": self.projected_s, "stages": self.stage_totals(), "notes": self.notes,
+        out = {"projected_s": self.projected_s, "projected_is_lower_bound": self.lower_bound,
+               "stages": self.stage_totals(), "envs": self.env_totals(), "notes": self.notes,
                "accelerator": dataclasses.asdict(self.accelerator) if self.accelerator else None,
                "programs": [{**c.as_dict(), "rounds": r} for c, r in zip(self.programs, self.rounds)]}
         if self.accelerator is not None:
@@ -139,25 +197,30 @@ def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
     plan = trial.plan
     cost = dataclasses.replace(measured, stage=stage, trials=len(group), budget=plan.budget,
                                evaluations=evaluations(plan, trial.spec.eval_every), shared_with=[])
-    if measured.status != "ok":
+    if measured.status not in ("ok", "over time"):
         return cost
-    run_updates = min(plan.budget / measured.env_steps_per_update, plan.max_updates)
-    cost.projected_s = measured.compile_s + run_updates * measured.update_s + cost.evaluations * measured.eval_s
+    per_update = measured.env_steps_per_update or plan.max_env_steps_per_update  # over time: the fewest updates
+    run_updates = min(plan.budget / per_update, plan.max_updates)
+    cost.projected_s = measured.compile_s + run_updates * measured.update_s + cost.evaluations * (measured.eval_s or 0.0)
     if measured.bound_per_update_s is not None:
         cost.roofline_s = run_updates * measured.bound_per_update_s
+    if measured.roofline_at_limit_s is not None:  # the fewest updates: in proportion to the budget
+        cost.roofline_at_limit_s = measured.roofline_at_limit_s * plan.budget / measured.budget
     return cost
 
 
 def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator | None = None,
              memory_limit: int | None = None, device_bytes: float | None = None,
              progress: Callable[[str], None] | None = None,
-             after_each: Callable[[RunPlan], None] | None = None) -> RunPlan:
+             after_each: Callable[[RunPlan], None] | None = None, time_limit: float | None = None) -> RunPlan:
     """Measure every distinct program of `staged` once and project each group (see the module's docstring).
 
     memory_limit: what a program measured here may use (None: what this device has, memory.py); a bigger
     one is compiled, not run. device_bytes: the memory of the device the run is for (None: the
     accelerator's, else this device's): each program's `fits_device` says whether it fits there.
-    after_each(plan so far): called after each group (a long plan's partial JSON)."""
+    after_each(plan so far): called after each group (a long plan's partial JSON).
+    time_limit: measure each program in a process of its own and stop timing it after this many
+    seconds (measure_apart.py: its projection is then a lower bound)."""
     if device_bytes is None and accelerator is not None and not math.isnan(accelerator.memory_gb):
         device_bytes = accelerator.memory_gb * 1e9
     if device_bytes is None:
@@ -172,7 +235,10 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
                 progress(f"[{i + 1}/{len(staged)}] {sg.stage}: {spec.env} x {spec.algo}, "
                          f"{len(sg.trials)} point(s) x {len(spec.seeds)} seed(s)")
             try:
-                measured[key] = measure_group(sg.trials, sg.stage, steps, accelerator, memory_limit)
+                if time_limit is None:
+                    measured[key] = measure_group(sg.trials, sg.stage, steps, accelerator, memory_limit)
+                else:
+                    measured[key] = measure_apart(sg.trials, sg.stage, steps, accelerator, memory_limit, time_limit)
             except Exception as err:  # one program that fails to compile must not hide the others' figures
                 first_line = (str(err).strip().splitlines() or [""])[0][:300]
                 measured[key] = ProgramCost(spec.env, spec.algo, sg.stage, len(sg.trials), len(spec.seeds),
@@ -207,6 +273,38 @@ def _seconds(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def _projected(cost: ProgramCost) -> str:
+    if cost.status == "ok":
+        return _seconds(cost.projected_s)
+    if cost.status == "over time":  # a lower bound (measure_apart.py)
+        return f"> {_seconds(cost.projected_s)}"
+    return cost.status.upper()
+
+
+def _table(rows: list[list[str]], left: int = 1) -> str:
+    """Columns padded to their widest cell: the first `left` to the left, the rest to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def _env_table(plan: RunPlan, envs: dict) -> str:
+    """Per env: projected time here, the accelerator's bound, the largest program."""
+    head = ["env", "projected here", "largest program"]
+    if plan.accelerator is not None:
+        head.insert(2, f"{plan.accelerator.name} bound")
+    rows = [head]
+    for env, t in envs.items():
+        here = ("> " if t["lower_bound"] else "") + _seconds(t["projected_s"])
+        if t["unprojected"]:
+            here += f" (+{t['unprojected']} not run)"
+        row = [env, here, f"{gb(t['peak_bytes'])} ({t['largest']})"]
+        if plan.accelerator is not None:
+            row.insert(2, _seconds(t["roofline_s"]))
+        rows.append(row)
+    return _table(rows)
+
+
 def format_plan(plan: RunPlan, workers: int | None = None) -> str:
     head = ["stage", "program", "trials", "seeds", "compile", "env steps/s", "peak memory", "projected"]
     if plan.accelerator is not None:
@@ -216,17 +314,21 @@ def format_plan(plan: RunPlan, workers: int | None = None) -> str:
         name = f"{cost.env} x {cost.algo}"
         row = [cost.stage, name, f"{cost.trials}" + (f" x{r}" if r > 1 else ""), str(cost.seeds),
                _seconds(cost.compile_s), "-" if cost.env_steps_per_s is None else f"{cost.env_steps_per_s:,.0f}",
-               gb(cost.peak_bytes) + ("" if cost.fits_device is not False else " (too big)"), _seconds(cost.projected_s) if cost.status == "ok" else cost.status.upper()]
+               gb(cost.peak_bytes) + ("" if cost.fits_device is not False else " (too big)"), _projected(cost)]
         if plan.accelerator is not None:
             row.append(_seconds(cost.roofline_s))
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.append("")
+    lines = [_table(rows, left=2), ""]
+    envs = plan.env_totals()
+    if len(envs) > 1:
+        lines += [_env_table(plan, envs), ""]
     for stage, t in plan.stage_totals().items():
         bound = f", {plan.accelerator.name} bound {_seconds(t['roofline_s'])}" if plan.accelerator else ""
-        lines.append(f"{stage}: {t['programs']} program(s), {t['trials']} trial(s), projected {_seconds(t['projected_s'])}{bound}")
-    lines.append(f"total: projected {_seconds(plan.projected_s)} on this machine, one group after another")
+        at_least = "at least " if t["lower_bound"] else ""
+        lines.append(f"{stage}: {t['programs']} program(s), {t['trials']} trial(s), projected {at_least}"
+                     f"{_seconds(t['projected_s'])}{bound}")
+    at_least = "at least " if plan.lower_bound else ""
+    lines.append(f"total: projected {at_least}{_seconds(plan.projected_s)} on this machine, one group after another")
     if workers:
         lines.append(f"with {workers} workers taking groups longest-first: {_seconds(plan.makespan_s(workers))}")
     for note in dict.fromkeys(c.note for c in plan.programs if c.status != "ok"):
