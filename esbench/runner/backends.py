@@ -130,8 +130,9 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
                 continue
             if options.progress:
                 print(f"[{i + 1}/{len(groups)}] {_describe(group)}  ({eta.text()})", file=sys.stderr, flush=True)
+            eta.started(i)
             try:
-                results = run_group(group, options, stop)
+                results = run_group(group, dataclasses.replace(options, run_eta=eta), stop)
             except Exception as err:  # one broken trial must not stop the sweep or lose finished work
                 if isinstance(err, Interrupted) or is_machine_fault(err):  # the sweep stops, resumably
                     raise
@@ -166,23 +167,28 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    worker_options = dataclasses.replace(options, progress=False)
+    worker_options = dataclasses.replace(options, progress=False, run_eta=None)
     try:
         with contextlib.ExitStack() as claims:
             remote_run = ray.remote(_run_in_worker)
             loaded = plugins.loaded()
             refs = {}
-            for group in group_trials(todo, options.vectorize):
+            groups = group_trials(todo, options.vectorize)
+            eta = RunEta(groups)  # compiles run in the workers: its pace includes them
+            for i, group in enumerate(groups):
                 held = claims.enter_context(store.claim([t.trial_id for t in group]))
                 group = _claimed(group, held, store, outcome)
                 if group:
                     specs = [t.spec for t in group]
                     task = remote_run.options(num_gpus=group[0].spec.num_gpus)
-                    refs[task.remote(specs, worker_options, loaded)] = group
+                    refs[task.remote(specs, worker_options, loaded)] = i, group
+                else:
+                    eta.skip(i)
             remaining = list(refs)
             while remaining:
                 ready, remaining = ray.wait(remaining, num_returns=1)
-                group = refs[ready[0]]
+                i, group = refs[ready[0]]
+                eta.finished(i)
                 try:
                     results = ray.get(ready[0])
                 except Exception as err:  # a failed task must not lose the others' finished work
@@ -192,7 +198,8 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
                 for result in results:
                     _record(outcome, store, result)
                 if options.progress:
-                    print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}", file=sys.stderr, flush=True)
+                    print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}  ({eta.text()})",
+                          file=sys.stderr, flush=True)
     finally:
         if started_here:
             ray.shutdown()

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class TrialProgress:
     """`with TrialProgress(name, total_env_steps) as bar: bar.advance(env_steps, ret, sps)`."""
 
-    def __init__(self, name: str, total_env_steps: int, enabled: bool = True):
+    def __init__(self, name: str, total_env_steps: int, enabled: bool = True, run_eta: "RunEta | None" = None):
         self.name = name
+        self.run_eta = run_eta
         self.enabled = enabled
         console = Console(file=sys.stderr)
         if not console.is_terminal:
@@ -26,11 +27,12 @@ class TrialProgress:
             TextColumn("env steps  return {task.fields[ret]}  {task.fields[sps]} steps/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[run]}"),
             console=console,
             disable=not enabled,
             transient=False,
         )
-        self.task = self.progress.add_task(name, total=total_env_steps, ret="-", sps="-")
+        self.task = self.progress.add_task(name, total=total_env_steps, ret="-", sps="-", run="")
 
     def __enter__(self) -> "TrialProgress":
         self.progress.start()
@@ -41,15 +43,27 @@ class TrialProgress:
 
     def advance(self, env_steps: int, train_return: float, sps: float) -> None:
         ret = "nan" if math.isnan(train_return) else f"{train_return:.4g}"
-        self.progress.update(self.task, completed=env_steps, ret=ret, sps=f"{sps:,.0f}")
+        run = ""
+        if self.run_eta is not None:
+            self.run_eta.advanced(env_steps)
+            run = self.run_eta.text()
+            first = self.run_eta.first_projection()
+            if first and self.enabled:
+                self.progress.console.print(first)
+        self.progress.update(self.task, completed=env_steps, ret=ret, sps=f"{sps:,.0f}", run=run)
 
 
 class RunEta:
-    """The whole run's remaining time, projected from the groups finished so far (compile and evaluation included).
+    """The whole run's remaining time, from what the run has done so far: its first chunk on.
 
-    A group's work is its env steps (budget x points x seeds); the run's remaining time is the remaining
-    work at the seconds per env step the finished groups took. Exact for groups alike (a protocol stage's),
-    rough across envs of very different speeds; `esbench plan` measures each program instead.
+    A group's work is its env steps (budget x points x seeds). The run so far gives a compile time per
+    group (their mean) and seconds per env step (the time outside compiles over the work done, the
+    running group's chunks included); the remaining time is
+
+        groups not yet compiled x mean compile + remaining work x seconds per env step.
+
+    Exact for groups alike (a protocol stage's), rough across envs of very different speeds;
+    `esbench plan` measures each program instead.
     """
 
     def __init__(self, groups):
@@ -58,22 +72,61 @@ class RunEta:
         self._clock = time.perf_counter
         self.start = self._clock()
         self.work = [g[0].plan.budget * len(g) * len(g[0].spec.seeds) for g in groups]
+        self.budgets = [g[0].plan.budget for g in groups]
         self.done = 0
+        self.current, self.partial = None, 0.0  # the running group and its work done
+        self.compiles: list[float] = []
+        self.announced = False
+
+    def started(self, index: int) -> None:
+        self.current, self.partial = index, 0.0
+
+    def compiled(self, seconds: float) -> None:
+        """The running group's compile time (trial.run_group)."""
+        self.compiles.append(seconds)
+
+    def advanced(self, env_steps_per_seed: float) -> None:
+        """The running group's mean env steps per seed so far."""
+        if self.current is not None:
+            self.partial = min(env_steps_per_seed / self.budgets[self.current], 1.0) * self.work[self.current]
 
     def finished(self, index: int) -> None:
         self.done += self.work[index]
+        if self.current == index:
+            self.current, self.partial = None, 0.0
 
     def skip(self, index: int) -> None:
         """A group another process took: no work of this run."""
         self.work[index] = 0
 
+    def remaining_s(self) -> float | None:
+        done = self.done + self.partial
+        if not done:
+            return None
+        elapsed = self._clock() - self.start
+        per_step = max(elapsed - sum(self.compiles), 0.0) / done
+        mean_compile = sum(self.compiles) / len(self.compiles) if self.compiles else 0.0
+        groups_left = sum(1 for w in self.work if w) - len(self.compiles)
+        return max(groups_left, 0) * mean_compile + (sum(self.work) - done) * per_step
+
     def text(self) -> str:
         total = sum(self.work)
-        if not self.done:
-            return f"run: {len(self.work)} group(s), {total:,} env steps; its ETA follows the first group"
+        left = self.remaining_s()
+        if left is None:
+            return f"run: {len(self.work)} group(s), {total:,} env steps; its ETA follows the first chunk"
         elapsed = self._clock() - self.start
-        left = elapsed / self.done * (total - self.done)
-        return f"run: {self.done / total:.0%} of its env steps in {_duration(elapsed)}, ETA {_duration(left)}"
+        done = self.done + self.partial
+        return f"run: {done / total:.0%} of its env steps in {_duration(elapsed)}, ETA {_duration(left)}"
+
+    def first_projection(self) -> str | None:
+        """Once, after the run's first chunk: the whole run's projected time."""
+        left = self.remaining_s()
+        if left is None or self.announced:
+            return None
+        self.announced = True
+        elapsed = self._clock() - self.start
+        return (f"run: projected {_duration(elapsed + left)} in all from its first chunk "
+                f"(each group compiling as the first did, every env step at its pace)")
 
 
 def _duration(seconds: float) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -58,10 +58,12 @@ class RunOptions:
     vectorize: bool = True  # trials sharing shapes run as one program
     memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
     memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
+    run_eta: Any = None  # progress.RunEta of the whole run (local backend): its ETA beside the trial's
 
 
 def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, records: list[TrialRecord],
-               progress: bool = True, after_chunk: Callable[[int, object], None] | None = None):
+               progress: bool = True, after_chunk: Callable[[int, object], None] | None = None,
+               run_eta=None):
     """The chunk loop from where the records stand to the end of the plan; returns the final state.
 
     `after_chunk(chunk, state)` runs after each chunk's rows are recorded (live logs, checkpoints, stop).
@@ -69,7 +71,7 @@ def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, recor
     plan, spec = trials[0].plan, trials[0].spec
     seeds = np.asarray(spec.seeds, np.uint32)
     name = trials[0].trial_id if len(trials) == 1 else f"{len(trials)} trials of {spec.env} x {spec.algo}"
-    with TrialProgress(name, plan.budget, enabled=progress) as bar:
+    with TrialProgress(name, plan.budget, enabled=progress, run_eta=run_eta) as bar:
         bar.advance(int(np.mean([r.env_steps.mean() for r in records])), float("nan"), float("nan"))
         for chunk in range(records[0].log_point + 1, plan.num_logs + 1):
             if all(r.all_diverged for r in records):
@@ -139,6 +141,8 @@ def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(
         check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
     state = jax.block_until_ready(programs.init())
     compile_s = time.perf_counter() - start
+    if options.run_eta is not None:
+        options.run_eta.compiled(compile_s)
 
     checkpointer = None
     if options.out_dir is not None:
@@ -165,7 +169,7 @@ def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(
             for log in trial_logs:
                 log.start(trial.trial_id, trial.config)
                 log.log(record.rows)
-        state = run_chunks(trials, programs, state, records, options.progress, after_chunk)
+        state = run_chunks(trials, programs, state, records, options.progress, after_chunk, options.run_eta)
         params = jax.device_get(programs.policy(state))
         ids = [t.trial_id for t in trials]
         results = []
