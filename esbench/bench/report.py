@@ -196,6 +196,7 @@ def early_exit_table(payload: dict):
 
 
 def vectorized_sweep_table(payload: dict):
+    from rich.console import Group
     from rich.table import Table
 
     s = payload["settings"]
@@ -212,4 +213,21 @@ def vectorized_sweep_table(payload: dict):
         table.add_row(r["env"], r["algorithm"], str(r["points"]), str(r["vectorized_groups"]), _fmt(r["vectorized_s"], ".1f"),
                       str(r["one_by_one_groups"]), _fmt(r["one_by_one_s"], ".1f"), str(r["same_results"]),
                       _fmt(payload["vectorized_sweep_speedup"], ".2f", "x"))
+    parts = [r for r in payload["records"] if r["status"] == "ok" and r.get("vectorized_parts")]
+    return Group(table, *(_sweep_parts_table(r) for r in parts))
+
+
+def _sweep_parts_table(record: dict):
+    """Where each way's seconds went, and how much of the lanes' loop iterations did useful updates."""
+    from rich.table import Table
+
+    together, alone = record["vectorized_parts"], record["one_by_one_parts"]
+    table = Table(title=f"Where the time went: {record['env']} x {record['algorithm']}")
+    for column in ("part", "together", "one by one", "one by one / together"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for part, label in (("compile_s", "compile s"), ("train_s", "train s"), ("eval_s", "evaluate s"),
+                        ("host_s", "host s")):
+        ratio = alone[part] / together[part] if together[part] > 0 else None
+        table.add_row(label, _fmt(together[part], ".1f"), _fmt(alone[part], ".1f"), _fmt(ratio, ".2f", "x"))
+    table.add_row("occupancy", _fmt(together["occupancy"], ".2f"), _fmt(alone["occupancy"], ".2f"), "")
     return table

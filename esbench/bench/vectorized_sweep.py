@@ -11,6 +11,16 @@ order, in one process:
     vectorized_s, one_by_one_s   wall-clock seconds of the whole grid
     vectorized_sweep_speedup     one_by_one_s / vectorized_s
     same_results                 every trial's final evaluation returns equal both ways (ES: bit-identical)
+
+and where each way's time went (`vectorized_parts`, `one_by_one_parts`), from the trials' own summaries:
+
+    compile_s   the groups' compiles (and init)
+    train_s     the groups' chunk programs
+    eval_s      the evaluations
+    host_s      the rest of the wall clock: resolving, grouping, recording (Python)
+    occupancy   useful updates / (update-loop iterations x lanes): a program runs a chunk's update
+                loop until its slowest lane (point x seed) reaches the chunk's goal, the others
+                masked; an ES update runs its episodes until the longest ends (lengths differ by point)
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from typing import Any, Callable, Optional
+
+import pandas as pd
 
 from esbench.bench.early_exit import HPARAMS
 from esbench.bench.measure import AT_LEAST_ONE, distinct, failure_reason
@@ -61,31 +73,50 @@ def grid(settings: VectorizedSweepSettings) -> list[TrialSpec]:
             for s in settings.sigmas for lr in settings.learning_rates]
 
 
-def _run_grid(trials, vectorize: bool) -> tuple[float, int, dict[str, dict]]:
-    """(wall-clock seconds, number of compiled groups, trial id -> final evaluation returns per seed)."""
+def _loop_iterations(results) -> int:
+    """Update-loop iterations a group's program ran: per chunk, its lanes' most updates."""
+    frame = pd.concat([r.metrics.assign(point=i) for i, r in enumerate(results)])
+    updates = frame.pivot_table(index="log_point", columns=["point", "seed"], values="update").sort_index()
+    return int(updates.diff().fillna(updates).max(axis=1).sum())
+
+
+def _run_grid(trials, vectorize: bool) -> tuple[float, int, dict[str, dict], dict]:
+    """(wall-clock seconds, number of compiled groups, trial id -> final evaluation returns per seed, parts)."""
     start = time.perf_counter()
     groups = group_trials(trials, vectorize)
     finals = {}
+    parts = dict(compile_s=0.0, train_s=0.0, eval_s=0.0, useful_updates=0, lane_iterations=0)
     for group in groups:
-        for trial, result in zip(group, run_group(group, RunOptions(progress=False))):
+        results = run_group(group, RunOptions(progress=False))
+        for trial, result in zip(group, results):
             finals[trial.trial_id] = result.summary["final_eval_return"]
-    return time.perf_counter() - start, len(groups), finals
+            parts["eval_s"] += result.summary["eval_s"]  # each trial's share of the group's evaluations
+            parts["useful_updates"] += sum(result.summary["updates"].values())
+        first = results[0].summary  # compile and chunk seconds are the group's, the same in each summary
+        parts["compile_s"] += first["compile_s"]
+        parts["train_s"] += first["run_s"]
+        parts["lane_iterations"] += _loop_iterations(results) * len(group) * len(group[0].spec.seeds)
+    wall = time.perf_counter() - start
+    parts["host_s"] = wall - parts["compile_s"] - parts["train_s"] - parts["eval_s"]
+    parts["occupancy"] = parts["useful_updates"] / parts["lane_iterations"] if parts["lane_iterations"] else None
+    return wall, len(groups), finals, parts
 
 
 def measure(settings: VectorizedSweepSettings, progress: Optional[Callable[[str], Any]] = None) -> dict:
     record: dict[str, Any] = {"env": settings.env, "algorithm": settings.algo, "points": 0, "status": "ok",
                               "reason": None, "vectorized_s": None, "vectorized_groups": None, "one_by_one_s": None,
-                              "one_by_one_groups": None, "same_results": None}
+                              "one_by_one_groups": None, "same_results": None, "vectorized_parts": None,
+                              "one_by_one_parts": None}
     speedup = None
     try:
         trials = [resolve_trial(spec, "bench.vectorized_sweep") for spec in grid(settings)]
         record["points"] = len(trials)
         if progress:
             progress(f"vectorized sweep: {len(trials)} points as one program")
-        record["vectorized_s"], record["vectorized_groups"], together = _run_grid(trials, True)
+        record["vectorized_s"], record["vectorized_groups"], together, record["vectorized_parts"] = _run_grid(trials, True)
         if progress:
             progress(f"vectorized sweep: {len(trials)} points one by one")
-        record["one_by_one_s"], record["one_by_one_groups"], alone = _run_grid(trials, False)
+        record["one_by_one_s"], record["one_by_one_groups"], alone, record["one_by_one_parts"] = _run_grid(trials, False)
         record["same_results"] = together == alone
         speedup = record["one_by_one_s"] / record["vectorized_s"]
     except Exception as err:
