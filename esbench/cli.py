@@ -205,8 +205,14 @@ def cmd_plan(args) -> int:
             Path(args.json).write_text(json.dumps(plan.as_json(args.workers), indent=2))
 
     if args.from_json:
+        measuring = [option for option, value in (
+            ("--budget", args.budget), ("--envs", args.envs), ("--algos", args.algos), ("--sweep", args.sweep),
+            ("--skip-search", args.skip_search), ("--accelerator", args.accelerator), ("--memory-gb", args.memory_gb),
+            ("--memory-limit", args.memory_limit), ("--time-limit", args.time_limit),
+            ("--no-vectorize", args.no_vectorize)) if value not in (None, False)]
+        if measuring:
+            raise ConfigError(f"--from-json measures nothing: {', '.join(measuring)} belong to the plans it reads")
         plan = RunPlan.from_json([_saved_plan(path) for path in args.from_json])
-        args.accelerator = plan.accelerator.name if plan.accelerator else None
     else:
         plan = _measured_plan(args, write_json)
     print(format_plan(plan, args.workers))
@@ -214,7 +220,6 @@ def cmd_plan(args) -> int:
     if args.json:
         print(f"plan: {args.json}")
     if args.figure:
-        from esbench.provenance import device_description
         from esbench.report.plan_figure import figure15_plot, figure15_table
 
         table = figure15_table(plan.as_json())
@@ -222,7 +227,8 @@ def cmd_plan(args) -> int:
             print("figure: no env has both an EGGROLL and an OpenES program measured; nothing drawn", file=sys.stderr)
         else:
             print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-            print(f"figure: {figure15_plot(table, Path(args.figure), device_description(), args.accelerator)}")
+            chip = plan.accelerator.name if plan.accelerator else None
+            print(f"figure: {figure15_plot(table, Path(args.figure), plan.device or 'this machine', chip)}")
     return 0
 
 
@@ -235,6 +241,8 @@ def _saved_plan(path: str) -> dict:
         plan = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"--from-json {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--from-json {path}: cannot be read ({err})") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"--from-json {path}: not JSON ({err})") from None
     if not isinstance(plan, dict) or not isinstance(plan.get("programs"), list):

@@ -3,6 +3,7 @@
 import json
 import math
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -191,6 +192,11 @@ def test_saved_plans_read_back_as_one_with_per_env_totals(tmp_path, capsys):
     assert "none.json: no such file" in capsys.readouterr().err
     assert cli.main(["plan"]) == cli.EXIT_BAD_INPUT
     assert "give a sweep file to plan, or --from-json" in capsys.readouterr().err
+    assert cli.main(["plan", "--from-json", a, "--envs", "CartPole-v1", "--time-limit", "5"]) == cli.EXIT_BAD_INPUT
+    assert "--from-json measures nothing: --envs, --time-limit" in capsys.readouterr().err
+    # within one plan, programs alike (points searched one by one) are all kept
+    twins = part("twins.json", *[ProgramCost("CartPole-v1", "eggroll", projected_s=1.0, **cost)] * 3)
+    assert len(RunPlan.from_json([json.loads(Path(twins).read_text())]).programs) == 3
 
 
 def test_figure15_table_sets_our_speedup_beside_the_papers():
@@ -236,6 +242,7 @@ def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_fa
     eta.started(0)
     now[0] = 4.0
     eta.compiled(4.0)
+    eta.advanced(0)  # the bar's first call: where the group starts
     assert eta.first_projection() is None  # no chunk yet
     now[0] = 6.0
     eta.advanced(25)  # a quarter of group 0 (200 of 450 env steps): 50 env steps in 2 s outside the compile
@@ -247,3 +254,12 @@ def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_fa
     now[0] = 12.0
     eta.finished(0)  # 200 env steps in 8 s outside the compile: 0.04 s each
     assert eta.text() == "run: 44% of its env steps in 0m12s, ETA 0m18s"  # 2 x 4 s + 250 x 0.04 s
+    eta.started(1)
+    eta.compiled(4.0)
+    eta.advanced(50)  # resumed from a checkpoint halfway: those 100 env steps are not this run's work
+    assert eta.work[1] == 100 and eta.partial == 0
+    now[0] = 20.0
+    eta.failed(1)  # compiled and stopped before a chunk: it did no work, and a failed group adds none
+    assert eta.work[1] == 0 and eta.done == 200
+    # left: group 2, one compile (4 s) and 50 env steps at (20 s - 8 s of compiles) / 200 env steps
+    assert eta.remaining_s() == pytest.approx(4.0 + 50 * 12.0 / 200)

@@ -128,6 +128,7 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
             if not group:
                 eta.skip(i)
                 continue
+            eta.claimed(i, group)
             if options.progress:
                 print(f"[{i + 1}/{len(groups)}] {_describe(group)}  ({eta.text()})", file=sys.stderr, flush=True)
             eta.started(i)
@@ -139,7 +140,7 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
                 for trial in group:
                     outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-                eta.finished(i)
+                eta.failed(i)
                 continue
             for result in results:
                 _record(outcome, store, result)
@@ -182,19 +183,21 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
                     specs = [t.spec for t in group]
                     task = remote_run.options(num_gpus=group[0].spec.num_gpus)
                     refs[task.remote(specs, worker_options, loaded)] = i, group
+                    eta.claimed(i, group)
                 else:
                     eta.skip(i)
             remaining = list(refs)
             while remaining:
                 ready, remaining = ray.wait(remaining, num_returns=1)
                 i, group = refs[ready[0]]
-                eta.finished(i)
                 try:
                     results = ray.get(ready[0])
                 except Exception as err:  # a failed task must not lose the others' finished work
                     for trial in group:
                         outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    eta.failed(i)
                     continue
+                eta.finished(i)
                 for result in results:
                     _record(outcome, store, result)
                 if options.progress:

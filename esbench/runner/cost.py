@@ -91,8 +91,7 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     first = trials[0]
     spec, plan = first.spec, first.plan
     seeds = np.asarray(spec.seeds, np.uint32)
-    cost = ProgramCost(spec.env, spec.algo, stage, len(trials), len(seeds), plan.budget,
-                       evaluations=evaluations(plan, spec.eval_every))
+    cost = unmeasured(trials, stage, evaluations=evaluations(plan, spec.eval_every))
     start = time.perf_counter()
     programs = compile_programs(trials, seeds)
     compile_s = time.perf_counter() - start  # init is run (and timed) below, once it is known to fit
@@ -100,23 +99,22 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     if needs is not None:
         cost.argument_bytes, cost.output_bytes = needs.argument_bytes, needs.output_bytes
         cost.temp_bytes, cost.peak_bytes = needs.temp_bytes, needs.peak_bytes
+    counted: dict = {}  # the update's loop bodies, compiled once for both bounds
+    if accelerator is not None:  # every episode to its limit: the budget's least work, alike for every program
+        _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
+               first.env.spec.max_episode_steps, counted)
+        cost.roofline_at_limit_s = cost.roofline_s
     try:
         cost.note = check_fits(trials, needs, memory_limit)
     except MemoryRefused as refusal:
         cost.compile_s, cost.status, cost.note = compile_s, "too big", str(refusal)
-        if accelerator is not None:  # the bound needs no run: every episode to its limit (a lower bound still)
-            _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
-                   first.env.spec.max_episode_steps)
+        if accelerator is not None:
             cost.note += "; its bound counts every episode to its limit (not run)"
         return cost
 
     start = time.perf_counter()
     state = jax.block_until_ready(programs.init())
     cost.compile_s = compile_s + time.perf_counter() - start
-    counted: dict = {}  # the update's loop bodies, compiled once for both bounds
-    if accelerator is not None:  # every episode to its limit: what bounds compare alike across programs
-        _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
-               first.env.spec.max_episode_steps, counted)
     if report is not None:
         report("compiled", dataclasses.replace(cost))
     no_goal, room = _counter(trials, len(seeds), INT32_MAX), _counter(trials, len(seeds), INT32_MAX)
@@ -146,8 +144,25 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     start = time.perf_counter()
     jax.block_until_ready(programs.evaluate_at(state, seeds, 2))
     cost.eval_s = time.perf_counter() - start
-    cost.projected_s = cost.compile_s + run_updates * cost.update_s + cost.evaluations * cost.eval_s
+    cost.projected_s = projection(cost, run_updates)
     return cost
+
+
+def projection(cost: ProgramCost, updates: float) -> float:
+    """compile + updates x update time + evaluations x evaluation time (evaluations not timed: left out)."""
+    return cost.compile_s + updates * cost.update_s + cost.evaluations * (cost.eval_s or 0.0)
+
+
+def unmeasured(trials, stage: str, **fields) -> ProgramCost:
+    """A group's ProgramCost before (or without) any measurement."""
+    spec = trials[0].spec
+    return ProgramCost(spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].plan.budget, **fields)
+
+
+def error_line(err: BaseException) -> str:
+    """`Type: first line` of an error: a program's failure in a plan's table."""
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    return f"{type(err).__name__}: {first}"
 
 
 def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float,
@@ -158,5 +173,3 @@ def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: f
                                                                counted)
     cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
     cost.roofline_s = run_updates * cost.bound_per_update_s
-    if cost.roofline_at_limit_s is None:  # the first bound is the one at the limit (measure_group)
-        cost.roofline_at_limit_s = cost.roofline_s

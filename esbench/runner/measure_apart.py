@@ -6,15 +6,19 @@ At the paper's shapes one ES generation on a CPU can take an hour (brax humanoid
 4096 members x 8 episodes x 3 seeds, 98k envs a step), and XLA cannot be
 interrupted from Python. So the child compiles the group (cost.measure_group),
 reports its compile time, memory and roofline bound, and is killed if timing
-its updates takes longer than `time_limit` seconds. The parent then keeps what
-was reported, with status "over time" and a projection that is a lower bound:
+its updates (and one evaluation) takes longer than `time_limit` seconds. The
+parent then keeps what was reported, with status "over time" and a projection
+that is a lower bound. Stopped while timing its updates:
 
     update_s   > time_limit / (1 + steps)             # the warm-up and the timed updates ran past the limit
     updates   >= budget / max env steps per update    # every episode to its limit: the fewest updates
     projected >= compile_s + updates * update_s       # evaluations left out
 
-A child that dies (killed for memory, a crash in XLA) gives status "failed" and
-its exit code; what it reported before is kept.
+Stopped while timing its evaluation: the timed program's projection with the
+evaluations left out (lower than that estimate, which is itself one).
+A message that arrives after the deadline counts as not arrived. A child that
+dies (killed for memory, a crash in XLA) gives status "failed" and its exit
+code; what it reported before is kept.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import multiprocessing
 import queue
 import time
 
-from esbench.runner.cost import ProgramCost, measure_group
+from esbench.runner.cost import ProgramCost, error_line, measure_group, projection, unmeasured
 
 POLL_S = 2.0  # how often the parent checks that a silent child is still alive
 
@@ -41,8 +45,7 @@ def _child(out, specs, loaded, stage, steps, accelerator, memory_limit) -> None:
                              report=lambda phase, c: out.put((phase, c.as_dict())))
         out.put(("done", cost.as_dict()))
     except Exception as err:  # the parent records it as this program's failure
-        first_line = (str(err).strip().splitlines() or [""])[0][:300]
-        out.put(("error", f"{type(err).__name__}: {first_line}"))
+        out.put(("error", error_line(err)))
 
 
 def _over_time(cost: ProgramCost, phase: str, trials, steps: int, time_limit: float) -> ProgramCost:
@@ -53,10 +56,10 @@ def _over_time(cost: ProgramCost, phase: str, trials, steps: int, time_limit: fl
         cost.update_s = time_limit / (1 + steps)
         updates = min(plan.budget / plan.max_env_steps_per_update, plan.max_updates)
         what = f"one update took over {time_limit / (1 + steps):.3g} s"
-    else:  # the updates were timed; the evaluation ran past the limit
+    else:  # the updates were timed; timing them and the evaluation ran past the limit
         updates = min(plan.budget / cost.env_steps_per_update, plan.max_updates)
-        what = f"its evaluation took over {time_limit:g} s"
-    cost.projected_s = cost.compile_s + updates * cost.update_s
+        what = "its evaluation was not timed: evaluations left out"
+    cost.projected_s = projection(dataclasses.replace(cost, eval_s=None), updates)
     cost.note = (f"timing: {cost.env} x {cost.algo} stopped after {time_limit:g} s ({what}); "
                  f"its projection is a lower bound")
     return cost
@@ -83,13 +86,19 @@ def measure_apart(trials, stage: str, steps: int, accelerator, memory_limit: int
                 if deadline is not None and time.monotonic() >= deadline:
                     return _over_time(ProgramCost(**last), phase, trials, steps, time_limit)
                 if not child.is_alive():
-                    return _died(trials, stage, last, child.exitcode)
-                continue
+                    try:  # what it sent just before it ended may still be in the pipe
+                        kind, data = out.get(timeout=POLL_S)
+                    except queue.Empty:
+                        return _died(trials, stage, last, child.exitcode)
+                else:
+                    continue
+            if kind == "error":
+                cost = ProgramCost(**last) if last else unmeasured(trials, stage)
+                return dataclasses.replace(cost, status="failed", note=data, projected_s=None)
+            if deadline is not None and time.monotonic() >= deadline:  # too late, whatever it says
+                return _over_time(ProgramCost(**last), phase, trials, steps, time_limit)
             if kind == "done":
                 return ProgramCost(**data)
-            if kind == "error":
-                cost = ProgramCost(**last) if last else _empty(trials, stage)
-                return dataclasses.replace(cost, status="failed", note=data, projected_s=None)
             phase, last = kind, data
             if deadline is None:  # the limit counts from the end of compiling
                 deadline = time.monotonic() + time_limit
@@ -99,13 +108,8 @@ def measure_apart(trials, stage: str, steps: int, accelerator, memory_limit: int
         child.join()
 
 
-def _empty(trials, stage: str) -> ProgramCost:
-    spec = trials[0].spec
-    return ProgramCost(spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].plan.budget)
-
-
 def _died(trials, stage: str, last: dict | None, exitcode) -> ProgramCost:
-    cost = ProgramCost(**last) if last else _empty(trials, stage)
+    cost = ProgramCost(**last) if last else unmeasured(trials, stage)
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
     return dataclasses.replace(cost, status="failed", projected_s=None,
                                note=f"{cost.env} x {cost.algo}: the measuring process died ({how}; out of memory?)")

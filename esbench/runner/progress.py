@@ -71,29 +71,52 @@ class RunEta:
 
         self._clock = time.perf_counter
         self.start = self._clock()
-        self.work = [g[0].plan.budget * len(g) * len(g[0].spec.seeds) for g in groups]
+        self.work = [self._work(g) for g in groups]
         self.budgets = [g[0].plan.budget for g in groups]
         self.done = 0
-        self.current, self.partial = None, 0.0  # the running group and its work done
+        self.current, self.partial = None, 0.0  # the running group and its work done in this run
+        self.resumed_at = None  # the running group's env steps per seed when it started (a checkpoint's)
         self.compiles: list[float] = []
+        self.begun: set[int] = set()  # groups started (compiled or compiling)
         self.announced = False
 
+    @staticmethod
+    def _work(group) -> float:
+        return group[0].plan.budget * len(group) * len(group[0].spec.seeds)
+
+    def claimed(self, index: int, group) -> None:
+        """The trials of group `index` this process runs (others may be another process's)."""
+        self.work[index] = self._work(group)
+
     def started(self, index: int) -> None:
-        self.current, self.partial = index, 0.0
+        self.current, self.partial, self.resumed_at = index, 0.0, None
+        self.begun.add(index)
 
     def compiled(self, seconds: float) -> None:
         """The running group's compile time (trial.run_group)."""
         self.compiles.append(seconds)
 
     def advanced(self, env_steps_per_seed: float) -> None:
-        """The running group's mean env steps per seed so far."""
-        if self.current is not None:
-            self.partial = min(env_steps_per_seed / self.budgets[self.current], 1.0) * self.work[self.current]
+        """The running group's mean env steps per seed so far (the first call: where it resumes from)."""
+        if self.current is None:
+            return
+        budget = self.budgets[self.current]
+        if self.resumed_at is None:  # a resumed group's restored env steps are not this run's work
+            self.resumed_at = min(env_steps_per_seed, budget)
+            self.work[self.current] *= 1.0 - self.resumed_at / budget
+        left = budget - self.resumed_at
+        done = min(max(env_steps_per_seed - self.resumed_at, 0.0), left)
+        self.partial = done / left * self.work[self.current] if left > 0 else 0.0
 
     def finished(self, index: int) -> None:
         self.done += self.work[index]
         if self.current == index:
             self.current, self.partial = None, 0.0
+
+    def failed(self, index: int) -> None:
+        """The group stopped: only what it did counts as work (nothing, if it failed before running)."""
+        self.work[index] = self.partial if self.current == index else 0.0
+        self.finished(index)
 
     def skip(self, index: int) -> None:
         """A group another process took: no work of this run."""
@@ -106,8 +129,8 @@ class RunEta:
         elapsed = self._clock() - self.start
         per_step = max(elapsed - sum(self.compiles), 0.0) / done
         mean_compile = sum(self.compiles) / len(self.compiles) if self.compiles else 0.0
-        groups_left = sum(1 for w in self.work if w) - len(self.compiles)
-        return max(groups_left, 0) * mean_compile + (sum(self.work) - done) * per_step
+        groups_left = sum(1 for i, w in enumerate(self.work) if w and i not in self.begun)
+        return groups_left * mean_compile + (sum(self.work) - done) * per_step
 
     def text(self) -> str:
         total = sum(self.work)

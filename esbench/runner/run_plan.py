@@ -21,8 +21,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from esbench.provenance import device_description
 from esbench.runner.backends import group_trials, resolve_trials
-from esbench.runner.cost import ProgramCost, evaluations, measure_group
+from esbench.runner.cost import ProgramCost, error_line, evaluations, measure_group, projection, unmeasured
 from esbench.runner.measure_apart import measure_apart
 from esbench.runner.memory import available_memory, gb
 from esbench.runner.roofline import Accelerator
@@ -47,13 +48,14 @@ class RunPlan:
     rounds: list[int]
     accelerator: Accelerator | None
     notes: list[str] = field(default_factory=list)
+    device: str | None = None  # the machine that measured (provenance.device_description)
 
     def stage_totals(self) -> dict[str, dict]:
         totals: dict[str, dict] = {}
         for cost, rounds in zip(self.programs, self.rounds):
             t = totals.setdefault(cost.stage, {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0,
                                                "lower_bound": False})
-            t["lower_bound"] |= cost.status == "over time"
+            t["lower_bound"] |= cost.status != "ok"
             t["programs"] += rounds
             t["trials"] += cost.trials * rounds
             t["projected_s"] += (cost.projected_s or 0.0) * rounds
@@ -66,8 +68,9 @@ class RunPlan:
 
     @property
     def lower_bound(self) -> bool:
-        """Whether projected_s is a lower bound: some program's timing was stopped (measure_apart.py)."""
-        return any(c.status == "over time" for c in self.programs)
+        """Whether projected_s is a lower bound: a program was not run (too big, failed) or its timing was
+        stopped (measure_apart.py)."""
+        return any(c.status != "ok" for c in self.programs)
 
     def makespan_s(self, workers: int) -> float:
         """Wall time when `workers` take the groups longest-first (each to the least loaded worker)."""
@@ -81,17 +84,26 @@ class RunPlan:
     def from_json(cls, plans: list[dict]) -> "RunPlan":
         """Saved plans (`--json`) as one: parts of a run planned apart (by env, on two machines).
 
-        A program planned more than once (same stage, env, algorithm, points and seeds) is kept once:
-        its most complete measurement (ok, then over time, too big, failed), with the fields that
-        one lacks taken from the others (a program planned again to fill a gap)."""
+        A program in more than one plan (the k-th of its stage, env, algorithm, points, seeds and budget
+        in each) is kept once: its most complete measurement (ok, then over time, too big, failed),
+        with the fields that one lacks taken from the others (a program planned again to fill a gap).
+        Within one plan every program is kept."""
         names = {f.name for f in dataclasses.fields(ProgramCost)}
         programs: dict[tuple, list] = {}
-        notes, chips = [], []
-        for plan in plans:
+        notes, chips, devices = [], [], []
+        for n, plan in enumerate(plans):
+            if plan.get("device") and plan["device"] not in devices:
+                devices.append(plan["device"])
+            seen: dict[tuple, int] = {}
             for program in plan["programs"]:
-                cost = ProgramCost(**{k: v for k, v in program.items() if k in names})
+                try:
+                    cost = ProgramCost(**{k: v for k, v in program.items() if k in names})
+                    _COMPLETENESS.index(cost.status)
+                except (TypeError, ValueError) as err:
+                    raise ConfigError(f"plan {n + 1}: a program that `esbench plan --json` did not write: {err}") from None
                 key = (cost.stage, cost.env, cost.algo, cost.trials, cost.seeds, cost.budget)
-                programs.setdefault(key, []).append((cost, program.get("rounds", 1)))
+                seen[key] = seen.get(key, -1) + 1
+                programs.setdefault((*key, seen[key]), []).append((cost, program.get("rounds", 1)))
             notes += [n for n in plan.get("notes", []) if n not in notes and not n.startswith("partial")]
             chips.append(plan.get("accelerator"))
         if len({json.dumps(c, sort_keys=True) for c in chips}) > 1:
@@ -103,9 +115,10 @@ class RunPlan:
             best, r = ordered[0]
             gaps = {f: getattr(other, f) for other, _ in reversed(ordered[1:]) for f in names
                     if getattr(best, f) is None and getattr(other, f) is not None}
-            costs.append(dataclasses.replace(best, **gaps))
+            costs.append(dataclasses.replace(best, **{**gaps, "shared_with": []}))  # indices of another plan
             rounds.append(r)
-        return cls(costs, rounds, Accelerator(**chips[0]) if chips and chips[0] else None, notes)
+        return cls(costs, rounds, Accelerator(**chips[0]) if chips and chips[0] else None, notes,
+                   " and ".join(devices) or None)
 
     def env_totals(self) -> dict[str, dict]:
         """Per env: its programs' projected and roofline seconds (times their rounds) and its largest program."""
@@ -116,14 +129,14 @@ class RunPlan:
             if cost.projected_s is None:
                 t["unprojected"] += 1  # too big to run here, or failed
             t["projected_s"] += (cost.projected_s or 0.0) * rounds
-            t["lower_bound"] |= cost.status == "over time"
+            t["lower_bound"] |= cost.status != "ok"
             t["roofline_s"] += (cost.roofline_s or 0.0) * rounds
             if (cost.peak_bytes or 0) > t["peak_bytes"]:
                 t["peak_bytes"], t["largest"] = cost.peak_bytes, cost.algo
         return totals
 
     def as_json(self, workers: int | None = None) -> dict:
-        out = {"projected_s": self.projected_s, "projected_is_lower_bound": self.lower_bound,
+        out = {"device": self.device, "projected_s": self.projected_s, "projected_is_lower_bound": self.lower_bound,
                "stages": self.stage_totals(), "envs": self.env_totals(), "notes": self.notes,
                "accelerator": dataclasses.asdict(self.accelerator) if self.accelerator else None,
                "programs": [{**c.as_dict(), "rounds": r} for c, r in zip(self.programs, self.rounds)]}
@@ -197,15 +210,17 @@ def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
     plan = trial.plan
     cost = dataclasses.replace(measured, stage=stage, trials=len(group), budget=plan.budget,
                                evaluations=evaluations(plan, trial.spec.eval_every), shared_with=[])
-    if measured.status not in ("ok", "over time"):
-        return cost
-    per_update = measured.env_steps_per_update or plan.max_env_steps_per_update  # over time: the fewest updates
-    run_updates = min(plan.budget / per_update, plan.max_updates)
-    cost.projected_s = measured.compile_s + run_updates * measured.update_s + cost.evaluations * (measured.eval_s or 0.0)
-    if measured.bound_per_update_s is not None:
-        cost.roofline_s = run_updates * measured.bound_per_update_s
     if measured.roofline_at_limit_s is not None:  # the fewest updates: in proportion to the budget
         cost.roofline_at_limit_s = measured.roofline_at_limit_s * plan.budget / measured.budget
+    if measured.status not in ("ok", "over time"):  # not run: its only bound is the one at the limit
+        cost.roofline_s = cost.roofline_at_limit_s
+        return cost
+    # an update's env steps as measured; over time before any update was: every episode to its limit
+    per_update = measured.env_steps_per_update or plan.max_env_steps_per_update
+    run_updates = min(plan.budget / per_update, plan.max_updates)
+    cost.projected_s = projection(cost, run_updates)
+    if measured.bound_per_update_s is not None:
+        cost.roofline_s = run_updates * measured.bound_per_update_s
     return cost
 
 
@@ -225,6 +240,7 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
         device_bytes = accelerator.memory_gb * 1e9
     if device_bytes is None:
         device_bytes = memory_limit if memory_limit is not None else available_memory()[0]
+    device = device_description()
     measured: dict[tuple, ProgramCost] = {}
     costs, rounds = [], []
     for i, sg in enumerate(staged):
@@ -240,10 +256,7 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
                 else:
                     measured[key] = measure_apart(sg.trials, sg.stage, steps, accelerator, memory_limit, time_limit)
             except Exception as err:  # one program that fails to compile must not hide the others' figures
-                first_line = (str(err).strip().splitlines() or [""])[0][:300]
-                measured[key] = ProgramCost(spec.env, spec.algo, sg.stage, len(sg.trials), len(spec.seeds),
-                                            sg.trials[0].plan.budget, status="failed",
-                                            note=f"{type(err).__name__}: {first_line}")
+                measured[key] = unmeasured(sg.trials, sg.stage, status="failed", note=error_line(err))
             costs.append(measured[key])
         else:
             costs.append(_for_group(measured[key], sg.stage, sg.trials))
@@ -252,11 +265,11 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
         if costs[-1].peak_bytes is not None and device_bytes is not None:
             costs[-1].fits_device = costs[-1].peak_bytes <= device_bytes
         if after_each is not None:
-            after_each(RunPlan(list(costs), list(rounds), accelerator, ["partial: planned so far"]))
+            after_each(RunPlan(list(costs), list(rounds), accelerator, ["partial: planned so far"], device))
     notes = [FINAL_NOTE] if any(sg.stage == "final" for sg in staged) and any(sg.stage == "search" for sg in staged) else []
     if device_bytes is not None:
         notes.append(f"device memory compared against: {gb(device_bytes)}")
-    return RunPlan(costs, rounds, accelerator, notes)
+    return RunPlan(costs, rounds, accelerator, notes, device)
 
 
 # ------------------------------------------------------------------------------- format ---
@@ -330,7 +343,7 @@ def format_plan(plan: RunPlan, workers: int | None = None) -> str:
     at_least = "at least " if plan.lower_bound else ""
     lines.append(f"total: projected {at_least}{_seconds(plan.projected_s)} on this machine, one group after another")
     if workers:
-        lines.append(f"with {workers} workers taking groups longest-first: {_seconds(plan.makespan_s(workers))}")
+        lines.append(f"with {workers} workers taking groups longest-first: {at_least}{_seconds(plan.makespan_s(workers))}")
     for note in dict.fromkeys(c.note for c in plan.programs if c.status != "ok"):
         lines.append(note)
     lines += plan.notes
