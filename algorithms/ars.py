@@ -58,7 +58,9 @@ class Config(PolicySettings):
     """ARS V2-t's hyperparameters; the network fields are the shared policy's (PolicySettings)."""
 
     pop_size: int = dataclasses.field(default=64, metadata=es.RULES["pop_size"])  # 2 x directions N
-    top_fraction: float = dataclasses.field(default=0.5, metadata=rule(lambda v: 0 < v <= 1, "a number in (0, 1]"))  # b / N
+    top_fraction: float = dataclasses.field(
+        default=0.5, metadata=rule(lambda v: 0 < v <= 1, "a number in (0, 1]")
+    )  # b / N
     sigma: float = dataclasses.field(default=0.05, metadata=es.RULES["sigma"])  # nu, the exploration noise
     learning_rate: float = dataclasses.field(default=0.05, metadata=es.RULES["learning_rate"])  # alpha
     n_parallel_evaluations: int = dataclasses.field(default=1, metadata=es.RULES["n_parallel_evaluations"])
@@ -134,16 +136,21 @@ def update(state: State, env, cfg: Config):
         member_params = {**member_params, **obs_norm}
 
         def act_fn(obs, act_key):
-            return networks.act(member_params, obs, act_key, env.spec.action, cfg.deterministic_policy,
-                                cfg.activation, matmul)
+            return networks.act(
+                member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul
+            )
 
-        stats = evaluate.run_episodes(member_key, env, act_fn, cfg.n_parallel_evaluations,
-                                      early_exit=cfg.early_exit, track_obs=True)
+        stats = evaluate.run_episodes(
+            member_key, env, act_fn, cfg.n_parallel_evaluations, early_exit=cfg.early_exit, track_obs=True
+        )
         return jnp.mean(stats.returns), stats.lengths, jnp.sum(stats.obs_sum, 0), jnp.sum(stats.obs_sq_sum, 0)
 
-    member_keys = jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0)  # both signs: the same episodes
-    returns, lengths, obs_sum, obs_sq_sum = es.population_map(member_rollouts, state.params, noise, sigma, cfg,
-                                                              openes.MATRIX_NOISE, member_keys)
+    member_keys = jnp.repeat(
+        jax.random.split(episode_key, n_pairs), 2, axis=0
+    )  # both signs: the same episodes
+    returns, lengths, obs_sum, obs_sq_sum = es.population_map(
+        member_rollouts, state.params, noise, sigma, cfg, openes.MATRIX_NOISE, member_keys
+    )
 
     r_plus, r_minus = returns[0::2], returns[1::2]
     kept = top_directions(jnp.maximum(r_plus, r_minus), cfg.top_fraction)
@@ -157,16 +164,18 @@ def update(state: State, env, cfg: Config):
     params = jax.tree_util.tree_map(jnp.add, state.params, step)
 
     obs_stats = merge_stats(state.obs_stats, jnp.sum(lengths), jnp.sum(obs_sum, 0), jnp.sum(obs_sq_sum, 0))
-    metrics = es.as_metrics({
-        "train_return": jnp.mean(returns),
-        "valid_env_steps": jnp.sum(lengths),
-        "simulated_env_steps": es.simulated_env_steps(lengths, env, cfg),
-        "fitness_std": jnp.std(returns),
-        "fitness_max": jnp.max(returns),
-        "reward_std": jnp.where(jnp.isfinite(reward_std), reward_std, 0.0),
-        "update_norm": jnp.sqrt(sum(jnp.sum(s**2) for s in jax.tree_util.tree_leaves(step))),
-        "obs_count": obs_stats.count,
-    })
+    metrics = es.as_metrics(
+        {
+            "train_return": jnp.mean(returns),
+            "valid_env_steps": jnp.sum(lengths),
+            "simulated_env_steps": es.simulated_env_steps(lengths, env, cfg),
+            "fitness_std": jnp.std(returns),
+            "fitness_max": jnp.max(returns),
+            "reward_std": jnp.where(jnp.isfinite(reward_std), reward_std, 0.0),
+            "update_norm": jnp.sqrt(sum(jnp.sum(s**2) for s in jax.tree_util.tree_leaves(step))),
+            "obs_count": obs_stats.count,
+        }
+    )
     return State(params, obs_stats, key, state.noise_root, state.generation + 1), metrics
 
 

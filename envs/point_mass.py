@@ -39,10 +39,10 @@ def make_point_mass():
 
     def render(state):
         frame = np.full((FRAME, FRAME, 3), 255, np.uint8)
-        frame[FRAME // 2 - 1: FRAME // 2 + 1, :] = 200  # the track
+        frame[FRAME // 2 - 1 : FRAME // 2 + 1, :] = 200  # the track
         frame[:, FRAME // 2] = (0, 160, 0)  # the goal, x = 0
         col = int(np.clip((float(state[0]) + 2.0) / 4.0 * (FRAME - 1), 0, FRAME - 1))
-        frame[FRAME // 2 - 4: FRAME // 2 + 4, max(col - 3, 0): col + 4] = (200, 30, 30)
+        frame[FRAME // 2 - 4 : FRAME // 2 + 4, max(col - 3, 0) : col + 4] = (200, 30, 30)
         return frame
 
     return build_env(spec, raw_reset, raw_step, render)

@@ -53,8 +53,9 @@ def _is_xla_oom(err: BaseException) -> bool:
 def explain(err: BaseException) -> tuple[str, str] | None:
     """(what failed and why, in plain words; how to go on) of a machine fault, or None when `err` is not one."""
     if isinstance(err, OSError):
-        cause, remedy = _OS_CAUSES.get(err.errno, (_first_line(err.strerror or str(err)) or type(err).__name__,
-                                                  "fix the cause"))
+        cause, remedy = _OS_CAUSES.get(
+            err.errno, (_first_line(err.strerror or str(err)) or type(err).__name__, "fix the cause")
+        )
         code = f" ({errno.errorcode[err.errno]})" if err.errno in errno.errorcode else ""
         paths = [p for p in (err.filename, err.filename2) if p is not None]
         if paths:
@@ -62,8 +63,10 @@ def explain(err: BaseException) -> tuple[str, str] | None:
         detail = _first_line(str(err))  # pyarrow's errors name the file in the message, not in .filename
         return f"{cause}{code}" + (f" ({detail})" if detail and detail != cause else ""), remedy
     if isinstance(err, UnicodeDecodeError):
-        return (f"not a text file ({err.encoding} cannot decode byte {err.object[err.start:err.start + 1]!r} "
-                f"at position {err.start})"), "check the file's path and encoding"
+        return (
+            f"not a text file ({err.encoding} cannot decode byte {err.object[err.start : err.start + 1]!r} "
+            f"at position {err.start})"
+        ), "check the file's path and encoding"
     if isinstance(err, MemoryError):
         return "the host ran out of memory", "free memory or run fewer trials at once"
     if _is_xla_oom(err):

@@ -93,8 +93,10 @@ def _load_entry_points() -> None:
             try:
                 loaded = entry_point.load()
             except Exception as err:
-                raise ConfigError(f"plugin {entry_point.name!r} ({entry_point.value}, entry point group "
-                                  f"{ENTRY_POINT_GROUP}) failed to load: {type(err).__name__}: {err}") from err
+                raise ConfigError(
+                    f"plugin {entry_point.name!r} ({entry_point.value}, entry point group "
+                    f"{ENTRY_POINT_GROUP}) failed to load: {type(err).__name__}: {err}"
+                ) from err
             if callable(loaded) and not isinstance(loaded, type(sys)):
                 loaded()  # an entry point may name a registration function rather than a module
 
@@ -111,8 +113,10 @@ def load(modules: Iterable[str] = (), paths: Iterable[str] = (".",)) -> None:
             with _recording(f"module {name}"):
                 importlib.import_module(name)
         except ModuleNotFoundError as err:
-            raise ConfigError(f"--import {name}: cannot import it ({err}); a plugin must be importable from the current "
-                              f"folder, the sweep file's folder or an installed package") from err
+            raise ConfigError(
+                f"--import {name}: cannot import it ({err}); a plugin must be importable from the current "
+                f"folder, the sweep file's folder or an installed package"
+            ) from err
         except Exception as err:  # the plugin's own code failed: say which plugin
             raise ConfigError(f"--import {name}: importing it raised {type(err).__name__}: {err}") from err
         if name not in _modules:
@@ -156,8 +160,10 @@ def load_file(path: str | os.PathLike, source: str | None = None) -> None:
         if isinstance(err, NameTakenError):
             taken = origin(err.kind, err.name)
             owner = "esbench's built-in" if taken == BUILT_IN else f"{taken}'s"
-            raise ConfigError(f"{where}: registers the {err.kind} {err.name!r}, a name already taken by {owner} "
-                              f"{err.name!r}; pick another name") from None
+            raise ConfigError(
+                f"{where}: registers the {err.kind} {err.name!r}, a name already taken by {owner} "
+                f"{err.name!r}; pick another name"
+            ) from None
         if isinstance(err, SyntaxError):
             raise ConfigError(f"{where}: syntax error: {err.msg}") from None
         raise ConfigError(f"{where}: loading this plugin file raised {type(err).__name__}: {err}") from err
@@ -174,8 +180,11 @@ def load_folder(folder: str | os.PathLike) -> None:
             load_file(path)
 
 
-def load_drop_ins(folders: Iterable[str | os.PathLike] = (), base: str | os.PathLike = ".",
-                  names: Iterable[str] | None = None) -> None:
+def load_drop_ins(
+    folders: Iterable[str | os.PathLike] = (),
+    base: str | os.PathLike = ".",
+    names: Iterable[str] | None = None,
+) -> None:
     """The drop-in folders of `base` that exist (`names`, default DROP_IN_FOLDERS), then `folders` (which must exist)."""
     for name in DROP_IN_FOLDERS if names is None else names:
         if (Path(base) / name).is_dir():

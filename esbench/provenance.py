@@ -22,8 +22,14 @@ from esbench import __version__
 PROTOCOL_VERSION = 2
 
 # suite -> the distribution that provides it
-SUITE_PACKAGES = {"gymnax": "gymnax", "brax": "brax", "craftax": "craftax", "jumanji": "jumanji",
-                  "kinetix": "kinetix-env", "navix": "navix"}
+SUITE_PACKAGES = {
+    "gymnax": "gymnax",
+    "brax": "brax",
+    "craftax": "craftax",
+    "jumanji": "jumanji",
+    "kinetix": "kinetix-env",
+    "navix": "navix",
+}
 CORE_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 

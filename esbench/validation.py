@@ -32,8 +32,10 @@ class NameTakenError(ValueError):
     """Registering an environment or algorithm under a name already registered (`kind`, `name`)."""
 
     def __init__(self, kind: str, name: str):
-        super().__init__(f"{kind} {'id ' if kind == 'environment' else ''}{name!r} is already registered; "
-                         f"pass overwrite=True to replace it")
+        super().__init__(
+            f"{kind} {'id ' if kind == 'environment' else ''}{name!r} is already registered; "
+            f"pass overwrite=True to replace it"
+        )
         self.kind, self.name = kind, name
 
 
@@ -74,10 +76,14 @@ def describe(annotation) -> str:
         return " or ".join("null" if a is type(None) else describe(a) for a in typing.get_args(annotation))
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
-        return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in typing.get_args(annotation))
+        return ", ".join(
+            str(v).lower() if isinstance(v, bool) else str(v) for v in typing.get_args(annotation)
+        )
     if origin is tuple:
         return f"a list of {describe(typing.get_args(annotation)[0])}s"
-    return {int: "an integer", float: "a number", bool: "true, false", str: "a string"}.get(annotation, str(annotation))
+    return {int: "an integer", float: "a number", bool: "true, false", str: "a string"}.get(
+        annotation, str(annotation)
+    )
 
 
 def numeric_string(value: Any) -> Any:
@@ -119,7 +125,9 @@ def _as_type(value: Any, annotation) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if annotation is int:
         value = numeric_string(value)
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
             return False, value
         return True, int(value)
     if annotation is float:
@@ -137,8 +145,9 @@ def _fields(cls) -> dict[str, tuple[Any, dataclasses.Field]]:
     return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls)}
 
 
-def check_value(owner: str, name: str, value: Any, annotation, f: dataclasses.Field | None = None,
-                coerce: bool = True) -> Any:
+def check_value(
+    owner: str, name: str, value: Any, annotation, f: dataclasses.Field | None = None, coerce: bool = True
+) -> Any:
     """`value` converted to the field's type and checked against its rule, or ConfigError.
 
     Without `coerce` (a config built in Python) the value must already be of the type: no numeric
@@ -169,7 +178,9 @@ def check_names(cls, values: Any, owner: str, what: str = "field") -> dict[str, 
     names = field_names(cls)
     for key in values:
         if key not in names:
-            raise ConfigError(f"{owner}.{key}: unknown {what}.{suggest(key, names)} Allowed: {', '.join(names)}")
+            raise ConfigError(
+                f"{owner}.{key}: unknown {what}.{suggest(key, names)} Allowed: {', '.join(names)}"
+            )
     return values
 
 
@@ -177,7 +188,9 @@ def build(cls, values: Any, owner: str):
     """An instance of the config dataclass `cls` from raw `values`, coerced and validated."""
     fields = _fields(cls)
     values = check_names(cls, values, owner)
-    converted = {name: check_value(owner, name, v, fields[name][0], fields[name][1]) for name, v in values.items()}
+    converted = {
+        name: check_value(owner, name, v, fields[name][0], fields[name][1]) for name, v in values.items()
+    }
     cfg = cls(**converted)
     if hasattr(cfg, "validate"):
         cfg.validate(owner)  # the config's own cross-field checks, after validate(cfg, owner)

@@ -111,9 +111,13 @@ def record_episode(
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise ConfigError(f"cannot write {out}: the video format is taken from the extension, one of {', '.join(FORMATS)}")
+        raise ConfigError(
+            f"cannot write {out}: the video format is taken from the extension, one of {', '.join(FORMATS)}"
+        )
     if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise ConfigError(f"cannot write {out}: MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); .gif needs nothing more")
+        raise ConfigError(
+            f"cannot write {out}: MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg); .gif needs nothing more"
+        )
     if int(every) < 1:
         raise ConfigError(f"every = {every!r} is invalid; allowed: an integer >= 1")
 
@@ -133,7 +137,12 @@ def _write_frames(path: Path, env: Env, states, fps: float, every: int) -> tuple
     with writer:
         for inner, t, ret in states:
             frame = np.asarray(env.render(inner))
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or shape not in (None, frame.shape):
+            if (
+                frame.dtype != np.uint8
+                or frame.ndim != 3
+                or frame.shape[2] != 3
+                or shape not in (None, frame.shape)
+            ):
                 raise ValueError(
                     f"{env.spec.id}: the renderer returned a {frame.dtype} frame of shape {frame.shape}; "
                     f"expected uint8 (H, W, 3){f' of shape {shape}, as the first frame' if shape else ''}"
@@ -167,6 +176,8 @@ def render_policy(
 def main(results: str | os.PathLike, trial_id: str, **options) -> Clip:
     """`esbench render`: write the clip (`options`: those of `render_policy`) and say what was written."""
     clip = render_policy(results, trial_id, **options)
-    print(f"wrote {clip.path}: {clip.frames} frames of {clip.env_id}, "
-          f"an episode of {clip.episode_length} steps with return {clip.episode_return:.2f}")
+    print(
+        f"wrote {clip.path}: {clip.frames} frames of {clip.env_id}, "
+        f"an episode of {clip.episode_length} steps with return {clip.episode_return:.2f}"
+    )
     return clip

@@ -29,8 +29,11 @@ plugins.DROP_IN_FOLDERS = ()
 # the same program, so no result changes. Fresh per session, removed at exit.
 _COMPILATION_CACHE = tempfile.mkdtemp(prefix="esbench-tests-xla-cache-")
 atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
-_CACHE_SETTINGS = {"jax_compilation_cache_dir": _COMPILATION_CACHE, "jax_persistent_cache_min_compile_time_secs": 0,
-                   "jax_persistent_cache_min_entry_size_bytes": 0}
+_CACHE_SETTINGS = {
+    "jax_compilation_cache_dir": _COMPILATION_CACHE,
+    "jax_persistent_cache_min_compile_time_secs": 0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
 for _name, _value in _CACHE_SETTINGS.items():
     os.environ[_name.upper()] = str(_value)
     jax.config.update(_name, _value)
@@ -43,8 +46,17 @@ TINY_HPARAMS = {
 }
 TINY_EPISODE = 20
 # The metric columns that do not depend on timing.
-NON_TIME_COLUMNS = ["seed", "log_point", "update", "env_steps", "simulated_env_steps", "train_return",
-                    "eval_return_mean", "eval_return_std", "diverged"]
+NON_TIME_COLUMNS = [
+    "seed",
+    "log_point",
+    "update",
+    "env_steps",
+    "simulated_env_steps",
+    "train_return",
+    "eval_return_mean",
+    "eval_return_std",
+    "diverged",
+]
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +73,15 @@ def short_cartpole():
 def tiny_spec(algo: str = "eggroll", **overrides) -> TrialSpec:
     """A tiny CartPole trial of `algo`: 3 log points, 2 evaluation episodes; `hparams` entries are merged."""
     hparams = {**TINY_HPARAMS[algo], **overrides.pop("hparams", {})}
-    fields = dict(env="CartPole-v1", algo=algo, hparams=hparams, env_steps=8 * TINY_EPISODE * 6, num_logs=3,
-                  eval_episodes=2, max_episode_steps=TINY_EPISODE)
+    fields = dict(
+        env="CartPole-v1",
+        algo=algo,
+        hparams=hparams,
+        env_steps=8 * TINY_EPISODE * 6,
+        num_logs=3,
+        eval_episodes=2,
+        max_episode_steps=TINY_EPISODE,
+    )
     return TrialSpec(**{**fields, **overrides})
 
 

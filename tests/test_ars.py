@@ -68,11 +68,15 @@ def test_one_update_is_the_ars_step(ars, cartpole):
         act = lambda obs, k: jnp.argmax(networks.forward({**params, **norm}, obs, cfg.activation, matmul))  # noqa: E731
         return evaluate.run_episodes(key, cartpole, act, 1).returns.mean()
 
-    returns = np.asarray(es.population_map(member_return, state.params, noise, 0.1, cfg, openes.MATRIX_NOISE, keys))
+    returns = np.asarray(
+        es.population_map(member_return, state.params, noise, 0.1, cfg, openes.MATRIX_NOISE, keys)
+    )
     r_plus, r_minus = returns[0::2], returns[1::2]
     kept = np.argsort(-np.maximum(r_plus, r_minus))[:2]
     sigma_r = np.concatenate([r_plus[kept], r_minus[kept]]).std()
-    for old, eps, updated in zip(jax.tree_util.tree_leaves(state.params), noise, jax.tree_util.tree_leaves(new.params)):
+    for old, eps, updated in zip(
+        jax.tree_util.tree_leaves(state.params), noise, jax.tree_util.tree_leaves(new.params)
+    ):
         expected = 0.2 / (2 * sigma_r) * sum((r_plus[j] - r_minus[j]) * np.asarray(eps[j]) for j in kept)
         np.testing.assert_allclose(np.asarray(updated) - np.asarray(old), expected, rtol=1e-4, atol=1e-6)
     assert float(metrics["reward_std"]) == pytest.approx(sigma_r, rel=1e-5)
@@ -80,8 +84,9 @@ def test_one_update_is_the_ars_step(ars, cartpole):
 
 def test_through_the_runner_states_counted_once(ars, tmp_path):
     """The observation statistics count every env step inside episodes, no more: obs_count == env_steps."""
-    spec = dataclasses.replace(tiny_spec(), algo="ars", hparams={"pop_size": 8, "layer_size": 8, "n_layers": 1},
-                               seeds=(0, 1))
+    spec = dataclasses.replace(
+        tiny_spec(), algo="ars", hparams={"pop_size": 8, "layer_size": 8, "n_layers": 1}, seeds=(0, 1)
+    )
     outcome = run_trials([spec], ResultStore(tmp_path), progress=False)
     assert not outcome.failed
     df = load(tmp_path)
@@ -102,7 +107,9 @@ def train(ars, env, cfg, generations, seed):
 
 
 def eval_return(env, params, seed=1234):
-    stats = jax.jit(lambda p, k: evaluate.evaluate_policy(k, env, p, EVAL_EPISODES, True))(params, jax.random.PRNGKey(seed))
+    stats = jax.jit(lambda p, k: evaluate.evaluate_policy(k, env, p, EVAL_EPISODES, True))(
+        params, jax.random.PRNGKey(seed)
+    )
     return float(stats.returns.mean())
 
 
@@ -141,9 +148,14 @@ def test_its_search_space_is_what_the_protocol_searches(ars, write_sweep):
 
 def test_value_fields_vectorise(ars, tmp_path):
     """Trials differing only in VALUE_FIELDS run as one program, with the results of running each on its own."""
-    specs = [dataclasses.replace(tiny_spec(), algo="ars", hparams={"pop_size": 8, "layer_size": 8, "n_layers": 1,
-                                                                   "sigma": sigma, "top_fraction": fraction})
-             for sigma, fraction in ((0.05, 0.5), (0.2, 0.25))]
+    specs = [
+        dataclasses.replace(
+            tiny_spec(),
+            algo="ars",
+            hparams={"pop_size": 8, "layer_size": 8, "n_layers": 1, "sigma": sigma, "top_fraction": fraction},
+        )
+        for sigma, fraction in ((0.05, 0.5), (0.2, 0.25))
+    ]
     frames = []
     for name, vectorize in (("together", True), ("apart", False)):
         assert not run_trials(specs, ResultStore(tmp_path / name), progress=False, vectorize=vectorize).failed

@@ -28,35 +28,107 @@ POPS, WIDTH, RANKS, REPEATS = (4, 8), 8, (1, 2), 2
 # OpenES materialises N*8*8*4 bytes per layer: 1024 at N=4 (runs), 2048 at N=8 (skipped).
 CAP_GIB = 1.5e-6  # 1610 bytes
 TINY = [
-    "--pops", *map(str, POPS), "--widths", str(WIDTH), "--ranks", *map(str, RANKS), "--depth", "1",
-    "--repeats", str(REPEATS), "--warmup", "1", "--min-time-s", "0.002", "--openes-mem-cap-gib", str(CAP_GIB),
-    "--envs", "CartPole-v1", "--scale", "1/128", "--max-episode-steps", "10", "--layer-size", "8", "--n-layers", "1",
-    "--train-repeats", str(REPEATS), "--train-warmup", "1",
-    "--exit-envs", "CartPole-v1", "--exit-env-steps", "600", "--es-pop-size", "4", "--es-seeds", "1",
-    "--grid-sigmas", "0.1", "0.3", "--grid-learning-rates", "0.01", "--grid-env-steps", "300",
+    "--pops",
+    *map(str, POPS),
+    "--widths",
+    str(WIDTH),
+    "--ranks",
+    *map(str, RANKS),
+    "--depth",
+    "1",
+    "--repeats",
+    str(REPEATS),
+    "--warmup",
+    "1",
+    "--min-time-s",
+    "0.002",
+    "--openes-mem-cap-gib",
+    str(CAP_GIB),
+    "--envs",
+    "CartPole-v1",
+    "--scale",
+    "1/128",
+    "--max-episode-steps",
+    "10",
+    "--layer-size",
+    "8",
+    "--n-layers",
+    "1",
+    "--train-repeats",
+    str(REPEATS),
+    "--train-warmup",
+    "1",
+    "--exit-envs",
+    "CartPole-v1",
+    "--exit-env-steps",
+    "600",
+    "--es-pop-size",
+    "4",
+    "--es-seeds",
+    "1",
+    "--grid-sigmas",
+    "0.1",
+    "0.3",
+    "--grid-learning-rates",
+    "0.01",
+    "--grid-env-steps",
+    "300",
 ]
 KIND_NAMES = ("forward", "training", "early_exit", "vectorized_sweep")
 
 NUMBER = (int, float)
 NONE = type(None)
 TOP_KEYS = {
-    "schema_version": int, "benchmark": str, "mode": str, "created_utc": str, "device": dict, "packages": dict,
-    "load_average_start": (list, NONE), "load_average_end": (list, NONE), "wall_s": NUMBER, "settings": dict,
+    "schema_version": int,
+    "benchmark": str,
+    "mode": str,
+    "created_utc": str,
+    "device": dict,
+    "packages": dict,
+    "load_average_start": (list, NONE),
+    "load_average_end": (list, NONE),
+    "wall_s": NUMBER,
+    "settings": dict,
     "records": list,
 }
 DEVICE_KEYS = {"platform": str, "device_kind": str, "device_count": int, "description": str}
 FORWARD_KEYS = {
-    "method": str, "algorithm": str, "rank": (int, NONE), "phase": str, "pop_size": int, "width": int, "depth": int,
-"status": str, "reason": (str, NONE), "compile_s": (float, NONE), "inner_calls": (int, NONE), "times_s": list,
-    "median_s": (float, NONE), "samples_per_s": (float, NONE), "normalized_throughput": (float, NONE),
+    "method": str,
+    "algorithm": str,
+    "rank": (int, NONE),
+    "phase": str,
+    "pop_size": int,
+    "width": int,
+    "depth": int,
+    "status": str,
+    "reason": (str, NONE),
+    "compile_s": (float, NONE),
+    "inner_calls": (int, NONE),
+    "times_s": list,
+    "median_s": (float, NONE),
+    "samples_per_s": (float, NONE),
+    "normalized_throughput": (float, NONE),
     "memory": (dict, NONE),
 }
 TRAINING_KEYS = {
-    "env": str, "algorithm": str, "scale": NUMBER, "scaled_field": (str, NONE), "max_episode_steps": int,
-    "hparams_source": str, "trial_id": str, "config": dict,
-    "status": str, "reason": (str, NONE), "compile_s": float, "times_s": list, "median_s": float,
-    "env_steps_per_update": int, "valid_env_steps_per_update": NUMBER, "simulated_env_steps_per_update": NUMBER,
-    "env_steps_per_s": float, "memory": dict,
+    "env": str,
+    "algorithm": str,
+    "scale": NUMBER,
+    "scaled_field": (str, NONE),
+    "max_episode_steps": int,
+    "hparams_source": str,
+    "trial_id": str,
+    "config": dict,
+    "status": str,
+    "reason": (str, NONE),
+    "compile_s": float,
+    "times_s": list,
+    "median_s": float,
+    "env_steps_per_update": int,
+    "valid_env_steps_per_update": NUMBER,
+    "simulated_env_steps_per_update": NUMBER,
+    "env_steps_per_s": float,
+    "memory": dict,
 }
 
 
@@ -85,7 +157,8 @@ def test_exit_code_files_and_tables(run):
     code, out, stdout, _ = run
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{name}_quick_{PLATFORM}.json" for name in KIND_NAMES] + [f"forward_quick_{PLATFORM}.png"])
+        [f"{name}_quick_{PLATFORM}.json" for name in KIND_NAMES] + [f"forward_quick_{PLATFORM}.png"]
+    )
     assert (out / f"forward_quick_{PLATFORM}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for title in ("throughput / pure inference", "Training loop", "Early exit", "Vectorised sweep"):
         assert title in stdout
@@ -107,10 +180,18 @@ def test_top_level_schema(run, name):
 def test_forward_records_cover_the_sweep(run):
     payload = run[3]["forward"]
     settings = payload["settings"]
-    assert settings["pop_sizes"] == list(POPS) and settings["widths"] == [WIDTH] and settings["ranks"] == list(RANKS)
+    assert (
+        settings["pop_sizes"] == list(POPS)
+        and settings["widths"] == [WIDTH]
+        and settings["ranks"] == list(RANKS)
+    )
     labels = ["inference", *(f"eggroll_r{r}" for r in RANKS), "openes"]
-    expected = {(n, label, phase) for n in POPS for label in labels
-                for phase in (("forward",) if label == "inference" else ("forward", "noise", "update"))}
+    expected = {
+        (n, label, phase)
+        for n in POPS
+        for label in labels
+        for phase in (("forward",) if label == "inference" else ("forward", "noise", "update"))
+    }
     got = [(r["pop_size"], r["method"], r["phase"]) for r in payload["records"]]
     assert sorted(got) == sorted(expected)
 
@@ -129,7 +210,11 @@ def test_forward_every_record_timed_or_skipped_with_reason(run):
         assert len(r["times_s"]) == REPEATS and all(positive_finite(t) for t in r["times_s"]), where
         assert r["median_s"] == forward.median(r["times_s"])
         assert r["samples_per_s"] == pytest.approx(r["pop_size"] / r["median_s"], rel=1e-12)
-        for key in ("temp_bytes", "argument_bytes", "output_bytes"):  # compiled memory analysis, every platform
+        for key in (
+            "temp_bytes",
+            "argument_bytes",
+            "output_bytes",
+        ):  # compiled memory analysis, every platform
             assert isinstance(r["memory"][key], int) and r["memory"][key] >= 0, where
         assert r["memory"]["argument_bytes"] > 0
 
@@ -153,7 +238,9 @@ def test_normalized_throughput_is_inference_time_over_method_time(run):
         if r["phase"] != "forward" or r["status"] != "ok":
             assert r["normalized_throughput"] is None
         else:
-            assert r["normalized_throughput"] == pytest.approx(inference[r["pop_size"]] / r["median_s"], rel=1e-12)
+            assert r["normalized_throughput"] == pytest.approx(
+                inference[r["pop_size"]] / r["median_s"], rel=1e-12
+            )
 
 
 def test_summary_ratios_and_speedups(run):
@@ -170,7 +257,9 @@ def test_summary_ratios_and_speedups(run):
             for phase in ("forward", "update"):
                 speedup = row[f"speedup_vs_openes_{phase}"][label]
                 if (n, "openes", phase) in ok:
-                    assert speedup == pytest.approx(ok[n, "openes", phase]["median_s"] / ok[n, label, phase]["median_s"])
+                    assert speedup == pytest.approx(
+                        ok[n, "openes", phase]["median_s"] / ok[n, label, phase]["median_s"]
+                    )
                 else:
                     assert speedup is None
 
@@ -185,18 +274,31 @@ def test_training_records(run):
     for algo, r in records.items():
         check_types(r, TRAINING_KEYS, algo)
         assert r["status"] == "ok" and r["reason"] is None
-        assert r["env"] == "CartPole-v1" and r["max_episode_steps"] == 10 and (r["config"]["layer_size"], r["config"]["n_layers"]) == (8, 1)
+        assert (
+            r["env"] == "CartPole-v1"
+            and r["max_episode_steps"] == 10
+            and (r["config"]["layer_size"], r["config"]["n_layers"]) == (8, 1)
+        )
         assert r["hparams_source"] == f"esbench.paper.row({algo!r}, 'CartPole-v1')"
         assert r["scaled_field"] == scaled_field[algo]
         assert r["env_steps_per_update"] == expected_steps[algo]
-        assert 0 < r["valid_env_steps_per_update"] <= r["simulated_env_steps_per_update"] <= r["env_steps_per_update"]
+        assert (
+            0
+            < r["valid_env_steps_per_update"]
+            <= r["simulated_env_steps_per_update"]
+            <= r["env_steps_per_update"]
+        )
         assert positive_finite(r["compile_s"])
         assert len(r["times_s"]) == REPEATS and all(positive_finite(t) for t in r["times_s"])
         assert r["median_s"] == forward.median(r["times_s"])
         assert r["env_steps_per_s"] == pytest.approx(r["env_steps_per_update"] / r["median_s"], rel=1e-12)
         assert isinstance(r["memory"]["argument_bytes"], int)
     # PPO's batch, every step inside an episode: each timed chunk ran exactly one update
-    assert records["ppo"]["valid_env_steps_per_update"] == records["ppo"]["simulated_env_steps_per_update"] == 2 * 128
+    assert (
+        records["ppo"]["valid_env_steps_per_update"]
+        == records["ppo"]["simulated_env_steps_per_update"]
+        == 2 * 128
+    )
     assert records["eggroll"]["config"]["pop_size"] == 16 and records["eggroll"]["config"]["rank"] == 4
     assert records["openes"]["config"]["pop_size"] == 4
     assert records["ppo"]["config"]["num_envs"] == 2
@@ -210,11 +312,15 @@ def test_early_exit_records(run):
     for algo, r in records.items():
         assert r["status"] == "ok" and r["env"] == "CartPole-v1" and r["solved_return"] == 475.0, r["reason"]
         on, off = r["curves"]["early_exit"], r["curves"]["full_episodes"]
-        assert r["same_returns"] is True and on["env_steps"] == off["env_steps"] and on["env_steps"][-1] >= 600
+        assert (
+            r["same_returns"] is True and on["env_steps"] == off["env_steps"] and on["env_steps"][-1] >= 600
+        )
         assert r["speedup"] == off["wall_clock_s"][-1] / on["wall_clock_s"][-1]
         for mode, curve in r["curves"].items():
             assert r["env_steps_per_s"][mode] == curve["env_steps"][-1] / curve["wall_clock_s"][-1]
-            assert r["simulated_share"][mode] == curve["simulated_env_steps"][-1] / curve["env_steps"][-1] >= 1
+            assert (
+                r["simulated_share"][mode] == curve["simulated_env_steps"][-1] / curve["env_steps"][-1] >= 1
+            )
         # the same episodes, fewer steps simulated: early exit stops at the longest episode, not at the limit
         assert on["simulated_env_steps"][-1] <= off["simulated_env_steps"][-1]
         if r["solved_at_env_steps"] is None:
@@ -232,7 +338,10 @@ def test_vectorized_sweep_record(run):
     assert positive_finite(r["vectorized_s"]) and positive_finite(r["one_by_one_s"])
     assert payload["vectorized_sweep_speedup"] == r["one_by_one_s"] / r["vectorized_s"]
     together, alone = r["vectorized_parts"], r["one_by_one_parts"]
-    for parts in (together, alone):  # host_s is the wall clock's rest: positive if the parts are not overcounted
+    for parts in (
+        together,
+        alone,
+    ):  # host_s is the wall clock's rest: positive if the parts are not overcounted
         assert all(parts[k] > 0 for k in ("compile_s", "train_s", "eval_s", "host_s"))
     # the same updates both ways; run in lockstep, a superset of lanes waits for its slowest
     assert together["useful_updates"] == alone["useful_updates"] > 0
@@ -244,7 +353,8 @@ def test_vectorized_grid_is_sigmas_by_learning_rates():
 
     specs = vectorized_sweep.grid(vectorized_sweep.VectorizedSweepSettings())
     assert [(s.hparams["sigma"], s.hparams["learning_rate"]) for s in specs] == [
-        (s, lr) for s in (0.05, 0.2, 0.5) for lr in (0.001, 0.01, 0.03, 0.1)]
+        (s, lr) for s in (0.05, 0.2, 0.5) for lr in (0.001, 0.01, 0.03, 0.1)
+    ]
     assert len({s.trial_id for s in specs}) == 12
 
 
@@ -267,8 +377,13 @@ def test_a_failing_configuration_is_recorded_not_raised(monkeypatch):
     monkeypatch.setattr(forward, "compile_program", out_of_memory)
     settings = forward.ForwardSettings(pop_sizes=(4,), widths=(8,))
     params = {"layers": []}
-    records, programs = forward.prepare_method(forward.Method("eggroll_r1", "eggroll", 1), params, jax.numpy.zeros((4, 8)),
-                                     jax.numpy.zeros(4), settings)
+    records, programs = forward.prepare_method(
+        forward.Method("eggroll_r1", "eggroll", 1),
+        params,
+        jax.numpy.zeros((4, 8)),
+        jax.numpy.zeros(4),
+        settings,
+    )
     assert [r["phase"] for r in records] == ["forward", "noise", "update"] and programs == []
     for r in records:
         assert r["status"] == "failed"
@@ -285,8 +400,15 @@ def test_round_robin_takes_turns_and_records_runtime_failures():
                 raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
             return jax.numpy.zeros(())
 
-        record = {"pop_size": 2, "status": "ok", "reason": None, "times_s": [], "median_s": None,
-                  "samples_per_s": None, "memory": {"device_peak_bytes_in_use": None}}
+        record = {
+            "pop_size": 2,
+            "status": "ok",
+            "reason": None,
+            "times_s": [],
+            "median_s": None,
+            "samples_per_s": None,
+            "memory": {"device_peak_bytes_in_use": None},
+        }
         return forward.Program(record, run, ())
 
     a, b = program("a"), program("b", fail_on_call=3)  # b: warm-up, repeat 1, then fails in repeat 2
@@ -301,8 +423,13 @@ def test_round_robin_takes_turns_and_records_runtime_failures():
 
 def test_scaled_values_follow_the_config_not_the_algorithm_name():
     assert training.scaled_values(eggroll.Config(pop_size=2048), 1 / 16) == ("pop_size", {"pop_size": 128})
-    assert training.scaled_values(openes.Config(pop_size=512), 1e-6) == ("pop_size", {"pop_size": 2})  # one pair
-    assert training.scaled_values(eggroll.Config(pop_size=100), 0.05)[1] == {"pop_size": 6}  # 5 -> the nearest even, ties up
+    assert training.scaled_values(openes.Config(pop_size=512), 1e-6) == (
+        "pop_size",
+        {"pop_size": 2},
+    )  # one pair
+    assert training.scaled_values(eggroll.Config(pop_size=100), 0.05)[1] == {
+        "pop_size": 6
+    }  # 5 -> the nearest even, ties up
     cfg = ppo.Config(num_envs=256, num_steps=10, num_minibatches=32)
     # 160 samples: 32 divides them; 30 samples: 30 is the largest divisor <= 32
     assert training.scaled_values(cfg, 1 / 16) == ("num_envs", {"num_envs": 16, "num_minibatches": 32})
@@ -311,7 +438,9 @@ def test_scaled_values_follow_the_config_not_the_algorithm_name():
 
 
 def tiny_training(**values):
-    return training.TrainingSettings(**{"scale": 1.0, "max_episode_steps": 10, "repeats": 2, "warmup": 1, **values})
+    return training.TrainingSettings(
+        **{"scale": 1.0, "max_episode_steps": 10, "repeats": 2, "warmup": 1, **values}
+    )
 
 
 @pytest.mark.parametrize("algo", ["eggroll", "openes", "ppo"])
@@ -334,7 +463,9 @@ def test_timing_trial_budget_is_the_updates_to_run_with_the_cap_and_network():
     assert trial.plan.max_env_steps_per_update == 16 * 10 and trial.spec.seeds == (0,)
     assert (trial.spec.env_steps, trial.spec.num_logs) == (5 * 16 * 10, 5)
     uncapped, _ = training.timing_trial("CartPole-v1", "eggroll", tiny_training(max_episode_steps=10**6))
-    assert uncapped.env.spec.max_episode_steps == 500  # a cap above the environment's own limit leaves it alone
+    assert (
+        uncapped.env.spec.max_episode_steps == 500
+    )  # a cap above the environment's own limit leaves it alone
 
 
 def test_settings_modes_overrides_and_fractions():
@@ -346,11 +477,16 @@ def test_settings_modes_overrides_and_fractions():
         for mode in bench.MODES:
             bench.settings(kind, mode).validate()
     for bad in ("0", "-1", "x", "1/0"):
-        with pytest.raises(ConfigError, match=r"bench\.training\.scale = .* is invalid; allowed: a number > 0"):
+        with pytest.raises(
+            ConfigError, match=r"bench\.training\.scale = .* is invalid; allowed: a number > 0"
+        ):
             bench.settings("training", "quick", scale=bad)
     with pytest.raises(ConfigError, match=r"bench\.mode = 'slow' is invalid; allowed: quick, full"):
         bench.settings("forward", "slow")
-    with pytest.raises(ConfigError, match=r"bench\.benchmark = 'backward' is invalid; allowed: forward, training, early_exit, vectorized_sweep"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bench\.benchmark = 'backward' is invalid; allowed: forward, training, early_exit, vectorized_sweep",
+    ):
         bench.settings("backward", "quick")
 
 
@@ -363,7 +499,10 @@ def test_a_new_kind_is_one_function_and_one_entry(tmp_path, monkeypatch):
             validation.validate(self, owner)
 
     def count(settings, progress=None):
-        return {"records": [{"status": "ok" if i else "failed"} for i in range(settings.n)], "total": settings.n}
+        return {
+            "records": [{"status": "ok" if i else "failed"} for i in range(settings.n)],
+            "total": settings.n,
+        }
 
     monkeypatch.setitem(bench.KINDS, "count", bench.Kind(CountSettings, {"n": 3}, count, table=len))
     outcome = bench.run(["count"], "full", tmp_path)
@@ -380,10 +519,18 @@ def test_run_validates_every_kind_before_running(tmp_path):
     ran = []
     good = forward.ForwardSettings(pop_sizes=(2,), widths=(2,))
     with pytest.raises(ConfigError, match=r"bench\.training\.repeats = 0"):
-        bench.run(["forward", "training"], "quick", tmp_path / "out", progress=ran.append, forward=good,
-                  training=training.TrainingSettings(repeats=0))
+        bench.run(
+            ["forward", "training"],
+            "quick",
+            tmp_path / "out",
+            progress=ran.append,
+            forward=good,
+            training=training.TrainingSettings(repeats=0),
+        )
     with pytest.raises(ConfigError, match="bench.training.algos: unknown algorithm 'egroll'"):
-        bench.run(["training"], "quick", tmp_path / "out", training=training.TrainingSettings(algos=("egroll",)))
+        bench.run(
+            ["training"], "quick", tmp_path / "out", training=training.TrainingSettings(algos=("egroll",))
+        )
     assert ran == [] and not (tmp_path / "out").exists()
 
 
@@ -403,20 +550,39 @@ def test_bad_input_fails_before_running(tmp_path, capsys, argv, message):
 
 
 def test_run_script_is_the_bench_command():
-    help_text = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
-                               capture_output=True, text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "--mode {quick,full}" in help_text and "--openes-mem-cap-gib" in help_text
 
 
 def test_summary_of_synthetic_records():
     """forward_summary on hand-made records: ratios are exactly those of the medians."""
-    def rec(method, phase, median_s, status="ok", rank=None):
-        return {"method": method, "algorithm": method.split("_")[0], "rank": rank, "phase": phase, "pop_size": 2,
-                "width": 4, "status": status, "median_s": median_s, "samples_per_s": 2 / median_s if median_s else None,
-                "normalized_throughput": None}
 
-    records = [rec("inference", "forward", 1.0), rec("eggroll_r4", "forward", 2.0, rank=4),
-               rec("eggroll_r4", "update", 0.5, rank=4), rec("openes", "forward", 8.0), rec("openes", "update", 4.0)]
+    def rec(method, phase, median_s, status="ok", rank=None):
+        return {
+            "method": method,
+            "algorithm": method.split("_")[0],
+            "rank": rank,
+            "phase": phase,
+            "pop_size": 2,
+            "width": 4,
+            "status": status,
+            "median_s": median_s,
+            "samples_per_s": 2 / median_s if median_s else None,
+            "normalized_throughput": None,
+        }
+
+    records = [
+        rec("inference", "forward", 1.0),
+        rec("eggroll_r4", "forward", 2.0, rank=4),
+        rec("eggroll_r4", "update", 0.5, rank=4),
+        rec("openes", "forward", 8.0),
+        rec("openes", "update", 4.0),
+    ]
     forward.normalise(records)
     (row,) = forward.forward_summary(records)
     assert row["normalized_throughput"] == {"eggroll_r4": 0.5, "openes": 0.125}
@@ -424,4 +590,7 @@ def test_summary_of_synthetic_records():
     assert row["speedup_vs_openes_update"] == {"eggroll_r4": 8.0}
     records[3]["status"] = records[4]["status"] = "skipped"
     (row,) = forward.forward_summary(records)
-    assert row["speedup_vs_openes_forward"] == {"eggroll_r4": None} and row["normalized_throughput"]["openes"] is None
+    assert (
+        row["speedup_vs_openes_forward"] == {"eggroll_r4": None}
+        and row["normalized_throughput"]["openes"] is None
+    )

@@ -22,7 +22,9 @@ PAPER16 = ROOT / "sweeps" / "paper16.yaml"
 @pytest.mark.parametrize("budget", ["smoke", "short", "paper"])
 def test_paper16_expands_to_all_48_combinations(budget):
     specs = expand_sweep(load_sweep_file(PAPER16), budget)
-    assert [(s.env, s.algo) for s in specs] == [(e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")]
+    assert [(s.env, s.algo) for s in specs] == [
+        (e, a) for e in PAPER_ENVS for a in ("eggroll", "openes", "ppo")
+    ]
     assert len({s.trial_id for s in specs}) == 48
     assert all(len(s.seeds) == {"smoke": 2, "short": 3, "paper": 10}[budget] for s in specs)
     resolve_trials(specs)  # every trial validates and its budget fits at least one update
@@ -42,11 +44,20 @@ def test_nothing_else_restates_the_papers_rows():
     """No tracked file but the vendored table holds a line that sets six or more of a row's fields to its values."""
     rows = [dict(paper.row(a, e)) for a in paper.ALGORITHMS for e in paper.env_ids()]
     pair = re.compile(r"([A-Za-z_]+)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_.\-]+)")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     offenders = []
     for name in tracked:
         path = ROOT / name
-        if name == "esbench/paper/rl_tables.yaml" or path.suffix not in (".py", ".yaml", ".yml", ".md", ".json", ".txt"):
+        if name == "esbench/paper/rl_tables.yaml" or path.suffix not in (
+            ".py",
+            ".yaml",
+            ".yml",
+            ".md",
+            ".json",
+            ".txt",
+        ):
             continue
         for n, line in enumerate(path.read_text(errors="ignore").splitlines(), 1):
             found = {k: v for k, v in pair.findall(line)}
@@ -63,7 +74,12 @@ def test_envs_lists_and_checks(capsys):
     listing = capsys.readouterr().out
     for env_id in ("CartPole-v1", "navix/DoorKey-8x8", "kinetix/l/hard_pinball"):
         assert env_id in listing
-    assert cli.main(["envs", "--check", "CartPole-v1", "jumanji/Game2048-v1", "--num-envs", "4", "--steps", "10"]) == 0
+    assert (
+        cli.main(
+            ["envs", "--check", "CartPole-v1", "jumanji/Game2048-v1", "--num-envs", "4", "--steps", "10"]
+        )
+        == 0
+    )
     checked = capsys.readouterr().out
     assert "CartPole-v1" in checked and "Game2048" in checked and "FAILED" not in checked
 
@@ -76,9 +92,36 @@ def test_envs_check_unknown_id(capsys):
 
 def test_run_then_sweep_then_report(tmp_path, capsys):
     out = tmp_path / "runs"
-    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "openes", "--set", "pop_size=8", "--set", "layer_size=8", "--set", "n_layers=1",
-                     "--set", "n_parallel_evaluations=1", "--seeds", "2", "--env-steps", "640",
-                     "--max-episode-steps", "20", "--num-logs", "2", "--eval-episodes", "2", "--out", str(out), "--quiet"])
+    code = cli.main(
+        [
+            "run",
+            "--env",
+            "CartPole-v1",
+            "--algo",
+            "openes",
+            "--set",
+            "pop_size=8",
+            "--set",
+            "layer_size=8",
+            "--set",
+            "n_layers=1",
+            "--set",
+            "n_parallel_evaluations=1",
+            "--seeds",
+            "2",
+            "--env-steps",
+            "640",
+            "--max-episode-steps",
+            "20",
+            "--num-logs",
+            "2",
+            "--eval-episodes",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert "final eval return seed 0:" in capsys.readouterr().out
     assert set(load(out).seed) == {0, 1}

@@ -14,18 +14,46 @@ from esbench.results.schema import metrics_frame
 from esbench.runner import run_trials
 
 
-def write_trial(folder, trial_id, finals, env="CartPole-v1", algo="eggroll", stage="final", hparams=None,
-                protocol_version=1, wall_clock=1.0):
+def write_trial(
+    folder,
+    trial_id,
+    finals,
+    env="CartPole-v1",
+    algo="eggroll",
+    stage="final",
+    hparams=None,
+    protocol_version=1,
+    wall_clock=1.0,
+):
     """A trial whose seed i ends (log point 1) with eval return finals[i]; log point 0 evaluates to 0."""
     rows = []
     for seed, final in enumerate(finals):
         for log_point, ret in ((0, 0.0), (1, float(final))):
-            rows.append({"seed": seed, "log_point": log_point, "update": log_point, "env_steps": 100 * log_point,
-                         "simulated_env_steps": 100 * log_point, "wall_clock_s": wall_clock * log_point,
-                         "train_return": np.nan if log_point == 0 else ret, "eval_return_mean": ret,
-                         "eval_return_std": 0.0, "throughput_sps": 1e3 / wall_clock, "diverged": False})
-    config = {"trial_id": trial_id, "env": env, "algo": algo, "stage": stage, "hparams": hparams or {"sigma": 0.1},
-              "seeds": list(range(len(finals))), "env_steps": 100, "protocol_version": protocol_version}
+            rows.append(
+                {
+                    "seed": seed,
+                    "log_point": log_point,
+                    "update": log_point,
+                    "env_steps": 100 * log_point,
+                    "simulated_env_steps": 100 * log_point,
+                    "wall_clock_s": wall_clock * log_point,
+                    "train_return": np.nan if log_point == 0 else ret,
+                    "eval_return_mean": ret,
+                    "eval_return_std": 0.0,
+                    "throughput_sps": 1e3 / wall_clock,
+                    "diverged": False,
+                }
+            )
+    config = {
+        "trial_id": trial_id,
+        "env": env,
+        "algo": algo,
+        "stage": stage,
+        "hparams": hparams or {"sigma": 0.1},
+        "seeds": list(range(len(finals))),
+        "env_steps": 100,
+        "protocol_version": protocol_version,
+    }
     ResultStore(folder).write(TrialResult(config, metrics_frame(rows), {"status": "ok"}, b""))
 
 
@@ -75,11 +103,23 @@ def test_known_differences_intervals_and_verdicts(folders):
     assert overlap["verdict"] == "same"
 
     assert rows["CartPole-v1", "openes"]["verdict"] == "bit-identical"
-    assert rows["CartPole-v1", "ppo"]["verdict"] == "untested" and rows["CartPole-v1", "ppo"]["interval"] is None
+    assert (
+        rows["CartPole-v1", "ppo"]["verdict"] == "untested" and rows["CartPole-v1", "ppo"]["interval"] is None
+    )
 
-    assert cmp.differing == [{"env": "Pendulum-v1", "algo": "openes", "stage": "final", "trial_id_a": "sigma-a",
-                              "trial_id_b": "sigma-b", "fields": ["hparams.sigma"]}]
-    assert cmp.only_a == [{"env": "CartPole-v1", "algo": "eggroll", "stage": "search", "trial_id": "search-a"}]
+    assert cmp.differing == [
+        {
+            "env": "Pendulum-v1",
+            "algo": "openes",
+            "stage": "final",
+            "trial_id_a": "sigma-a",
+            "trial_id_b": "sigma-b",
+            "fields": ["hparams.sigma"],
+        }
+    ]
+    assert cmp.only_a == [
+        {"env": "CartPole-v1", "algo": "eggroll", "stage": "search", "trial_id": "search-a"}
+    ]
     assert cmp.only_b == [] and not cmp.same_sweep
     assert cmp.counts() == {"bit-identical": 1, "same": 1, "differs": 1, "untested": 1}
 
@@ -109,7 +149,10 @@ def test_a_run_against_itself_and_a_rerun(tmp_path, capsys):
     spec = tiny_spec("eggroll", seeds=(0, 1))
     for name in ("run", "rerun"):
         run_trials([spec], ResultStore(tmp_path / name), progress=False)
-    for other in ("run", "rerun"):  # a rerun in the same process is the same program: bit-identical but for timing
+    for other in (
+        "run",
+        "rerun",
+    ):  # a rerun in the same process is the same program: bit-identical but for timing
         cmp = compare_folders(tmp_path / "run", tmp_path / other)
         assert cmp.same_sweep and [r["verdict"] for r in cmp.rows] == ["bit-identical"]
     assert cli.main(["compare", str(tmp_path / "run"), str(tmp_path / "run"), "--fail-on-differ"]) == 0

@@ -57,18 +57,26 @@ def test_memory_guard_refuses_before_any_chunk_and_the_override_runs(monkeypatch
     trial = resolve_trial(tiny_spec("eggroll"))
     chunks = []
     real_run_chunks = trial_module.run_chunks
-    monkeypatch.setattr(trial_module, "run_chunks", lambda *a, **k: chunks.append(1) or real_run_chunks(*a, **k))
+    monkeypatch.setattr(
+        trial_module, "run_chunks", lambda *a, **k: chunks.append(1) or real_run_chunks(*a, **k)
+    )
     with pytest.raises(MemoryRefused) as refusal:
         run_group([trial], RunOptions(progress=False, memory_limit=1000))
     message = str(refusal.value)
     assert isinstance(refusal.value, MachineFault)
-    assert "1.0 kB is available (--memory-limit)" in message and "needs" in message and "pop_size (now 8)" in message
+    assert (
+        "1.0 kB is available (--memory-limit)" in message
+        and "needs" in message
+        and "pop_size (now 8)" in message
+    )
     assert chunks == []
-    result, = run_group([trial], RunOptions(progress=False, memory_limit=1000, memory_guard=False))
+    (result,) = run_group([trial], RunOptions(progress=False, memory_limit=1000, memory_guard=False))
     assert chunks == [1] and result.summary["status"] == "finished"
 
 
-@pytest.mark.parametrize("text, size", [("40GB", 40 * 10**9), ("512MiB", 512 * 2**20), ("1.5TB", 1.5e12), ("123", 123)])
+@pytest.mark.parametrize(
+    "text, size", [("40GB", 40 * 10**9), ("512MiB", 512 * 2**20), ("1.5TB", 1.5e12), ("123", 123)]
+)
 def test_sizes_take_units(text, size):
     assert parse_size(text) == size
 
@@ -79,15 +87,18 @@ def test_bad_sizes_name_the_allowed_units(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--accelerator", "h1000"], "Known: h100-sxm, h100-pcie, a100-80gb, h200, this-cpu"),
-    (["--steps", "0"], "--steps 0"),
-    (["--budget", "nope"], "budget 'nope' is not defined"),
-    (["--envs", "Nope-v0"], "--envs: Nope-v0 not in the budget's envs"),
-    (["--memory-limit", "lots"], "--memory-limit 'lots'"),
-    (["--time-limit", "0"], "--time-limit 0.0: expected a number of seconds > 0"),
-    (["--algos", "ppo"], "--algos: ppo not planned by this budget; its algorithms: eggroll"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--accelerator", "h1000"], "Known: h100-sxm, h100-pcie, a100-80gb, h200, this-cpu"),
+        (["--steps", "0"], "--steps 0"),
+        (["--budget", "nope"], "budget 'nope' is not defined"),
+        (["--envs", "Nope-v0"], "--envs: Nope-v0 not in the budget's envs"),
+        (["--memory-limit", "lots"], "--memory-limit 'lots'"),
+        (["--time-limit", "0"], "--time-limit 0.0: expected a number of seconds > 0"),
+        (["--algos", "ppo"], "--algos: ppo not planned by this budget; its algorithms: eggroll"),
+    ],
+)
 def test_bad_plan_input_is_one_error_and_writes_nothing(write_sweep, tmp_path, capsys, args, says):
     path, out = write_sweep(TWO_ENVS), tmp_path / "plan.json"
     assert cli.main(["plan", str(path), "--json", str(out), *args]) == cli.EXIT_BAD_INPUT
@@ -124,7 +135,9 @@ def test_plan_of_a_two_env_protocol_is_within_2x_of_its_run(write_sweep, tmp_pat
     outcome = run_protocol(protocol, ResultStore(tmp_path / "run"), options=RunOptions(progress=False))
     measured = time.perf_counter() - start
     assert outcome.complete
-    (tmp_path / "plan_vs_run.json").write_text(json.dumps({"projected_s": plan.projected_s, "measured_s": measured}))
+    (tmp_path / "plan_vs_run.json").write_text(
+        json.dumps({"projected_s": plan.projected_s, "measured_s": measured})
+    )
     print(f"projected {plan.projected_s:.1f} s, measured {measured:.1f} s")  # the README quotes a run of this
     assert plan.projected_s / 2 <= measured <= plan.projected_s * 2
 
@@ -162,29 +175,66 @@ def test_saved_plans_read_back_as_one_with_per_env_totals(tmp_path, capsys):
         return str(path)
 
     cost = dict(stage="final", trials=1, seeds=3, budget=1000, compile_s=1.0)
-    a = part("a.json", ProgramCost("CartPole-v1", "eggroll", projected_s=10.0, roofline_s=1.0, peak_bytes=5, **cost),
-             ProgramCost("CartPole-v1", "openes", projected_s=30.0, roofline_s=2.0, peak_bytes=9, **cost))
-    b = part("b.json", ProgramCost("Pendulum-v1", "openes", status="over time", projected_s=100.0, roofline_s=4.0,
-                                   peak_bytes=7, **cost),
-             ProgramCost("Pendulum-v1", "ppo", status="too big", roofline_s=3.0, peak_bytes=90, **cost))
+    a = part(
+        "a.json",
+        ProgramCost("CartPole-v1", "eggroll", projected_s=10.0, roofline_s=1.0, peak_bytes=5, **cost),
+        ProgramCost("CartPole-v1", "openes", projected_s=30.0, roofline_s=2.0, peak_bytes=9, **cost),
+    )
+    b = part(
+        "b.json",
+        ProgramCost(
+            "Pendulum-v1",
+            "openes",
+            status="over time",
+            projected_s=100.0,
+            roofline_s=4.0,
+            peak_bytes=7,
+            **cost,
+        ),
+        ProgramCost("Pendulum-v1", "ppo", status="too big", roofline_s=3.0, peak_bytes=90, **cost),
+    )
     merged = tmp_path / "merged.json"
     assert cli.main(["plan", "--from-json", a, b, "--json", str(merged)]) == 0
     plan = json.loads(merged.read_text())
     assert [(p["env"], p["algo"]) for p in plan["programs"]] == [
-        ("CartPole-v1", "eggroll"), ("CartPole-v1", "openes"), ("Pendulum-v1", "openes"), ("Pendulum-v1", "ppo")]
+        ("CartPole-v1", "eggroll"),
+        ("CartPole-v1", "openes"),
+        ("Pendulum-v1", "openes"),
+        ("Pendulum-v1", "ppo"),
+    ]
     assert plan["projected_s"] == 140.0 and plan["projected_is_lower_bound"] and plan["roofline_s"] == 10.0
-    assert plan["envs"]["CartPole-v1"] == {"projected_s": 40.0, "lower_bound": False, "unprojected": 0,
-                                           "roofline_s": 3.0, "peak_bytes": 9, "largest": "openes"}
+    assert plan["envs"]["CartPole-v1"] == {
+        "projected_s": 40.0,
+        "lower_bound": False,
+        "unprojected": 0,
+        "roofline_s": 3.0,
+        "peak_bytes": 9,
+        "largest": "openes",
+    }
     assert plan["envs"]["Pendulum-v1"]["unprojected"] == 1 and plan["envs"]["Pendulum-v1"]["largest"] == "ppo"
     assert "Pendulum-v1  > 100.0 s (+1 not run)" in capsys.readouterr().out
     # planned again: the most complete measurement is kept, its gaps filled from the other
-    again = part("again.json", ProgramCost("CartPole-v1", "eggroll", status="over time", projected_s=5.0,
-                                           roofline_s=0.5, roofline_at_limit_s=0.5, **cost),
-                 ProgramCost("CartPole-v1", "openes", status="failed", **cost))
+    again = part(
+        "again.json",
+        ProgramCost(
+            "CartPole-v1",
+            "eggroll",
+            status="over time",
+            projected_s=5.0,
+            roofline_s=0.5,
+            roofline_at_limit_s=0.5,
+            **cost,
+        ),
+        ProgramCost("CartPole-v1", "openes", status="failed", **cost),
+    )
     assert cli.main(["plan", "--from-json", a, b, again, "--json", str(merged)]) == 0
     programs = json.loads(merged.read_text())["programs"]
     assert len(programs) == 4 and programs[0]["status"] == programs[1]["status"] == "ok"
-    assert (programs[0]["projected_s"], programs[0]["roofline_s"], programs[0]["roofline_at_limit_s"]) == (10.0, 1.0, 0.5)
+    assert (programs[0]["projected_s"], programs[0]["roofline_s"], programs[0]["roofline_at_limit_s"]) == (
+        10.0,
+        1.0,
+        0.5,
+    )
     c = part("c.json", ProgramCost("Pendulum-v1", "ppo", **cost), chip="h200")
     assert cli.main(["plan", "--from-json", a, c]) == cli.EXIT_BAD_INPUT
     assert "different accelerators: h100-sxm, h200" in capsys.readouterr().err
@@ -192,7 +242,10 @@ def test_saved_plans_read_back_as_one_with_per_env_totals(tmp_path, capsys):
     assert "none.json: no such file" in capsys.readouterr().err
     assert cli.main(["plan"]) == cli.EXIT_BAD_INPUT
     assert "give a sweep file to plan, or --from-json" in capsys.readouterr().err
-    assert cli.main(["plan", "--from-json", a, "--envs", "CartPole-v1", "--time-limit", "5"]) == cli.EXIT_BAD_INPUT
+    assert (
+        cli.main(["plan", "--from-json", a, "--envs", "CartPole-v1", "--time-limit", "5"])
+        == cli.EXIT_BAD_INPUT
+    )
     assert "--from-json measures nothing: --envs, --time-limit" in capsys.readouterr().err
     # within one plan, programs alike (points searched one by one) are all kept
     twins = part("twins.json", *[ProgramCost("CartPole-v1", "eggroll", projected_s=1.0, **cost)] * 3)
@@ -203,21 +256,39 @@ def test_figure15_table_sets_our_speedup_beside_the_papers():
     from esbench.report.plan_figure import figure15_table
 
     program = dict(stage="final", status="ok")
-    plan = {"programs": [{**program, "env": "Pendulum-v1", "algo": "eggroll", "env_steps_per_s": 300.0},
-                         {**program, "env": "Pendulum-v1", "algo": "openes", "env_steps_per_s": 100.0},
-                         {**program, "env": "brax/humanoid", "algo": "eggroll", "env_steps_per_s": 10.0},
-                         {**program, "env": "brax/humanoid", "algo": "openes", "env_steps_per_s": 20.0},
-                         {**program, "env": "CartPole-v1", "algo": "ppo", "env_steps_per_s": 5.0},
-                         # too big to time here: only the accelerator's bounds compare them
-                         {**program, "env": "jumanji/Snake-v1", "algo": "eggroll", "env_steps_per_s": None,
-                          "status": "too big", "roofline_s": 2.0},
-                         {**program, "env": "jumanji/Snake-v1", "algo": "openes", "env_steps_per_s": None,
-                          "status": "over time", "roofline_s": 10.0}]}
+    plan = {
+        "programs": [
+            {**program, "env": "Pendulum-v1", "algo": "eggroll", "env_steps_per_s": 300.0},
+            {**program, "env": "Pendulum-v1", "algo": "openes", "env_steps_per_s": 100.0},
+            {**program, "env": "brax/humanoid", "algo": "eggroll", "env_steps_per_s": 10.0},
+            {**program, "env": "brax/humanoid", "algo": "openes", "env_steps_per_s": 20.0},
+            {**program, "env": "CartPole-v1", "algo": "ppo", "env_steps_per_s": 5.0},
+            # too big to time here: only the accelerator's bounds compare them
+            {
+                **program,
+                "env": "jumanji/Snake-v1",
+                "algo": "eggroll",
+                "env_steps_per_s": None,
+                "status": "too big",
+                "roofline_s": 2.0,
+            },
+            {
+                **program,
+                "env": "jumanji/Snake-v1",
+                "algo": "openes",
+                "env_steps_per_s": None,
+                "status": "over time",
+                "roofline_s": 10.0,
+            },
+        ]
+    }
     plan["programs"][0]["roofline_at_limit_s"], plan["programs"][1]["roofline_at_limit_s"] = 1.0, 4.0
     plan["programs"][2]["roofline_s"] = 3.0  # a timed program's bound with the episodes it saw: not compared
     table = figure15_table(plan).set_index("env")
     assert list(table.index) == ["Pendulum-v1", "brax/humanoid", "jumanji/Snake-v1"]
-    assert table.loc["Pendulum-v1", "speedup_here"] == 3.0 and table.loc["Pendulum-v1", "speedup_paper"] == 7.81
+    assert (
+        table.loc["Pendulum-v1", "speedup_here"] == 3.0 and table.loc["Pendulum-v1", "speedup_paper"] == 7.81
+    )
     assert table.loc["Pendulum-v1", "speedup_roofline"] == 4.0
     assert table.loc["brax/humanoid", "speedup_paper"] == pytest.approx(1 / 1.80)
     assert math.isnan(table.loc["brax/humanoid", "speedup_roofline"])
@@ -231,7 +302,9 @@ def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_fa
     from esbench.runner.progress import RunEta
 
     def group(budget, points, seeds):
-        trial = SimpleNamespace(plan=SimpleNamespace(budget=budget), spec=SimpleNamespace(seeds=tuple(range(seeds))))
+        trial = SimpleNamespace(
+            plan=SimpleNamespace(budget=budget), spec=SimpleNamespace(seeds=tuple(range(seeds)))
+        )
         return [trial] * points
 
     now = [0.0]
@@ -248,8 +321,10 @@ def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_fa
     eta.advanced(25)  # a quarter of group 0 (200 of 450 env steps): 50 env steps in 2 s outside the compile
     # left: 2 groups x 4 s compile + 400 env steps x 0.04 s
     assert eta.text() == "run: 11% of its env steps in 0m06s, ETA 0m24s"
-    assert eta.first_projection() == ("run: projected 0m30s in all from its first chunk "
-                                      "(each group compiling as the first did, every env step at its pace)")
+    assert eta.first_projection() == (
+        "run: projected 0m30s in all from its first chunk "
+        "(each group compiling as the first did, every env step at its pace)"
+    )
     assert eta.first_projection() is None  # said once
     now[0] = 12.0
     eta.finished(0)  # 200 env steps in 8 s outside the compile: 0.04 s each

@@ -13,7 +13,7 @@ from esbench.validation import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TOY_ENV = '''
+TOY_ENV = """
 import jax.numpy as jnp
 from esbench.envs import Discrete, EnvSpec, build_env, register
 
@@ -25,7 +25,7 @@ def make_coin():
 
 
 register("dropin/Coin-v0", make_coin)
-'''
+"""
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -37,12 +37,17 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 def test_the_checkout_s_examples_load_without_flags():
     """`esbench envs` in the checkout: the example env listed with its file, no noise; `ars` a choice of `run`."""
-    listing = subprocess.run([sys.executable, "-m", "esbench.cli", "envs"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300)
+    listing = subprocess.run(
+        [sys.executable, "-m", "esbench.cli", "envs"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if "point/PointMass-v0" in line)
     assert "envs/point_mass.py" in row
-    assert next(line for line in listing.stdout.splitlines() if "CartPole-v1" in line).rstrip(" │").endswith("built-in")
+    assert (
+        next(line for line in listing.stdout.splitlines() if "CartPole-v1" in line)
+        .rstrip(" │")
+        .endswith("built-in")
+    )
 
 
 def test_a_dropped_in_env_and_its_origin(tmp_path, restore_registries, capsys):
@@ -73,22 +78,44 @@ def test_the_current_folder_s_envs_and_algorithms(tmp_path, restore_registries, 
     assert "envs/coin.py" in row
 
 
-@pytest.mark.parametrize("text, line, says", [
-    ("import jax\n\ndef broken(:\n    pass\n", 3, "syntax error"),
-    ("x = 1\nraise RuntimeError('boom')\n", 2, "RuntimeError: boom"),
-    ("from esbench.algorithms import openes, register_algorithm\n\nregister_algorithm('ppo', openes)\n", 3,
-     "the algorithm 'ppo', a name already taken by esbench's built-in 'ppo'"),
-    ("from esbench.envs import register\n\nregister('CartPole-v1', lambda: None)\n", 3,
-     "the environment 'CartPole-v1', a name already taken by esbench's built-in 'CartPole-v1'"),
-])
+@pytest.mark.parametrize(
+    "text, line, says",
+    [
+        ("import jax\n\ndef broken(:\n    pass\n", 3, "syntax error"),
+        ("x = 1\nraise RuntimeError('boom')\n", 2, "RuntimeError: boom"),
+        (
+            "from esbench.algorithms import openes, register_algorithm\n\nregister_algorithm('ppo', openes)\n",
+            3,
+            "the algorithm 'ppo', a name already taken by esbench's built-in 'ppo'",
+        ),
+        (
+            "from esbench.envs import register\n\nregister('CartPole-v1', lambda: None)\n",
+            3,
+            "the environment 'CartPole-v1', a name already taken by esbench's built-in 'CartPole-v1'",
+        ),
+    ],
+)
 def test_a_broken_file_is_named_and_nothing_runs(tmp_path, restore_registries, capsys, text, line, says):
     path = write(tmp_path / "plugins", "bad.py", text)
     with pytest.raises(ConfigError, match=f"{path.resolve()}:{line}: .*") as err:
         plugins.load_folder(tmp_path / "plugins")
     assert says in str(err.value)
     out = tmp_path / "runs"
-    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "eggroll", "--env-steps", "100", "--out", str(out),
-                     "--plugins", str(tmp_path / "plugins")])
+    code = cli.main(
+        [
+            "run",
+            "--env",
+            "CartPole-v1",
+            "--algo",
+            "eggroll",
+            "--env-steps",
+            "100",
+            "--out",
+            str(out),
+            "--plugins",
+            str(tmp_path / "plugins"),
+        ]
+    )
     assert code == cli.EXIT_BAD_INPUT and f"bad.py:{line}" in capsys.readouterr().err
     assert not out.exists()
 
@@ -109,13 +136,17 @@ def test_a_missing_plugin_folder(tmp_path, restore_registries, capsys):
 
 def test_a_sweep_file_s_plugins_key(tmp_path, restore_registries, capsys):
     write(tmp_path / "my_plugins", "coin.py", TOY_ENV)
-    sweep = write(tmp_path, "sweep.yaml", """
+    sweep = write(
+        tmp_path,
+        "sweep.yaml",
+        """
         plugins: [my_plugins]
         envs: [dropin/Coin-v0]
         algorithms:
           eggroll: {pop_size: 4, rank: 1, layer_size: 4, n_layers: 1}
         trial: {seeds: 1, env_steps: 100, num_logs: 1, eval_episodes: 1}
-    """)
+    """,
+    )
     assert cli.main(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert "env=dropin/Coin-v0 algo=eggroll" in capsys.readouterr().out
     write(tmp_path, "bad.yaml", "plugins: my_plugins\nenvs: [CartPole-v1]\n")

@@ -48,7 +48,9 @@ def test_spec_matches_what_env_produces(env_and_traj):
 def test_auto_reset_reports_hand_summed_episode_returns(env_and_traj):
     env, short, n_steps, (obs, reward, done, info) = env_and_traj
     reward, done = np.asarray(reward), np.asarray(done)
-    ep_done, ep_ret, ep_len = (np.asarray(x) for x in (info.episode_done, info.episode_return, info.episode_length))
+    ep_done, ep_ret, ep_len = (
+        np.asarray(x) for x in (info.episode_done, info.episode_return, info.episode_length)
+    )
     np.testing.assert_array_equal(ep_done, done)
     limit = short.spec.max_episode_steps
     assert done.any(axis=1).all(), "the time limit must end an episode inside the rollout"
@@ -114,7 +116,9 @@ def test_final_obs_of_an_ended_episode_is_the_pre_reset_obs():
     raw_obs, *_ = env.raw_step(step_key, before.inner, jnp.int32(1))
     assert bool(done)
     np.testing.assert_array_equal(np.asarray(info.final_obs), np.asarray(raw_obs, np.float32).ravel())
-    assert not np.array_equal(np.asarray(info.final_obs), np.asarray(obs))  # obs is the next episode's reset obs
+    assert not np.array_equal(
+        np.asarray(info.final_obs), np.asarray(obs)
+    )  # obs is the next episode's reset obs
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1", "navix/DoorKey-8x8"])

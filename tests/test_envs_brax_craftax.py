@@ -34,7 +34,9 @@ def test_brax_paper_env_bounds_equal_brax_ctrl_range(name):
     assert env.spec.action == Box.make(ctrl[:, 0], ctrl[:, 1], raw.action_size)
     assert env.spec.max_episode_steps == 1000
     if name == "humanoid":  # the one paper env whose actuators are not limited to [-1, 1]
-        assert set(env.spec.action.low) == {np.float32(-0.4)} and set(env.spec.action.high) == {np.float32(0.4)}
+        assert set(env.spec.action.low) == {np.float32(-0.4)} and set(env.spec.action.high) == {
+            np.float32(0.4)
+        }
 
 
 def test_brax_hopper_passes_through():
@@ -70,7 +72,15 @@ def test_brax_done_is_brax_termination_not_truncation():
             state, raw_state = carry
             obs, state, reward, done, info = env.step(step_key, state, push)
             raw_state = raw.step(raw_state, push)
-            return (state, raw_state), (obs, reward, done, info, raw_state.obs, raw_state.reward, raw_state.done)
+            return (state, raw_state), (
+                obs,
+                reward,
+                done,
+                info,
+                raw_state.obs,
+                raw_state.reward,
+                raw_state.done,
+            )
 
         return jax.lax.scan(body, (state, raw_state), jax.random.split(key, n_steps))[1]
 
@@ -83,7 +93,9 @@ def test_brax_done_is_brax_termination_not_truncation():
     np.testing.assert_array_equal(np.asarray(reward)[: t + 1], np.asarray(raw_reward)[: t + 1])
     assert bool(info.episode_done[t]) and not bool(info.truncated[t])
     assert int(info.episode_length[t]) == t + 1
-    assert float(info.episode_return[t]) == pytest.approx(float(np.sum(np.asarray(raw_reward)[: t + 1])), rel=1e-6)
+    assert float(info.episode_return[t]) == pytest.approx(
+        float(np.sum(np.asarray(raw_reward)[: t + 1])), rel=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------- craftax

@@ -113,7 +113,10 @@ def test_pass_through_multi_discrete_decodes_row_major():
     env = make("jumanji/Minesweeper-v0")
     raw = jumanji.make("Minesweeper-v0")
     assert env.spec.action == Discrete(100)
-    assert env.spec.obs_dim == sum(int(np.prod(raw.observation_spec[f].shape)) for f in ("board", "action_mask", "num_mines", "step_count"))
+    assert env.spec.obs_dim == sum(
+        int(np.prod(raw.observation_spec[f].shape))
+        for f in ("board", "action_mask", "num_mines", "step_count")
+    )
     _, state = env.reset(jax.random.PRNGKey(0))
     index = 37
     obs, _, reward, _ = env.raw_step(jax.random.PRNGKey(1), state.inner, jnp.int32(index))
@@ -122,12 +125,18 @@ def test_pass_through_multi_discrete_decodes_row_major():
     np.testing.assert_array_equal(np.asarray(obs), np.asarray(expected))
     assert float(reward) == float(ts.reward)
     _, ts_transposed = raw.step(state.inner, jnp.asarray([7, 3], jnp.int32))
-    assert not np.array_equal(np.asarray(expected), np.asarray(flatten_observation(ts_transposed.observation)))
+    assert not np.array_equal(
+        np.asarray(expected), np.asarray(flatten_observation(ts_transposed.observation))
+    )
 
 
 @pytest.mark.parametrize(
     "name, why",
-    [("SearchAndRescue-v0", "only integer"), ("Connector-v3", "joint actions"), ("LevelBasedForaging-v0", "reward per agent")],
+    [
+        ("SearchAndRescue-v0", "only integer"),
+        ("Connector-v3", "joint actions"),
+        ("LevelBasedForaging-v0", "reward per agent"),
+    ],
 )
 def test_unsupported_jumanji_envs_say_why(name, why):
     with pytest.raises(UnsupportedJumanjiEnv, match=why):
@@ -150,7 +159,11 @@ def test_flatten_observation_uses_declaration_order_not_alphabetical():
         start: jax.Array
         end: jax.Array
 
-    obs = (jnp.asarray([[1, 2], [3, 4]]), Window(start=jnp.asarray(5.0), end=jnp.asarray([6.0, 7.0])), jnp.asarray(8))
+    obs = (
+        jnp.asarray([[1, 2], [3, 4]]),
+        Window(start=jnp.asarray(5.0), end=jnp.asarray([6.0, 7.0])),
+        jnp.asarray(8),
+    )
     np.testing.assert_array_equal(np.asarray(flatten_observation(obs)), np.arange(1, 9, dtype=np.float32))
     mask = flatten_observation({"mask": jnp.asarray([True, False])})
     assert mask.dtype == jnp.float32 and mask.tolist() == [1.0, 0.0]

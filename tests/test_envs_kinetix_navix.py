@@ -56,7 +56,11 @@ def test_kinetix_spec_matches_kinetix(level_name):
     assert spec.obs_dim == int(np.prod(ref.observation_space(params).shape))
     space = ref.action_space(params)
     assert isinstance(spec.action, Box)
-    assert spec.action.dim == space.shape[0] == ref.static_env_params.num_motor_bindings + ref.static_env_params.num_thruster_bindings
+    assert (
+        spec.action.dim
+        == space.shape[0]
+        == ref.static_env_params.num_motor_bindings + ref.static_env_params.num_thruster_bindings
+    )
     np.testing.assert_array_equal(spec.action.low, np.asarray(space.low, np.float32))
     np.testing.assert_array_equal(spec.action.high, np.asarray(space.high, np.float32))
     with open(os.path.join(KINETIX_LEVELS, level_name + ".json")) as f:
@@ -92,7 +96,9 @@ def test_kinetix_time_limit_is_a_truncation_not_a_terminal():
     state = state.replace(
         inner=state.inner.replace(timestep=jnp.int32(limit - 1)), episode_length=jnp.int32(limit - 1)
     )
-    obs, new_state, reward, done, info = jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.zeros(6, jnp.float32))
+    obs, new_state, reward, done, info = jax.jit(env.step)(
+        jax.random.PRNGKey(1), state, jnp.zeros(6, jnp.float32)
+    )
     assert bool(done) and bool(info.episode_done) and bool(info.truncated)
     assert int(info.episode_length) == limit
     assert float(info.episode_return) == pytest.approx(float(reward))
@@ -105,7 +111,9 @@ def test_kinetix_passes_any_bundled_level_through():
     levels = available_levels()
     assert set(KINETIX_PAPER) <= set(levels)
     for size in ("s", "m", "l"):
-        on_disk = sorted(f[:-5] for f in os.listdir(os.path.join(KINETIX_LEVELS, size)) if f.endswith(".json"))
+        on_disk = sorted(
+            f[:-5] for f in os.listdir(os.path.join(KINETIX_LEVELS, size)) if f.endswith(".json")
+        )
         assert sorted(n.split("/", 1)[1] for n in levels if n.startswith(size + "/")) == on_disk
     env = make("kinetix/m/h0_unicycle")
     ref, level, params = kinetix_reference("m/h0_unicycle")
@@ -115,7 +123,9 @@ def test_kinetix_passes_any_bundled_level_through():
     np.testing.assert_array_equal(np.asarray(obs), np.asarray(jax.jit(ref.get_obs)(level), np.float32))
 
 
-@pytest.mark.parametrize("bad", ["kinetix/s/no_such_level", "kinetix/xl/h1_thrust_over_ball", "kinetix/h1_thrust_over_ball"])
+@pytest.mark.parametrize(
+    "bad", ["kinetix/s/no_such_level", "kinetix/xl/h1_thrust_over_ball", "kinetix/h1_thrust_over_ball"]
+)
 def test_kinetix_unknown_level_lists_the_levels(bad):
     with pytest.raises(UnknownEnvError) as err:
         make(bad)

@@ -34,7 +34,9 @@ def small_params(key, dtype):
     params = networks.init_policy(key, 3, Box.make(-1.0, 1.0, 4), PolicySettings(layer_size=5, n_layers=1))
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), params)
     # Non-zero biases and log_std, so that a wrong vector perturbation shows.
-    return jax.tree_util.tree_map(lambda a: a + 0.1 * jnp.arange(a.size, dtype=dtype).reshape(a.shape), params)
+    return jax.tree_util.tree_map(
+        lambda a: a + 0.1 * jnp.arange(a.size, dtype=dtype).reshape(a.shape), params
+    )
 
 
 def materialised_E(name, cfg, pair_noise_k, j, sign):
@@ -60,8 +62,10 @@ def explicit_member_params(name, cfg, params, pair_noise, i, sigma=SIGMA):
 
 # EGGROLL's low-rank term has two contractions (rank 1: broadcast-and-reduce; from
 # BATCHED_PRODUCT_MIN_RANK: batched products); each is checked against the materialised weights.
-@pytest.mark.parametrize("name, rank", [("eggroll", 1), ("eggroll", eggroll.BATCHED_PRODUCT_MIN_RANK), ("eggroll", 4),
-                                        ("openes", None)])
+@pytest.mark.parametrize(
+    "name, rank",
+    [("eggroll", 1), ("eggroll", eggroll.BATCHED_PRODUCT_MIN_RANK), ("eggroll", 4), ("openes", None)],
+)
 def test_perturbed_forward_equals_materialised_weights(name, rank):
     mod = ES_MODULES[name]
     cfg = small_cfg(name, rank=rank)
@@ -79,7 +83,9 @@ def test_perturbed_forward_equals_materialised_weights(name, rank):
         assert out.shape == (n, 2, 4) and out.dtype == jnp.float64
         for i in range(n):
             explicit = explicit_member_params(name, cfg, params, eps, i)
-            np.testing.assert_allclose(out[i], networks.forward(explicit, obs[i], "pqn"), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(
+                out[i], networks.forward(explicit, obs[i], "pqn"), rtol=1e-12, atol=1e-12
+            )
             np.testing.assert_allclose(log_std[i], explicit["log_std"], rtol=1e-12, atol=1e-12)
         # The perturbation is not trivially zero.
         assert float(jnp.max(jnp.abs(out[0] - networks.forward(params, obs[0], "pqn")))) > 1e-3
@@ -133,16 +139,27 @@ def test_one_sgd_step_moves_the_parameters_by_lr_times_the_official_update(name,
         new_state, metrics = jax.jit(lambda s: mod.update(s, short_cartpole, cfg))(state)
         sigma = float(np.float32(cfg.sigma))  # generation 0
         lr = float(np.float32(cfg.learning_rate))
-        eps = es.draw_noise(state.noise_root, state.generation, state.params, cfg.pop_size // 2, cfg, mod.MATRIX_NOISE)
+        eps = es.draw_noise(
+            state.noise_root, state.generation, state.params, cfg.pop_size // 2, cfg, mod.MATRIX_NOISE
+        )
         _, episode_key = jax.random.split(state.key)
         member_keys = jnp.repeat(jax.random.split(episode_key, cfg.pop_size // 2), 2, axis=0)
-        returns = jnp.stack([
-            es.fitness(member_keys[i], short_cartpole, cfg, explicit_member_params(name, cfg, state.params, eps, i, sigma))[0]
-            for i in range(cfg.pop_size)
-        ])
+        returns = jnp.stack(
+            [
+                es.fitness(
+                    member_keys[i],
+                    short_cartpole,
+                    cfg,
+                    explicit_member_params(name, cfg, state.params, eps, i, sigma),
+                )[0]
+                for i in range(cfg.pop_size)
+            ]
+        )
         np.testing.assert_allclose(float(metrics["train_return"]), float(jnp.mean(returns)), rtol=1e-6)
         u = explicit_update(name, cfg, state.params, eps, noise.zscore(returns).astype(jnp.float64), sigma)
-        for old, new, step in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(new_state.params), u):
+        for old, new, step in zip(
+            jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(new_state.params), u
+        ):
             np.testing.assert_allclose(new - old, lr * step, rtol=1e-9, atol=1e-12)
         assert max(float(jnp.max(jnp.abs(step))) for step in u) > 1e-3
 
@@ -290,7 +307,9 @@ def test_update_is_deterministic_and_reports_metrics(name, short_cartpole):
 
     state_a, hist_a = run(0)
     state_b, hist_b = run(0)
-    for a, b in zip(jax.tree_util.tree_leaves((state_a, hist_a)), jax.tree_util.tree_leaves((state_b, hist_b))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves((state_a, hist_a)), jax.tree_util.tree_leaves((state_b, hist_b))
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     state_c, _ = run(1)
     assert not np.array_equal(state_a.params["layers"][0]["w"], state_c.params["layers"][0]["w"])
@@ -318,7 +337,9 @@ def test_fitness_shaping():
     f = jnp.array([3.0, 1.0, 2.0, 2.0, 10.0])
     np.testing.assert_allclose(noise.centered_ranks(f), [0.25, -0.5, -0.125, -0.125, 0.5])
     z = noise.zscore(f)
-    np.testing.assert_allclose(z, (f - f.mean()) / np.sqrt(np.var(f) + 1e-5), rtol=1e-6)  # the official convert_fitnesses
+    np.testing.assert_allclose(
+        z, (f - f.mean()) / np.sqrt(np.var(f) + 1e-5), rtol=1e-6
+    )  # the official convert_fitnesses
     np.testing.assert_array_equal(noise.zscore(jnp.ones(4)), jnp.zeros(4))
     np.testing.assert_array_equal(noise.pair_weights(jnp.array([1.0, 4.0, 2.0, 2.0])), [-3.0, 0.0])
     np.testing.assert_array_equal(noise.member_sign(jnp.arange(4)), [1.0, -1.0, 1.0, -1.0])
@@ -354,7 +375,9 @@ def test_official_network_layout_and_initialisation():
     h = networks.pqn(layers[0]["w"] @ x)
     for layer in layers[1:-1]:
         h = networks.pqn(layer["w"] @ h + layer["b"])
-    np.testing.assert_allclose(networks.forward(params, x), layers[-1]["w"] @ h + layers[-1]["b"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        networks.forward(params, x), layers[-1]["w"] @ h + layers[-1]["b"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_rejax_network_is_flax_dense_default():
@@ -365,7 +388,9 @@ def test_rejax_network_is_flax_dense_default():
     assert shapes == [(256, 64), (256, 256), (256, 256), (3, 256)]
     w = np.asarray(params["layers"][1]["w"])
     assert abs(w.std() * np.sqrt(256) - 1.0) < 0.02  # variance 1/fan_in
-    assert np.abs(w).max() * np.sqrt(256) <= 2.0 / 0.8796256610342398 + 1e-5  # truncated at 2 std of the unscaled normal
+    assert (
+        np.abs(w).max() * np.sqrt(256) <= 2.0 / 0.8796256610342398 + 1e-5
+    )  # truncated at 2 std of the unscaled normal
     assert all(not layer["b"].any() for layer in params["layers"]) and not params["log_std"].any()
 
 
@@ -411,7 +436,12 @@ def test_evosax_adapter_runs_a_few_generations(strategy, short_cartpole):
             assert metrics[key].shape == () and metrics[key].dtype == jnp.float32
             assert np.isfinite(float(metrics[key]))
         assert metrics["valid_env_steps"].dtype == jnp.int32
-        assert 8 <= float(metrics["valid_env_steps"]) <= alg.env_steps_per_update(short_cartpole, cfg) == 8 * TINY_EPISODE
+        assert (
+            8
+            <= float(metrics["valid_env_steps"])
+            <= alg.env_steps_per_update(short_cartpole, cfg)
+            == 8 * TINY_EPISODE
+        )
     params = alg.policy(state)
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(template)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params))

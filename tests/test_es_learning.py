@@ -35,7 +35,9 @@ def train(mod, env, cfg, generations, seed=0):
 
 def eval_return(env, cfg, params, seed=1234):
     stats = jax.jit(
-        lambda p, k: evaluate.evaluate_policy(k, env, p, EVAL_EPISODES, cfg.deterministic_policy, cfg.activation)
+        lambda p, k: evaluate.evaluate_policy(
+            k, env, p, EVAL_EPISODES, cfg.deterministic_policy, cfg.activation
+        )
     )(params, jax.random.PRNGKey(seed))
     return float(stats.returns.mean())
 
@@ -43,7 +45,9 @@ def eval_return(env, cfg, params, seed=1234):
 def test_eggroll_solves_cartpole(cartpole):
     # Budget: 50 generations x 128 members x 1 episode x 500 steps = 3.2e6 env steps.
     env = cartpole
-    cfg = eggroll.Config(pop_size=128, layer_size=32, n_layers=2)  # rank 4, sigma 0.2, sgd 0.1: the paper's row
+    cfg = eggroll.Config(
+        pop_size=128, layer_size=32, n_layers=2
+    )  # rank 4, sigma 0.2, sgd 0.1: the paper's row
     _, state, metrics = train(eggroll, env, cfg, generations=50)
     assert eval_return(env, cfg, eggroll.policy(state)) >= 475.0
     assert float(metrics["train_return"]) >= 400.0  # the population itself, not just its mean, balances
@@ -52,7 +56,9 @@ def test_eggroll_solves_cartpole(cartpole):
 def test_openes_solves_cartpole(cartpole):
     # Budget: 60 generations x 128 members x 2 episodes x 500 steps = 7.68e6 env steps.
     env = cartpole
-    cfg = openes.Config(pop_size=128, n_parallel_evaluations=2, layer_size=32, n_layers=2)  # sigma 0.5, adamw 0.1, ranks
+    cfg = openes.Config(
+        pop_size=128, n_parallel_evaluations=2, layer_size=32, n_layers=2
+    )  # sigma 0.5, adamw 0.1, ranks
     _, state, _ = train(openes, env, cfg, generations=60)
     assert eval_return(env, cfg, openes.policy(state)) >= 475.0
 
@@ -61,8 +67,15 @@ def test_eggroll_improves_pendulum():
     # Budget: 150 generations x 512 members x 1 episode x 200 steps = 1.54e7 env steps.
     env = make("Pendulum-v1")
     cfg = eggroll.Config(
-        pop_size=512, layer_size=32, n_layers=2, rank=4, sigma=0.05, sigma_decay=0.995,
-        optimizer="adam", learning_rate=0.01, lr_decay=0.995,
+        pop_size=512,
+        layer_size=32,
+        n_layers=2,
+        rank=4,
+        sigma=0.05,
+        sigma_decay=0.995,
+        optimizer="adam",
+        learning_rate=0.01,
+        lr_decay=0.995,
     )  # the paper's Pendulum row except pop_size (4096) and the network's size
     initial, state, _ = train(eggroll, env, cfg, generations=150)
     before = eval_return(env, cfg, initial)

@@ -16,7 +16,7 @@ from esbench.results import load, load_summaries
 ROOT = Path(__file__).resolve().parents[1]
 
 # A corridor of length 10: move right (1) or left (0); reward 1 at the end, which ends the episode.
-TOY_ENV = '''
+TOY_ENV = """
 import jax.numpy as jnp
 from esbench.envs import Discrete, EnvSpec, build_env, register
 
@@ -36,10 +36,10 @@ def make_corridor():
 
 
 register("toy/Corridor-v0", make_corridor)
-'''
+"""
 
 # Random search on the policy parameters: keep the best of `pop_size` Gaussian perturbations.
-TOY_BASELINE = '''
+TOY_BASELINE = """
 import dataclasses
 import jax
 import jax.numpy as jnp
@@ -97,7 +97,7 @@ class RandomSearch:
 
 
 register_algorithm("random_search", RandomSearch)
-'''
+"""
 
 SWEEP = """
 envs: [toy/Corridor-v0, CartPole-v1]
@@ -134,19 +134,31 @@ def restore_registry(monkeypatch):
 def test_a_new_env_and_baseline_run_through_sweep_and_report(plugin_folder, restore_registry):
     imports = ["--import", "toy_env", "--import", "toy_baseline"]
     without = esbench(plugin_folder, "sweep", "sweep.yaml", "--out", "results", "--quiet")
-    assert without.returncode == cli.EXIT_BAD_INPUT and "unknown environment id 'toy/Corridor-v0'" in without.stderr
+    assert (
+        without.returncode == cli.EXIT_BAD_INPUT
+        and "unknown environment id 'toy/Corridor-v0'" in without.stderr
+    )
 
     done = esbench(plugin_folder, "sweep", "sweep.yaml", "--out", "results", "--quiet", *imports)
     assert done.returncode == 0, done.stderr
     summaries = load_summaries(plugin_folder / "results")
     assert sorted(zip(summaries.env, summaries.algo)) == sorted(
-        (env, algo) for env in ("toy/Corridor-v0", "CartPole-v1") for algo in ("random_search", "eggroll"))
+        (env, algo) for env in ("toy/Corridor-v0", "CartPole-v1") for algo in ("random_search", "eggroll")
+    )
     assert summaries.status.eq("finished").all()
 
-    ray = esbench(plugin_folder, "sweep", "sweep.yaml", "--out", "results_ray", "--quiet", "--backend", "ray", *imports)
+    ray = esbench(
+        plugin_folder, "sweep", "sweep.yaml", "--out", "results_ray", "--quiet", "--backend", "ray", *imports
+    )
     assert ray.returncode == 0, ray.stderr
-    local = load(plugin_folder / "results").sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
-    remote = load(plugin_folder / "results_ray").sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
+    local = (
+        load(plugin_folder / "results").sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
+    )
+    remote = (
+        load(plugin_folder / "results_ray")
+        .sort_values(["trial_id", "seed", "log_point"])
+        .reset_index(drop=True)
+    )
     assert local[["trial_id", *NON_TIME_COLUMNS]].equals(remote[["trial_id", *NON_TIME_COLUMNS]])
 
     report = esbench(plugin_folder, "report", "results", "--out", "plots", "--bootstrap", "20", *imports)
@@ -158,12 +170,19 @@ def test_a_new_env_and_baseline_run_through_sweep_and_report(plugin_folder, rest
     plugins.load(["toy_baseline"], paths=[str(plugin_folder)])
     grid = figures.plot_return_grid(agg.check_results(local), "env_steps")
     lines = [line for ax in grid.axes for line in ax.get_lines() if line.get_label() == "Random search"]
-    assert len(lines) == 2 and all(matplotlib.colors.to_hex(line.get_color()) == figures.PALETTE[3].lower()
-                                   for line in lines)
-    assert figures.PALETTE[3] not in {figures.algo_colours(["eggroll", "openes", "ppo"])[a] for a in ("eggroll", "openes", "ppo")}
+    assert len(lines) == 2 and all(
+        matplotlib.colors.to_hex(line.get_color()) == figures.PALETTE[3].lower() for line in lines
+    )
+    assert figures.PALETTE[3] not in {
+        figures.algo_colours(["eggroll", "openes", "ppo"])[a] for a in ("eggroll", "openes", "ppo")
+    }
 
 
 def test_nothing_inside_the_package_names_the_plugins():
-    hits = subprocess.run(["git", "grep", "-l", "-e", "random_search", "-e", "Corridor", "--", "esbench"],
-                          cwd=ROOT, capture_output=True, text=True).stdout.split()
+    hits = subprocess.run(
+        ["git", "grep", "-l", "-e", "random_search", "-e", "Corridor", "--", "esbench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert hits == []

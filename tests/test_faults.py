@@ -71,19 +71,28 @@ def one_line(capsys) -> str:
 
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files or folders, and files with only part of their content, anywhere under `folder`."""
-    return [p for p in folder.rglob("*") if p.name.startswith(TMP_PREFIX)
-            or (p.is_file() and p.read_bytes() == HALF_A_FILE)]
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.name.startswith(TMP_PREFIX) or (p.is_file() and p.read_bytes() == HALF_A_FILE)
+    ]
 
 
 def metrics(out) -> pd.DataFrame:
-    return load(out).sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)[["trial_id", *NON_TIME_COLUMNS]]
+    return (
+        load(out)
+        .sort_values(["trial_id", "seed", "log_point"])
+        .reset_index(drop=True)[["trial_id", *NON_TIME_COLUMNS]]
+    )
 
 
 def assert_same_results(out, expected) -> None:
     """Metrics (timings aside) and final policies equal, bit for bit."""
     pd.testing.assert_frame_equal(metrics(out), metrics(expected), check_exact=True)
-    policies = [{p.name: (p / "policy.msgpack").read_bytes() for p in (folder / "trials").glob("[!.]*")}
-                for folder in (out, expected)]
+    policies = [
+        {p.name: (p / "policy.msgpack").read_bytes() for p in (folder / "trials").glob("[!.]*")}
+        for folder in (out, expected)
+    ]
     assert policies[0] == policies[1] and len(policies[0]) == 2
 
 
@@ -102,7 +111,8 @@ def sweep_file(write_sweep):
 
 
 def test_disk_full_writing_a_trial_keeps_the_finished_one_and_the_rerun_completes_the_sweep(
-        tmp_path, sweep_file, uninterrupted, monkeypatch, capsys):
+    tmp_path, sweep_file, uninterrupted, monkeypatch, capsys
+):
     out = tmp_path / "out"
     failed = disk_full(monkeypatch, pd.DataFrame, "to_parquet", path_of=lambda a: a[1], nth=2)
     assert sweep(sweep_file, out) == cli.EXIT_MACHINE_FAULT
@@ -118,9 +128,17 @@ def test_disk_full_writing_a_trial_keeps_the_finished_one_and_the_rerun_complete
 
 
 def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_resumes_from_it(
-        tmp_path, sweep_file, uninterrupted, monkeypatch, capsys):
+    tmp_path, sweep_file, uninterrupted, monkeypatch, capsys
+):
     out = tmp_path / "out"
-    disk_full(monkeypatch, Path, "write_bytes", path_of=lambda a: a[0], when=lambda p: p.name == "state.msgpack", nth=2)
+    disk_full(
+        monkeypatch,
+        Path,
+        "write_bytes",
+        path_of=lambda a: a[0],
+        when=lambda p: p.name == "state.msgpack",
+        nth=2,
+    )
     assert sweep(sweep_file, out, "--checkpoint-every", "1") == cli.EXIT_MACHINE_FAULT
     assert "no space left on the device" in one_line(capsys)
     (kept,) = (out / CHECKPOINTS_DIR).iterdir()
@@ -143,7 +161,8 @@ def test_disk_full_saving_a_checkpoint_keeps_the_last_good_one_and_the_rerun_res
 
 
 def test_disk_full_writing_a_live_log_stops_with_the_last_checkpoint_and_the_rerun_resumes(
-        tmp_path, sweep_file, uninterrupted, monkeypatch, capsys):
+    tmp_path, sweep_file, uninterrupted, monkeypatch, capsys
+):
     from tensorboardX.event_file_writer import EventsWriter
 
     out = tmp_path / "out"
@@ -171,15 +190,25 @@ def test_a_folder_swap_that_fails_puts_the_previous_copy_back(tmp_path, monkeypa
     monkeypatch.setattr(os, "rename", rename_but_not_into_place)
     with pytest.raises(OSError):
         write_folder(final, lambda tmp: (tmp / "state").write_text("next"))
-    assert (final / "state").read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == [final.name]
+    assert (final / "state").read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == [
+        final.name
+    ]
 
 
 def test_disk_full_rewriting_the_protocol_record_keeps_the_previous_one_whole(tmp_path, monkeypatch):
-    record = {"envs": ["CartPole-v1"], "algorithms": ["eggroll"], "env_steps": {}, "selection": [], "final": [],
-              "stages": {"search": {"status": "running"}}}
+    record = {
+        "envs": ["CartPole-v1"],
+        "algorithms": ["eggroll"],
+        "env_steps": {},
+        "selection": [],
+        "final": [],
+        "stages": {"search": {"status": "running"}},
+    }
     write_record(tmp_path, record)
     before = (tmp_path / PROTOCOL_FILE).read_text()
-    failed = disk_full(monkeypatch, Path, "write_text", path_of=lambda a: a[0], when=lambda p: p.name == PROTOCOL_FILE)
+    failed = disk_full(
+        monkeypatch, Path, "write_text", path_of=lambda a: a[0], when=lambda p: p.name == PROTOCOL_FILE
+    )
     with pytest.raises(OSError):
         write_record(tmp_path, {**record, "stages": {"search": {"status": "done"}}})
     assert failed and (tmp_path / PROTOCOL_FILE).read_text() == before
@@ -187,14 +216,18 @@ def test_disk_full_rewriting_the_protocol_record_keeps_the_previous_one_whole(tm
 
 
 @pytest.mark.parametrize("site", ["figure", "summary.json"])
-def test_disk_full_writing_a_report_leaves_no_half_written_file(tmp_path, uninterrupted, monkeypatch, capsys, site):
+def test_disk_full_writing_a_report_leaves_no_half_written_file(
+    tmp_path, uninterrupted, monkeypatch, capsys, site
+):
     from matplotlib.figure import Figure
 
     out = tmp_path / "report"
     if site == "figure":
         failed = disk_full(monkeypatch, Figure, "savefig", path_of=lambda a: a[1], nth=2)
     else:
-        failed = disk_full(monkeypatch, Path, "write_text", path_of=lambda a: a[0], when=lambda p: p.name == site)
+        failed = disk_full(
+            monkeypatch, Path, "write_text", path_of=lambda a: a[0], when=lambda p: p.name == site
+        )
     command = ["report", str(uninterrupted), "--out", str(out), "--bootstrap", "10"]
     assert cli.main(command) == cli.EXIT_MACHINE_FAULT
     line = one_line(capsys)
@@ -211,7 +244,9 @@ def test_disk_full_writing_a_video_leaves_no_file(tmp_path, uninterrupted, monke
 
     get_writer = video.imageio.get_writer
 
-    def writer_that_fills_the_disk(path, *args, **kwargs):  # a few frames reach the file, then the disk is full
+    def writer_that_fills_the_disk(
+        path, *args, **kwargs
+    ):  # a few frames reach the file, then the disk is full
         writer = get_writer(path, *args, **kwargs)
         disk_full(monkeypatch, writer, "append_data", nth=3)
         return writer
@@ -228,7 +263,9 @@ def test_xla_out_of_memory_in_a_trial_stops_the_sweep_in_one_line(tmp_path, swee
     from jax.errors import JaxRuntimeError
 
     def out_of_memory(*args, **kwargs):
-        raise JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 68719476736 bytes.\nBufferAssignment")
+        raise JaxRuntimeError(
+            "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 68719476736 bytes.\nBufferAssignment"
+        )
 
     monkeypatch.setattr(backends, "run_group", out_of_memory)
     assert sweep(sweep_file, tmp_path / "out") == cli.EXIT_MACHINE_FAULT
@@ -251,9 +288,15 @@ def test_debug_shows_the_traceback_above_the_line(tmp_path, sweep_file, monkeypa
 
 def test_a_file_that_is_not_text_is_named_in_one_line(tmp_path, capsys):
     (tmp_path / "sweep.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
-    assert cli.main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out")]) == cli.EXIT_MACHINE_FAULT
+    assert (
+        cli.main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out")])
+        == cli.EXIT_MACHINE_FAULT
+    )
     line = one_line(capsys)
-    assert f"sweep file {tmp_path / 'sweep.yaml'}: not a text file" in line and "nothing was run or written" in line
+    assert (
+        f"sweep file {tmp_path / 'sweep.yaml'}: not a text file" in line
+        and "nothing was run or written" in line
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -276,10 +319,22 @@ def test_any_other_error_is_a_bug_and_keeps_its_traceback(tmp_path, sweep_file, 
 
 
 def test_every_file_system_fault_is_one_line_naming_the_path_its_own_cause_and_the_way_on():
-    codes = [errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
-             errno.ENAMETOOLONG, errno.EIO, errno.EMFILE]
-    lines = [fault_line(OSError(code, os.strerror(code), "/data/out/x"), "2 of 3 trials stored in /data/out")
-             for code in codes]
+    codes = [
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EIO,
+        errno.EMFILE,
+    ]
+    lines = [
+        fault_line(OSError(code, os.strerror(code), "/data/out/x"), "2 of 3 trials stored in /data/out")
+        for code in codes
+    ]
     assert len(set(lines)) == len(codes)
     for code, line in zip(codes, lines):
         what, kept, how = line.split("; ")
@@ -293,13 +348,24 @@ def test_a_machine_fault_keeps_its_own_line_and_other_errors_are_not_machine_fau
 
 
 def test_errors_without_a_file_name_quote_the_library_message():
-    err = OSError(errno.ENOSPC, "Failed to write /x/metrics.parquet. Detail: [errno 28] No space left on device")
+    err = OSError(
+        errno.ENOSPC, "Failed to write /x/metrics.parquet. Detail: [errno 28] No space left on device"
+    )
     assert "Failed to write /x/metrics.parquet" in fault_line(err)
 
 
-@pytest.mark.parametrize("command", [["envs"], ["run", "--env", "CartPole-v1", "--algo", "eggroll", "--env-steps", "1"],
-                                     ["sweep", "s.yaml", "--out", "o"], ["reproduce", "s.yaml", "--out", "o"],
-                                     ["report", "r"], ["render", "r", "t"], ["bench"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["envs"],
+        ["run", "--env", "CartPole-v1", "--algo", "eggroll", "--env-steps", "1"],
+        ["sweep", "s.yaml", "--out", "o"],
+        ["reproduce", "s.yaml", "--out", "o"],
+        ["report", "r"],
+        ["render", "r", "t"],
+        ["bench"],
+    ],
+)
 def test_debug_combines_with_every_command_before_or_after_it(command):
     parser = cli.build_parser()
     for argv in ([*command, "--debug"], ["--debug", *command]):
@@ -310,7 +376,6 @@ def test_a_debug_variable_that_is_neither_on_nor_off_is_bad_input(monkeypatch, c
     monkeypatch.setenv("ESBENCH_DEBUG", "maybe")
     assert cli.main(["envs"]) == cli.EXIT_BAD_INPUT
     assert "ESBENCH_DEBUG='maybe' is invalid" in one_line(capsys)
-
 
 
 # In a Ray worker, SIGKILL this process after a group's first chunk: once for the group of learning rate 0.01
@@ -342,12 +407,17 @@ backends.run_group, record.TrialRecord.chunk = noted_run_group, chunk_then_die
 
 @pytest.mark.slow  # Ray's start and five worker processes that each import JAX: minutes on a 2-core CPU
 def test_a_killed_ray_worker_is_retried_to_the_local_result_and_a_group_out_of_retries_fails_alone(
-        tmp_path, sweep_file, uninterrupted):
+    tmp_path, sweep_file, uninterrupted
+):
     pytest.importorskip("ray")
     (tmp_path / "kill_workers.py").write_text(KILL_WORKERS)
     command = [sys.executable, "-m", "esbench.cli", "sweep", str(sweep_file), "--quiet", "--no-vectorize"]
-    done = subprocess.run([*command, "--out", str(tmp_path / "ray"), "--backend", "ray", "--import", "kill_workers"],
-                          cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "ray"), "--backend", "ray", "--import", "kill_workers"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1, done.stderr
     assert "ran 1 trial(s)" in done.stdout
     recovered = len((tmp_path / "killed-0.01.txt").read_text().split())
@@ -359,4 +429,6 @@ def test_a_killed_ray_worker_is_retried_to_the_local_result_and_a_group_out_of_r
     (failed,) = set(local.trial_id) - stored
     (failure,) = [line for line in done.stderr.splitlines() if line.startswith("FAILED")]
     assert failure.startswith(f"FAILED {failed}: ")  # reported per trial, the other group stored
-    pd.testing.assert_frame_equal(ray, local[local.trial_id.isin(stored)].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(
+        ray, local[local.trial_id.isin(stored)].reset_index(drop=True), check_exact=True
+    )

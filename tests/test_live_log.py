@@ -18,38 +18,72 @@ from esbench.validation import ConfigError
 
 TRIAL = "CartPole_v1-eggroll-0123456789"
 SEEDS = (3, 7)
-CONFIG = {"env": "CartPole-v1", "algo": "eggroll", "hparams": {"sigma": 0.05, "hidden": [16, 16]},
-          "seeds": list(SEEDS), "env_steps": 4096, "trial_id": TRIAL}
-SUMMARY = {"status": "finished", "seed_status": {"3": "finished", "7": "diverged"},
-           "final_eval_return": {"3": 180.5, "7": None}, "run_s": 1.25, "versions": {"jax": "0.9.0"}}
+CONFIG = {
+    "env": "CartPole-v1",
+    "algo": "eggroll",
+    "hparams": {"sigma": 0.05, "hidden": [16, 16]},
+    "seeds": list(SEEDS),
+    "env_steps": 4096,
+    "trial_id": TRIAL,
+}
+SUMMARY = {
+    "status": "finished",
+    "seed_status": {"3": "finished", "7": "diverged"},
+    "final_eval_return": {"3": 180.5, "7": None},
+    "run_s": 1.25,
+    "versions": {"jax": "0.9.0"},
+}
 NAN = float("nan")
 
 # The tags the module documents, written out here so the test does not reuse the module's own mapping.
 TAGS = {
-    "update": "progress/update", "env_steps": "progress/env_steps",
-    "simulated_env_steps": "progress/simulated_env_steps", "wall_clock_s": "perf/wall_clock_s",
-    "train_return": "train/return", "eval_return_mean": "eval/return_mean", "eval_return_std": "eval/return_std",
-    "throughput_sps": "perf/throughput_sps", "diverged": "progress/diverged",
-    "m_sigma": "metrics/sigma", "m_policy_loss": "metrics/policy_loss",
+    "update": "progress/update",
+    "env_steps": "progress/env_steps",
+    "simulated_env_steps": "progress/simulated_env_steps",
+    "wall_clock_s": "perf/wall_clock_s",
+    "train_return": "train/return",
+    "eval_return_mean": "eval/return_mean",
+    "eval_return_std": "eval/return_std",
+    "throughput_sps": "perf/throughput_sps",
+    "diverged": "progress/diverged",
+    "m_sigma": "metrics/sigma",
+    "m_policy_loss": "metrics/policy_loss",
 }
 
 
 def _row(seed, log_point, env_steps, train, eval_mean, eval_std, sps, diverged, sigma, loss):
-    return {"seed": seed, "log_point": log_point, "update": 4 * log_point, "env_steps": env_steps,
-            "simulated_env_steps": 2 * env_steps + seed, "wall_clock_s": 0.37 * log_point + 0.01 * seed,
-            "train_return": train, "eval_return_mean": eval_mean, "eval_return_std": eval_std,
-            "throughput_sps": sps, "diverged": diverged, "m_sigma": sigma, "m_policy_loss": loss}
+    return {
+        "seed": seed,
+        "log_point": log_point,
+        "update": 4 * log_point,
+        "env_steps": env_steps,
+        "simulated_env_steps": 2 * env_steps + seed,
+        "wall_clock_s": 0.37 * log_point + 0.01 * seed,
+        "train_return": train,
+        "eval_return_mean": eval_mean,
+        "eval_return_std": eval_std,
+        "throughput_sps": sps,
+        "diverged": diverged,
+        "m_sigma": sigma,
+        "m_policy_loss": loss,
+    }
 
 
 # 3 log points x 2 seeds; each seed has its own env_steps; NaN where not measured (and a diverged seed);
 # numpy scalars as the runner hands them over.
 LOG_POINTS = [
-    [_row(3, 0, 0, NAN, 9.5, 1.25, NAN, False, 0.05, NAN),
-     _row(7, 0, 0, NAN, 11.0, 2.5, NAN, np.bool_(False), np.float32(0.05), NAN)],
-    [_row(3, 1, 1000, 20.25, NAN, NAN, 1234.5, False, 0.049, -0.125),
-     _row(7, 1, np.int64(1200), np.float64(30.5), NAN, NAN, 1300.0, False, 0.048, 0.25)],
-    [_row(3, 2, 2048, 55.0, 60.75, 3.5, 2345.25, False, 0.047, -0.5),
-     _row(7, 2, 2400, NAN, NAN, NAN, 2400.0, True, NAN, NAN)],
+    [
+        _row(3, 0, 0, NAN, 9.5, 1.25, NAN, False, 0.05, NAN),
+        _row(7, 0, 0, NAN, 11.0, 2.5, NAN, np.bool_(False), np.float32(0.05), NAN),
+    ],
+    [
+        _row(3, 1, 1000, 20.25, NAN, NAN, 1234.5, False, 0.049, -0.125),
+        _row(7, 1, np.int64(1200), np.float64(30.5), NAN, NAN, 1300.0, False, 0.048, 0.25),
+    ],
+    [
+        _row(3, 2, 2048, 55.0, 60.75, 3.5, 2345.25, False, 0.047, -0.5),
+        _row(7, 2, 2400, NAN, NAN, NAN, 2400.0, True, NAN, NAN),
+    ],
 ]
 
 
@@ -78,14 +112,17 @@ def run_all(logs, points=LOG_POINTS, summary=SUMMARY):
 
 # --- TensorBoard: tensorboard's own EventAccumulator reads the event files back ---------------------------
 
+
 def read_tensorboard(run_dir: Path) -> tuple[dict[str, dict[int, float]], dict[str, str]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     scalars = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
-    texts = {tag.split("/")[0]: acc.Tensors(tag)[-1].tensor_proto.string_val[0].decode()
-             for tag in acc.Tags()["tensors"]}
+    texts = {
+        tag.split("/")[0]: acc.Tensors(tag)[-1].tensor_proto.string_val[0].decode()
+        for tag in acc.Tags()["tensors"]
+    }
     return scalars, texts
 
 
@@ -122,10 +159,16 @@ def test_tensorboard_writes_every_finite_value_at_its_env_step_per_seed(tmp_path
 
 # --- W&B: offline runs, read back with W&B's own reader of the run's .wandb log (`wandb leet inspect`) --------
 
+
 def wandb_records(path: Path) -> list[dict]:
     """The records of a .wandb file, one dict each, as `wandb leet inspect --json` prints them."""
-    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(path)],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
@@ -213,8 +256,11 @@ def test_log_before_start_is_an_error(tmp_path):
 
 # --- errors -----------------------------------------------------------------------------------------------
 
+
 def test_unknown_kind_names_it_and_the_allowed_values(tmp_path):
-    with pytest.raises(ConfigError, match=r"'tensorbord'.*allowed: tensorboard, wandb.*Did you mean 'tensorboard'"):
+    with pytest.raises(
+        ConfigError, match=r"'tensorbord'.*allowed: tensorboard, wandb.*Did you mean 'tensorboard'"
+    ):
         make_live_logs(["tensorbord"], tmp_path)
     assert LOGGERS == ("tensorboard", "wandb")
     assert make_live_logs([], tmp_path) == []
@@ -224,13 +270,19 @@ def test_unknown_kind_names_it_and_the_allowed_values(tmp_path):
 @pytest.mark.parametrize("kind, module", [("tensorboard", "tensorboardX"), ("wandb", "wandb")])
 def test_missing_package_says_which_extra_to_install(tmp_path, monkeypatch, kind, module):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
-    with pytest.raises(ConfigError, match=rf"--log {kind} needs the {module} package.*pip install 'esbench\[{kind}\]'"):
+    with pytest.raises(
+        ConfigError, match=rf"--log {kind} needs the {module} package.*pip install 'esbench\[{kind}\]'"
+    ):
         make_live_logs([kind], tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_importing_the_module_imports_neither_package():
-    code = ("import sys, esbench.runner.live_log; "
-            "print(sorted(m for m in ('wandb', 'tensorboardX', 'tensorboard') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    code = (
+        "import sys, esbench.runner.live_log; "
+        "print(sorted(m for m in ('wandb', 'tensorboardX', 'tensorboard') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "[]"

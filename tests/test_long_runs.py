@@ -77,26 +77,37 @@ def uninterrupted(tmp_path_factory):
 
 
 def policies(out) -> dict:
-    return {p.name: (p / "policy.msgpack").read_bytes() for p in (out / "trials").iterdir() if not p.name.startswith(".")}
+    return {
+        p.name: (p / "policy.msgpack").read_bytes()
+        for p in (out / "trials").iterdir()
+        if not p.name.startswith(".")
+    }
 
 
 def same_as(out, expected) -> None:
     metrics, expected_policies = expected
     got = load(out).sort_values(["seed", "log_point"]).reset_index(drop=True)
     want = metrics.sort_values(["seed", "log_point"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got[["trial_id", *NON_TIME_COLUMNS]], want[["trial_id", *NON_TIME_COLUMNS]],
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        got[["trial_id", *NON_TIME_COLUMNS]], want[["trial_id", *NON_TIME_COLUMNS]], check_exact=True
+    )
     extra = sorted(c for c in want.columns if c.startswith("m_"))
     pd.testing.assert_frame_equal(got[extra], want[extra], check_exact=True)
     assert policies(out) == expected_policies
 
 
 def test_sigkilled_trial_resumes_from_its_checkpoint_bit_for_bit(tmp_path, write_sweep, uninterrupted):
-    path = write_sweep(ONE_TRIAL + "checkpoint_every: 1\n")  # the sweep file's field (the others: --checkpoint-every)
+    path = write_sweep(
+        ONE_TRIAL + "checkpoint_every: 1\n"
+    )  # the sweep file's field (the others: --checkpoint-every)
     (tmp_path / "die_after_checkpoint.py").write_text(DIE_AFTER_CHECKPOINT)
     out = tmp_path / "out"
-    done = subprocess.run(sweep_command(path, out, "--import", "die_after_checkpoint"),
-                          cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        sweep_command(path, out, "--import", "die_after_checkpoint"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     (checkpoint,) = (out / CHECKPOINTS_DIR).iterdir()
     assert json.loads((checkpoint / "meta.json").read_text())["records"][0]["log_point"] == 2
@@ -108,13 +119,17 @@ def test_sigkilled_trial_resumes_from_its_checkpoint_bit_for_bit(tmp_path, write
 
 
 @pytest.mark.parametrize("damage", ["protocol_version", "other_config", "truncated"])
-def test_a_checkpoint_that_does_not_fit_is_reported_and_the_trial_starts_afresh(tmp_path, write_sweep, capsys,
-                                                                                uninterrupted, damage):
+def test_a_checkpoint_that_does_not_fit_is_reported_and_the_trial_starts_afresh(
+    tmp_path, write_sweep, capsys, uninterrupted, damage
+):
     path = write_sweep(ONE_TRIAL)
     (tmp_path / "die_after_checkpoint.py").write_text(DIE_AFTER_CHECKPOINT)
     out = tmp_path / "out"
-    subprocess.run(sweep_command(path, out, "--checkpoint-every", "1", "--import", "die_after_checkpoint"),
-                   cwd=tmp_path, capture_output=True)
+    subprocess.run(
+        sweep_command(path, out, "--checkpoint-every", "1", "--import", "die_after_checkpoint"),
+        cwd=tmp_path,
+        capture_output=True,
+    )
     (checkpoint,) = (out / CHECKPOINTS_DIR).iterdir()
     meta = json.loads((checkpoint / "meta.json").read_text())
     if damage == "protocol_version":
@@ -128,19 +143,28 @@ def test_a_checkpoint_that_does_not_fit_is_reported_and_the_trial_starts_afresh(
 
     assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "not used" in line]
-    reason = {"protocol_version": "protocol version", "other_config": "other trial configs",
-              "truncated": "truncated or damaged"}[damage]
+    reason = {
+        "protocol_version": "protocol version",
+        "other_config": "other trial configs",
+        "truncated": "truncated or damaged",
+    }[damage]
     assert len(lines) == 1 and reason in lines[0] and "starting 1 trial(s) afresh" in lines[0], lines
     same_as(out, uninterrupted)  # started afresh, never resumed into the wrong state
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
-def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_a_resume_message(tmp_path, write_sweep, uninterrupted, name):
+def test_a_signal_stops_after_the_chunk_with_a_checkpoint_and_a_resume_message(
+    tmp_path, write_sweep, uninterrupted, name
+):
     path = write_sweep(ONE_TRIAL)
     (tmp_path / "stop_after_first_chunk.py").write_text(SIGNAL_AFTER_FIRST_CHUNK.replace("{name}", name))
     out = tmp_path / "out"
-    done = subprocess.run(sweep_command(path, out, "--import", "stop_after_first_chunk"), cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        sweep_command(path, out, "--import", "stop_after_first_chunk"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == cli.EXIT_INTERRUPTED, done.stderr
     assert "stopped after chunk 1 of 4" in done.stderr and "rerun the same command to resume" in done.stderr
     (checkpoint,) = (out / CHECKPOINTS_DIR).iterdir()
@@ -192,8 +216,16 @@ def test_two_sweeps_on_one_folder_never_run_a_trial_twice(tmp_path, write_sweep)
     path = write_sweep(FOUR_SHAPES)
     (tmp_path / "log_starts.py").write_text(LOG_STARTS)
     out = tmp_path / "out"
-    procs = [subprocess.Popen(sweep_command(path, out, "--import", "log_starts"), cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            sweep_command(path, out, "--import", "log_starts"),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=900) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     started = [line.split() for line in (tmp_path / "started.txt").read_text().splitlines()]
@@ -209,7 +241,10 @@ def test_live_logs_stream_every_log_point_of_every_seed(tmp_path, write_sweep):
 
     path = write_sweep(ONE_TRIAL)
     out = tmp_path / "out"
-    assert cli.main(["sweep", str(path), "--out", str(out), "--quiet", "--log", "tensorboard", "--log", "wandb"]) == 0
+    assert (
+        cli.main(["sweep", str(path), "--out", str(out), "--quiet", "--log", "tensorboard", "--log", "wandb"])
+        == 0
+    )
     metrics = load(out)
     (trial_id,) = set(metrics.trial_id)
     for seed, rows in metrics.groupby("seed"):
@@ -231,7 +266,11 @@ def test_a_state_holding_an_env_suites_own_classes_checkpoints_bit_for_bit():
     from esbench.runner.checkpoint import state_from_bytes, state_to_bytes
 
     _, env_state = make("jumanji/Knapsack-v1").reset(jax.random.PRNGKey(0))
-    state = {"env": env_state, "key": jax.random.PRNGKey(1), "params": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    state = {
+        "env": env_state,
+        "key": jax.random.PRNGKey(1),
+        "params": np.arange(6, dtype=np.float32).reshape(2, 3),
+    }
     back = state_from_bytes(state, state_to_bytes(state))
     assert jax.tree_util.tree_structure(back) == jax.tree_util.tree_structure(state)
     for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back)):

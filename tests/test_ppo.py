@@ -127,7 +127,9 @@ def jnp_loss(params, batch, space, cfg):
         ent = -(jnp.exp(logp_all) * logp_all).sum(-1).mean()
     else:
         log_std = params["actor"]["log_std"]
-        logp = (-0.5 * ((batch.action - out) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)).sum(-1)
+        logp = (
+            -0.5 * ((batch.action - out) / jnp.exp(log_std)) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+        ).sum(-1)
         ent = (log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e)).sum()
     ratio = jnp.exp(logp - batch.log_prob)
     a = batch.advantage
@@ -147,7 +149,9 @@ def fixed_batch(space, flavour):
     key = jax.random.PRNGKey(7)
     ka, kc, kb, ko, kx, kv, kt, kl = jax.random.split(key, 8)
     obs_dim, B = 3, 32
-    cfg = dataclasses.replace(ppo.Config(), layer_size=6, n_layers=2, ent_coef=0.05, vf_coef=0.7, flavour=flavour)
+    cfg = dataclasses.replace(
+        ppo.Config(), layer_size=6, n_layers=2, ent_coef=0.05, vf_coef=0.7, flavour=flavour
+    )
     actor = networks.init_policy(ka, obs_dim, space, cfg)
     actor["layers"][-1]["w"] = actor["layers"][-1]["w"] * 5.0  # a non-uniform policy
     if isinstance(space, Box):
@@ -176,8 +180,18 @@ def fixed_batch(space, flavour):
 
 @pytest.mark.parametrize(
     "space, flavour",
-    [(Discrete(3), "esbench"), (Box.make(-1.0, 1.0, 2), "esbench"), (Discrete(3), "rejax"), (Box.make(-1.0, 1.0, 2), "rejax")],
-    ids=["discrete-esbench", "gaussian-esbench", "discrete-rejax_clipped_value", "gaussian-rejax_clipped_value"],
+    [
+        (Discrete(3), "esbench"),
+        (Box.make(-1.0, 1.0, 2), "esbench"),
+        (Discrete(3), "rejax"),
+        (Box.make(-1.0, 1.0, 2), "rejax"),
+    ],
+    ids=[
+        "discrete-esbench",
+        "gaussian-esbench",
+        "discrete-rejax_clipped_value",
+        "gaussian-rejax_clipped_value",
+    ],
 )
 def test_loss_and_gradient_match_explicit_computation(space, flavour):
     params, batch, cfg = fixed_batch(space, flavour)
@@ -244,7 +258,9 @@ def test_vmapped_seeds_equal_separate_runs(cartpole):
             ppo.policy(state),
         )
     # Different seeds differ; the same seed again is bit-for-bit identical.
-    assert not np.array_equal(np.asarray(v_metrics["train_return"][0]), np.asarray(v_metrics["train_return"][1]))
+    assert not np.array_equal(
+        np.asarray(v_metrics["train_return"][0]), np.asarray(v_metrics["train_return"][1])
+    )
     state = ppo.init(keys[0], env, TINY)
     first, again = jit_update(state, env, TINY), jit_update(state, env, TINY)
     jax.tree_util.tree_map(np.testing.assert_array_equal, ppo.policy(again[0]), ppo.policy(first[0]))
@@ -261,13 +277,29 @@ def test_metrics_and_train_return_bookkeeping(cartpole):
     expected = np.asarray(info.episode_return)[done].mean()
     np.testing.assert_allclose(float(metrics["train_return"]), expected, rtol=1e-6)
     assert float(metrics["episodes_finished"]) == done.sum()
-    assert float(metrics["valid_env_steps"]) == TINY.num_envs * TINY.num_steps == ppo.env_steps_per_update(env, TINY)
-    assert set(metrics) >= {"train_return", "valid_env_steps", "policy_loss", "value_loss", "entropy", "approx_kl"}
+    assert (
+        float(metrics["valid_env_steps"])
+        == TINY.num_envs * TINY.num_steps
+        == ppo.env_steps_per_update(env, TINY)
+    )
+    assert set(metrics) >= {
+        "train_return",
+        "valid_env_steps",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+    }
     counts = ("valid_env_steps", "simulated_env_steps")  # exact counts, as the algorithm contract says
     assert all(metrics[k].dtype == jnp.int32 for k in counts)
-    assert int(metrics["simulated_env_steps"]) == int(metrics["valid_env_steps"])  # PPO simulates only what it counts
-    assert all(v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v))
-               for k, v in metrics.items() if k not in counts)
+    assert int(metrics["simulated_env_steps"]) == int(
+        metrics["valid_env_steps"]
+    )  # PPO simulates only what it counts
+    assert all(
+        v.dtype == jnp.float32 and v.shape == () and np.isfinite(float(v))
+        for k, v in metrics.items()
+        if k not in counts
+    )
     assert int(new_state.iteration) == 1
 
 
@@ -276,7 +308,9 @@ def test_anneal_lr_stops_learning_after_budget(cartpole):
     cfg = dataclasses.replace(TINY, anneal_lr=True, anneal_env_steps=TINY.num_envs * TINY.num_steps)
     start = ppo.init(jax.random.PRNGKey(0), env, cfg)
     state, _ = jit_update(start, env, cfg)  # learns, and spends the whole budget
-    assert not np.array_equal(np.asarray(start.actor["layers"][0]["w"]), np.asarray(state.actor["layers"][0]["w"]))
+    assert not np.array_equal(
+        np.asarray(start.actor["layers"][0]["w"]), np.asarray(state.actor["layers"][0]["w"])
+    )
     after, _ = jit_update(state, env, cfg)  # lr is 0 now
     jax.tree_util.tree_map(np.testing.assert_array_equal, after.actor, state.actor)
     jax.tree_util.tree_map(np.testing.assert_array_equal, after.critic, state.critic)
@@ -292,7 +326,9 @@ def test_bootstrap_truncation_adds_discounted_value_of_final_obs_at_time_limits(
     np.testing.assert_array_equal(np.asarray(traj_on.action), np.asarray(traj_off.action))  # same rollout
     truncated = np.asarray(info.truncated)
     assert truncated.sum() > 0
-    final_value = np.asarray(ppo.value_fn(state.critic, info.final_obs, off.activation))  # critic is fixed in a rollout
+    final_value = np.asarray(
+        ppo.value_fn(state.critic, info.final_obs, off.activation)
+    )  # critic is fixed in a rollout
     expected = np.asarray(traj_off.reward) + np.where(truncated, off.gamma * final_value, 0.0)
     np.testing.assert_allclose(np.asarray(traj_on.reward), expected, rtol=1e-6, atol=1e-6)
     assert np.all(np.asarray(traj_on.reward)[~truncated] == np.asarray(traj_off.reward)[~truncated])
@@ -402,7 +438,10 @@ def test_rejax_reward_normalisation(cartpole):
         n = cfg.num_envs
         delta = g.mean() - mean
         total = count + n
-        mean, var = mean + delta * n / total, (var * count + g.var() * n + delta**2 * count * n / total) / total
+        mean, var = (
+            mean + delta * n / total,
+            (var * count + g.var() * n + delta**2 * count * n / total) / total,
+        )
         count = total
         np.testing.assert_allclose(np.asarray(traj.reward[t]), 1.0 / np.sqrt(var + 1e-8), rtol=1e-4)
 

@@ -22,8 +22,21 @@ from esbench.runner.sweep import TUNING_SEED_BASE, load_sweep_file, parse_sweep,
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
-NON_TIME_COLUMNS = ["trial_id", "env", "algo", "stage", "seed", "log_point", "update", "env_steps",
-                    "simulated_env_steps", "train_return", "eval_return_mean", "eval_return_std", "diverged"]
+NON_TIME_COLUMNS = [
+    "trial_id",
+    "env",
+    "algo",
+    "stage",
+    "seed",
+    "log_point",
+    "update",
+    "env_steps",
+    "simulated_env_steps",
+    "train_return",
+    "eval_return_mean",
+    "eval_return_std",
+    "diverged",
+]
 
 # Two (env, algorithm) pairs, so each stage has two groups to kill between; value-only spaces, so a
 # pair's search points run as one program; the budget fixes populations and networks.
@@ -69,11 +82,17 @@ def _command(path, out, *args):
 
 
 def _env(cache):
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    return {
+        **os.environ,
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
 
 
 def reproduce(cache, path, out, *args):
-    done = subprocess.run(_command(path, out, *args), cwd=ROOT, env=_env(cache), capture_output=True, text=True)
+    done = subprocess.run(
+        _command(path, out, *args), cwd=ROOT, env=_env(cache), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -82,14 +101,26 @@ def finished(out) -> dict[str, tuple[str, int]]:
     """{trial folder: (stage, mtime of its summary)} of every finished trial."""
     root = Path(out) / "trials"
     folders = [p for p in root.glob("*") if not p.name.startswith(".tmp-")] if root.is_dir() else []
-    return {p.name: (json.loads((p / "config.json").read_text())["stage"], (p / "summary.json").stat().st_mtime_ns)
-            for p in folders if (p / "summary.json").is_file() and (p / "policy.msgpack").is_file()}
+    return {
+        p.name: (
+            json.loads((p / "config.json").read_text())["stage"],
+            (p / "summary.json").stat().st_mtime_ns,
+        )
+        for p in folders
+        if (p / "summary.json").is_file() and (p / "policy.msgpack").is_file()
+    }
 
 
 def kill_when(cache, path, out, condition, *args, timeout=600) -> dict:
     """Start the protocol, SIGKILL it as soon as `condition(finished(out))` holds; the trials finished by then."""
-    proc = subprocess.Popen(_command(path, out, *args), cwd=ROOT, env=_env(cache), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _command(path, out, *args),
+        cwd=ROOT,
+        env=_env(cache),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + timeout
     try:
         while time.time() < deadline and proc.poll() is None and not condition(finished(out)):
@@ -125,18 +156,27 @@ def reference(tmp_path_factory, jax_cache):
 
 # ------------------------------------------------------------------------------ kill -9 ---
 
+
 def test_killed_during_search_and_during_final_gives_the_same_final_table(tmp_path, jax_cache, reference):
     path, out = sweep_file(tmp_path), tmp_path / "out"
     in_search = kill_when(jax_cache, path, out, lambda f: stages(f).count("search") >= 3)
-    assert 3 <= stages(in_search).count("search") < 6 and "final" not in stages(in_search), "killed during the search"
+    assert 3 <= stages(in_search).count("search") < 6 and "final" not in stages(in_search), (
+        "killed during the search"
+    )
     in_final = kill_when(jax_cache, path, out, lambda f: "final" in stages(f))
-    assert stages(in_final).count("search") == 6 and stages(in_final).count("final") == 1, "killed during the final stage"
-    assert all(in_final[name] == value for name, value in in_search.items()), "finished search trials were re-run"
+    assert stages(in_final).count("search") == 6 and stages(in_final).count("final") == 1, (
+        "killed during the final stage"
+    )
+    assert all(in_final[name] == value for name, value in in_search.items()), (
+        "finished search trials were re-run"
+    )
 
     reproduce(jax_cache, path, out)
     after = finished(out)
     assert all(after[name] == value for name, value in in_final.items()), "finished trials were re-run"
-    assert set(after) == set(finished(reference)), "the resumed run ran other trials than the uninterrupted one"
+    assert set(after) == set(finished(reference)), (
+        "the resumed run ran other trials than the uninterrupted one"
+    )
     pd.testing.assert_frame_equal(final_table(out), final_table(reference), check_exact=True)
     assert selection(out) == selection(reference)
     df = load(out)
@@ -155,6 +195,7 @@ def test_a_finished_protocol_reruns_nothing(tmp_path, jax_cache, reference):
 
 # -------------------------------------------------------------------------------- seeds ---
 
+
 def test_final_seeds_are_disjoint_from_tuning_seeds(reference):
     summaries = load_summaries(reference)
     tuning = {s for seeds in summaries[summaries.stage == "search"].seeds for s in seeds}
@@ -172,18 +213,29 @@ def test_winner_is_rerun_with_its_hyperparameters_on_the_final_seeds(reference):
         assert (winner.stage, final.stage) == ("search", "final")
         assert winner.hparams == final.hparams
         assert {k: winner.hparams[k] for k in entry["point"]} == entry["point"]
-        scores = [s for s in summaries[(summaries.stage == "search") & (summaries.algo == entry["algo"])]
-                  .final_eval_return_mean]
+        scores = [
+            s
+            for s in summaries[
+                (summaries.stage == "search") & (summaries.algo == entry["algo"])
+            ].final_eval_return_mean
+        ]
         assert entry["score"] == max(scores) and entry["n_candidates"] == 3
 
 
 # ------------------------------------------------------------------------------- report ---
 
+
 def test_report_of_a_protocol_folder_reads_only_final_trials(tmp_path, reference):
     from esbench.report import build_report
 
-    build_report(load(reference), tmp_path / "report", summaries=load_summaries(reference),
-                 protocol=load_protocol(reference), n_bootstrap=20, formats=("png",))
+    build_report(
+        load(reference),
+        tmp_path / "report",
+        summaries=load_summaries(reference),
+        protocol=load_protocol(reference),
+        n_bootstrap=20,
+        formats=("png",),
+    )
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     stage = {name: s for name, (s, _) in finished(reference).items()}
     shown = [r["trial_id"] for r in summary["selection"]]
@@ -196,60 +248,118 @@ def test_report_of_a_protocol_folder_reads_only_final_trials(tmp_path, reference
 
 # ---------------------------------------------------------------------------- bad input ---
 
+
 def _set(path: str, value):
     """An edit of the sweep data: set a dotted key."""
+
     def edit(data):
         *parents, last = path.split(".")
         node = data
         for key in parents:
             node = node.setdefault(key, {})
         node[last] = value
+
     return edit
 
 
 BAD = [
-    ("unknown search key", _set("budgets.tiny.protocol.space.eggroll", {"sigm": "paper"}),
-     "budgets.tiny.protocol.space.eggroll.sigm: unknown hyperparameter for eggroll. Did you mean 'sigma'?"),
-    ("a key the algorithm lacks", _set("budgets.tiny.protocol.space.openes", {"rank": [1, 2]}),
-     "budgets.tiny.protocol.space.openes.rank: unknown hyperparameter for openes"),
-    ("empty space", _set("budgets.tiny.protocol.space.eggroll", {}),
-     "budgets.tiny.protocol.space.eggroll: expected 'paper' or a non-empty mapping"),
-    ("empty choice list", _set("budgets.tiny.protocol.space.eggroll", {"sigma": []}),
-     "budgets.tiny.protocol.space.eggroll.sigma.choice: expected a non-empty list"),
-    ("a value the algorithm rejects", _set("budgets.tiny.protocol.space.eggroll", {"sigma": [0.1, 0.2, -1.0]}),
-     "budgets.tiny.protocol.space.eggroll.sigma = -1.0 fails on CartPole-v1: search.hparams.sigma = -1.0 is invalid; "
-     "allowed: a number > 0"),
-    ("a search value bigger than the budget", lambda d: (
-        d["budgets"]["tiny"]["algorithms"]["eggroll"].pop("n_parallel_evaluations"),
-        _set("budgets.tiny.protocol.space.eggroll.n_parallel_evaluations", [1, 8, 64])(d)),
-     "budgets.tiny.protocol.space.eggroll: the space's biggest update (n_parallel_evaluations=64) does not fit "
-     "budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: env_steps: a "
-     "budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)"),
-    ("a search point bigger than the budget", lambda d: (
-        [d["budgets"]["tiny"]["algorithms"]["eggroll"].pop(k) for k in ("pop_size", "n_parallel_evaluations")],
-        _set("budgets.tiny.protocol.space.eggroll", {"pop_size": [8, 16], "n_parallel_evaluations": [1, 32],
-                                                     "sigma": "paper"})(d)),
-     "budgets.tiny.protocol.space.eggroll: the space's biggest update (pop_size=16, n_parallel_evaluations=32) does "
-     "not fit budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: "
-     "env_steps: a budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)"),
-    ("a searched key the budget fixes", _set("budgets.tiny.protocol.space.eggroll.pop_size", [8, 16]),
-     "budgets.tiny.protocol.space.eggroll.pop_size: the budget 'tiny' sets pop_size"),
-    ("a space smaller than the search", _set("budgets.tiny.protocol.space.eggroll", {"sigma": [0.1, 0.2]}),
-     "budgets.tiny.protocol.space.eggroll: 2 distinct points, fewer than search_trials = 3"),
-    ("a space for an algorithm the sweep lacks", _set("budgets.tiny.protocol.space.ppo", "paper"),
-     "budgets.tiny.protocol.space.ppo: not one of the sweep's algorithms"),
-    ("overlapping seed lists", _set("budgets.tiny.protocol.tuning_seeds", [1, 5]),
-     "budgets.tiny.protocol: tuning_seeds and final_seeds overlap in 1; every stage must run on fresh seeds"),
-    ("unknown protocol key", _set("budgets.tiny.protocol.serach_trials", 3),
-     "budgets.tiny.protocol.serach_trials: unknown key. Did you mean 'search_trials'?"),
-    ("unknown sampler", _set("budgets.tiny.protocol.sampler", "grid"),
-     "budgets.tiny.protocol.sampler = 'grid' is invalid; allowed: random, tpe"),
-    ("bad seeds", _set("budgets.tiny.protocol.final_seeds", 0),
-     "budgets.tiny.protocol.final_seeds = 0 is invalid; allowed: a count >= 1 or a list of integer seeds"),
-    ("a search section", _set("search", {"grid": {"eggroll.sigma": [0.1, 0.2]}}),
-     "search: `esbench reproduce` searches protocol.space"),
-    ("an env outside the sweep", _set("budgets.tiny.envs", ["Pendulum-v1"]),
-     "budgets.tiny.envs[0]: 'Pendulum-v1' is not one of the sweep's envs"),
+    (
+        "unknown search key",
+        _set("budgets.tiny.protocol.space.eggroll", {"sigm": "paper"}),
+        "budgets.tiny.protocol.space.eggroll.sigm: unknown hyperparameter for eggroll. Did you mean 'sigma'?",
+    ),
+    (
+        "a key the algorithm lacks",
+        _set("budgets.tiny.protocol.space.openes", {"rank": [1, 2]}),
+        "budgets.tiny.protocol.space.openes.rank: unknown hyperparameter for openes",
+    ),
+    (
+        "empty space",
+        _set("budgets.tiny.protocol.space.eggroll", {}),
+        "budgets.tiny.protocol.space.eggroll: expected 'paper' or a non-empty mapping",
+    ),
+    (
+        "empty choice list",
+        _set("budgets.tiny.protocol.space.eggroll", {"sigma": []}),
+        "budgets.tiny.protocol.space.eggroll.sigma.choice: expected a non-empty list",
+    ),
+    (
+        "a value the algorithm rejects",
+        _set("budgets.tiny.protocol.space.eggroll", {"sigma": [0.1, 0.2, -1.0]}),
+        "budgets.tiny.protocol.space.eggroll.sigma = -1.0 fails on CartPole-v1: search.hparams.sigma = -1.0 is invalid; "
+        "allowed: a number > 0",
+    ),
+    (
+        "a search value bigger than the budget",
+        lambda d: (
+            d["budgets"]["tiny"]["algorithms"]["eggroll"].pop("n_parallel_evaluations"),
+            _set("budgets.tiny.protocol.space.eggroll.n_parallel_evaluations", [1, 8, 64])(d),
+        ),
+        "budgets.tiny.protocol.space.eggroll: the space's biggest update (n_parallel_evaluations=64) does not fit "
+        "budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: env_steps: a "
+        "budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)",
+    ),
+    (
+        "a search point bigger than the budget",
+        lambda d: (
+            [
+                d["budgets"]["tiny"]["algorithms"]["eggroll"].pop(k)
+                for k in ("pop_size", "n_parallel_evaluations")
+            ],
+            _set(
+                "budgets.tiny.protocol.space.eggroll",
+                {"pop_size": [8, 16], "n_parallel_evaluations": [1, 32], "sigma": "paper"},
+            )(d),
+        ),
+        "budgets.tiny.protocol.space.eggroll: the space's biggest update (pop_size=16, n_parallel_evaluations=32) does "
+        "not fit budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: "
+        "env_steps: a budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)",
+    ),
+    (
+        "a searched key the budget fixes",
+        _set("budgets.tiny.protocol.space.eggroll.pop_size", [8, 16]),
+        "budgets.tiny.protocol.space.eggroll.pop_size: the budget 'tiny' sets pop_size",
+    ),
+    (
+        "a space smaller than the search",
+        _set("budgets.tiny.protocol.space.eggroll", {"sigma": [0.1, 0.2]}),
+        "budgets.tiny.protocol.space.eggroll: 2 distinct points, fewer than search_trials = 3",
+    ),
+    (
+        "a space for an algorithm the sweep lacks",
+        _set("budgets.tiny.protocol.space.ppo", "paper"),
+        "budgets.tiny.protocol.space.ppo: not one of the sweep's algorithms",
+    ),
+    (
+        "overlapping seed lists",
+        _set("budgets.tiny.protocol.tuning_seeds", [1, 5]),
+        "budgets.tiny.protocol: tuning_seeds and final_seeds overlap in 1; every stage must run on fresh seeds",
+    ),
+    (
+        "unknown protocol key",
+        _set("budgets.tiny.protocol.serach_trials", 3),
+        "budgets.tiny.protocol.serach_trials: unknown key. Did you mean 'search_trials'?",
+    ),
+    (
+        "unknown sampler",
+        _set("budgets.tiny.protocol.sampler", "grid"),
+        "budgets.tiny.protocol.sampler = 'grid' is invalid; allowed: random, tpe",
+    ),
+    (
+        "bad seeds",
+        _set("budgets.tiny.protocol.final_seeds", 0),
+        "budgets.tiny.protocol.final_seeds = 0 is invalid; allowed: a count >= 1 or a list of integer seeds",
+    ),
+    (
+        "a search section",
+        _set("search", {"grid": {"eggroll.sigma": [0.1, 0.2]}}),
+        "search: `esbench reproduce` searches protocol.space",
+    ),
+    (
+        "an env outside the sweep",
+        _set("budgets.tiny.envs", ["Pendulum-v1"]),
+        "budgets.tiny.envs[0]: 'Pendulum-v1' is not one of the sweep's envs",
+    ),
 ]
 
 
@@ -275,14 +385,26 @@ def _no_final_budget(data):
 
 
 BAD_CLI = [
-    ("skip search on an env the tables lack", _set("envs", ["gymnax/Acrobot-v1"]), ["--skip-search"],
-     "budgets.tiny.protocol.skip_search: the paper's tables have no row for 'gymnax/Acrobot-v1'; they cover: CartPole-v1, "
-     "Pendulum-v1"),
-    ("final stage bigger than the budget", _no_final_budget, ["--skip-search"],
-     "final stage [CartPole-v1 x eggroll]: env_steps: a budget of 100 env steps is smaller than one update on "
-     "CartPole-v1 (at least 128 env steps)"),
-    ("unknown --envs", None, ["--envs", "CartPol-v1"],
-     "--envs: CartPol-v1 not in the budget's envs. Did you mean 'CartPole-v1'?"),
+    (
+        "skip search on an env the tables lack",
+        _set("envs", ["gymnax/Acrobot-v1"]),
+        ["--skip-search"],
+        "budgets.tiny.protocol.skip_search: the paper's tables have no row for 'gymnax/Acrobot-v1'; they cover: CartPole-v1, "
+        "Pendulum-v1",
+    ),
+    (
+        "final stage bigger than the budget",
+        _no_final_budget,
+        ["--skip-search"],
+        "final stage [CartPole-v1 x eggroll]: env_steps: a budget of 100 env steps is smaller than one update on "
+        "CartPole-v1 (at least 128 env steps)",
+    ),
+    (
+        "unknown --envs",
+        None,
+        ["--envs", "CartPol-v1"],
+        "--envs: CartPol-v1 not in the budget's envs. Did you mean 'CartPole-v1'?",
+    ),
 ]
 
 
@@ -300,16 +422,28 @@ def test_bad_command_line_is_one_error_before_anything_runs(tmp_path, capsys, la
 
 def test_tpe_without_optuna_names_the_install_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
-    code = cli.main(["reproduce", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"), "--sampler", "tpe"])
+    code = cli.main(
+        ["reproduce", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"), "--sampler", "tpe"]
+    )
     assert code == cli.EXIT_BAD_INPUT
-    assert "sampler 'tpe' needs Optuna, which is not installed: pip install 'esbench[tpe]'" in capsys.readouterr().err
+    assert (
+        "sampler 'tpe' needs Optuna, which is not installed: pip install 'esbench[tpe]'"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_a_folder_of_another_protocol_is_refused(tmp_path, capsys, reference):
     before = finished(reference)
-    code = cli.main(["reproduce", str(sweep_file(tmp_path, edit=_set("budgets.tiny.protocol.final_seeds", 3))),
-                     "--out", str(reference), "--quiet"])
+    code = cli.main(
+        [
+            "reproduce",
+            str(sweep_file(tmp_path, edit=_set("budgets.tiny.protocol.final_seeds", 3))),
+            "--out",
+            str(reference),
+            "--quiet",
+        ]
+    )
     assert code == cli.EXIT_BAD_INPUT
     assert "records another protocol (it differs in final_seeds)" in capsys.readouterr().err
     assert finished(reference) == before
@@ -319,9 +453,14 @@ def test_runs_on_a_subset_of_envs_add_up_in_one_record(tmp_path):
     from esbench.runner.protocol import write_record
 
     def record(env, trial_id):
-        return {"envs": [env], "algorithms": ["eggroll"], "env_steps": {env: 480}, "stages": {},
-                "selection": [{"env": env, "algo": "eggroll", "trial_id": trial_id}],
-                "final": [{"env": env, "algo": "eggroll", "trial_id": trial_id + "-final"}]}
+        return {
+            "envs": [env],
+            "algorithms": ["eggroll"],
+            "env_steps": {env: 480},
+            "stages": {},
+            "selection": [{"env": env, "algo": "eggroll", "trial_id": trial_id}],
+            "final": [{"env": env, "algo": "eggroll", "trial_id": trial_id + "-final"}],
+        }
 
     write_record(tmp_path, record("CartPole-v1", "a"))
     write_record(tmp_path, record("Pendulum-v1", "b"))
@@ -335,13 +474,16 @@ def test_runs_on_a_subset_of_envs_add_up_in_one_record(tmp_path):
 
 # ------------------------------------------------------------------------------ dry run ---
 
+
 def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["reproduce", str(sweep_file(tmp_path)), "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert not out.exists()
-    assert "stage 1, search: 3 trials per (env, algorithm) by random search (the paper's), sampler seed 0, on tuning " \
-           f"seeds [{TUNING_SEED_BASE}]" in text
+    assert (
+        "stage 1, search: 3 trials per (env, algorithm) by random search (the paper's), sampler seed 0, on tuning "
+        f"seeds [{TUNING_SEED_BASE}]" in text
+    )
     assert "stage 2, select: per (env, algorithm), the best search trial" in text
     assert "stage 3, final: the winner of each (env, algorithm) x 2 seeds [0, 1]" in text
     search, final = (" ".join(part.split()) for part in (text.split("stage 2")[0], text.split("stage 3")[1]))
@@ -363,11 +505,15 @@ def test_dry_run_of_a_finished_folder_names_its_trials(tmp_path, capsys, referen
 
 # -------------------------------------------------------------------------- skip search ---
 
+
 @pytest.mark.parametrize("budget", ["short", "paper"])
 def test_skip_search_runs_exactly_the_paper_rows(budget):
     sweep = parse_sweep(load_sweep_file(PAPER16), budget)  # prepare_protocol would also build all 16 envs
-    protocol = Protocol(sweep, protocol_settings(sweep, skip_search=True), tuple(
-        (env, algo) for env in sweep.envs for algo in sweep.algos))
+    protocol = Protocol(
+        sweep,
+        protocol_settings(sweep, skip_search=True),
+        tuple((env, algo) for env in sweep.envs for algo in sweep.algos),
+    )
     assert len(protocol.pairs) == 48
     for pair in protocol.pairs:
         spec = protocol.final_spec(pair, protocol.paper_point(pair))
@@ -378,13 +524,21 @@ def test_skip_search_runs_exactly_the_paper_rows(budget):
 def test_cpu_budget_searches_only_values_so_each_pair_compiles_once():
     from esbench.algorithms import get_algorithm
 
-    protocol = prepare_protocol(load_sweep_file(PAPER16), "cpu")  # every search point and final trial validated
+    protocol = prepare_protocol(
+        load_sweep_file(PAPER16), "cpu"
+    )  # every search point and final trial validated
     assert protocol.sweep.envs == ("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1")
     settings = protocol.settings
-    assert (settings.search_trials, settings.tuning_seeds, settings.final_seeds) == (10, (TUNING_SEED_BASE,),
-                                                                                    (0, 1, 2, 3, 4))
-    assert (settings.reselect_top, settings.reselect_seeds, settings.matched) == (2, (2_000_000, 2_000_001, 2_000_002),
-                                                                                  True)
+    assert (settings.search_trials, settings.tuning_seeds, settings.final_seeds) == (
+        10,
+        (TUNING_SEED_BASE,),
+        (0, 1, 2, 3, 4),
+    )
+    assert (settings.reselect_top, settings.reselect_seeds, settings.matched) == (
+        2,
+        (2_000_000, 2_000_001, 2_000_002),
+        True,
+    )
     for algo, space in settings.space.items():
         assert set(space) <= set(get_algorithm(algo).VALUE_FIELDS), algo
         assert all(dist == {"choice": paper.search_space(algo)[name]} for name, dist in space.items()), algo
@@ -407,7 +561,12 @@ def test_skip_search_run_records_the_rows_and_no_search(skipped):
         expected = {k: v for k, v in paper.row(row.algo, row.env).items() if k not in fixed}
         assert {k: row.hparams[k] for k in expected} == expected
     record = load_protocol(skipped)
-    assert (record["skip_search"], record["sampler"], record["search_trials"], record["selection"]) == (True, "none", 0, [])
+    assert (record["skip_search"], record["sampler"], record["search_trials"], record["selection"]) == (
+        True,
+        "none",
+        0,
+        [],
+    )
     assert record["stages"]["search"]["status"] == "skipped"
     assert [e["trial_id"] for e in record["final"]] == list(summaries.trial_id)
 
@@ -422,9 +581,17 @@ def test_ray_backend_gives_the_local_final_table(tmp_path, jax_cache, skipped):
 
 # ---------------------------------------------------------------------------------- TPE ---
 
-TPE = _set("budgets.tiny.protocol", {"search_trials": 6, "tpe_batch": 3, "sampler": "tpe", "tuning_seeds": 1,
-                                     "final_seeds": 2, "space": {"eggroll": {"sigma": {"log_uniform": [0.01, 1.0]},
-                                                                             "learning_rate": "paper"}}})
+TPE = _set(
+    "budgets.tiny.protocol",
+    {
+        "search_trials": 6,
+        "tpe_batch": 3,
+        "sampler": "tpe",
+        "tuning_seeds": 1,
+        "final_seeds": 2,
+        "space": {"eggroll": {"sigma": {"log_uniform": [0.01, 1.0]}, "learning_rate": "paper"}},
+    },
+)
 
 
 def test_tpe_rounds_are_the_same_after_a_rerun():

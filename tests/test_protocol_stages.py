@@ -36,16 +36,28 @@ def staged(tmp_path_factory, jax_cache):
 def test_every_stage_runs_on_its_own_seeds_and_the_record_says_what_was_chosen(staged):
     record, summaries = load_protocol(staged), load_summaries(staged)
     assert {name: s["status"] for name, s in record["stages"].items()} == {
-        "search": "done", "reselect": "done", "final": "done", "matched": "done"}
-    seeds = {stage: {s for ss in summaries[summaries.stage == stage].seeds for s in ss}
-             for stage in ("search", "reselect", "final", "matched")}
-    assert seeds == {"search": {TUNING_SEED_BASE}, "reselect": {RESELECT_SEED_BASE, RESELECT_SEED_BASE + 1},
-                     "final": {0, 1}, "matched": {0, 1}}
+        "search": "done",
+        "reselect": "done",
+        "final": "done",
+        "matched": "done",
+    }
+    seeds = {
+        stage: {s for ss in summaries[summaries.stage == stage].seeds for s in ss}
+        for stage in ("search", "reselect", "final", "matched")
+    }
+    assert seeds == {
+        "search": {TUNING_SEED_BASE},
+        "reselect": {RESELECT_SEED_BASE, RESELECT_SEED_BASE + 1},
+        "final": {0, 1},
+        "matched": {0, 1},
+    }
     by_id = summaries.set_index("trial_id")
     for entry in record["selection"]:
         again = entry["reselect"]["candidates"]
         search = sorted(entry["search"], key=lambda c: -c["score"])
-        assert [c["search_trial_id"] for c in again] == [c["trial_id"] for c in search[:2]]  # the 2 best, best first
+        assert [c["search_trial_id"] for c in again] == [
+            c["trial_id"] for c in search[:2]
+        ]  # the 2 best, best first
         assert entry["reselect"]["score"] == max(c["score"] for c in again)
         winner = next(c for c in again if c["trial_id"] == entry["reselect"]["trial_id"])
         assert entry["trial_id"] == winner["search_trial_id"] and entry["score"] == winner["tuning_score"]
@@ -54,8 +66,9 @@ def test_every_stage_runs_on_its_own_seeds_and_the_record_says_what_was_chosen(s
     for entry in record["matched_trials"]:
         assert entry["partner_trial_id"] == finals[entry["point_of"]]
         mine, theirs = by_id.loc[entry["trial_id"]].hparams, by_id.loc[entry["partner_trial_id"]].hparams
-        assert {k: mine[k] for k in ("sigma", "learning_rate", "optimizer")} == \
-               {k: theirs[k] for k in ("sigma", "learning_rate", "optimizer")}
+        assert {k: mine[k] for k in ("sigma", "learning_rate", "optimizer")} == {
+            k: theirs[k] for k in ("sigma", "learning_rate", "optimizer")
+        }
 
 
 def test_killed_between_stages_resumes_to_the_uninterrupted_results(tmp_path, jax_cache, staged):
@@ -72,7 +85,9 @@ def test_killed_between_stages_resumes_to_the_uninterrupted_results(tmp_path, ja
 
 
 def test_dry_run_lists_every_stage_and_what_is_done(tmp_path, capsys, staged):
-    assert cli.main(["reproduce", str(staged_file(tmp_path)), "--out", str(tmp_path / "new"), "--dry-run"]) == 0
+    assert (
+        cli.main(["reproduce", str(staged_file(tmp_path)), "--out", str(tmp_path / "new"), "--dry-run"]) == 0
+    )
     fresh = " ".join(capsys.readouterr().out.split())
     assert not (tmp_path / "new").exists()
     assert "stage 2b, re-select: per (env, algorithm) the 2 best search trials" in fresh
@@ -93,7 +108,9 @@ def test_report_shows_the_matched_comparison_and_the_tuning_scores(tmp_path, sta
     assert summary["matched"]["n"] == 2 and summary["matched_line"].startswith("Matched: EGGROLL - OpenES")
     final = {(e["algo"]): e["trial_id"] for e in record["final"]}
     for cell in summary["matched"]["per_env"]["CartPole-v1"]:
-        partner = cell["openes_trial_id"] if cell["configuration_of"] == "openes" else cell["eggroll_trial_id"]
+        partner = (
+            cell["openes_trial_id"] if cell["configuration_of"] == "openes" else cell["eggroll_trial_id"]
+        )
         assert partner == final[cell["configuration_of"]]
     pairs = {p["algo"]: p for p in summary["search"]["pairs"]}
     for entry in record["selection"]:

@@ -14,14 +14,19 @@ def test_esbench_envs_first_line_is_esbench_s():
     # brax (warp, the maintenance warning) and jumanji/craftax (grain's absl warning) are imported by the listing
     # as a user runs it: without the test session's compilation cache (XLA logs its own lines on loading)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    proc = subprocess.run([sys.executable, "-m", "esbench.cli", "envs"], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "esbench.cli", "envs"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     output = proc.stderr + proc.stdout  # anything on stderr would come first on a terminal
     first = output.lstrip().splitlines()[0]
     assert "Registered environments" in first, output[:2000]
-    for noise in ("Failed to import warp", "Failed to import mujoco_warp", "not actively being maintained",
-                  "Grain multiprocess worker profiling"):
+    for noise in (
+        "Failed to import warp",
+        "Failed to import mujoco_warp",
+        "not actively being maintained",
+        "Grain multiprocess worker profiling",
+    ):
         assert noise not in output
 
 
@@ -30,7 +35,9 @@ def test_only_the_named_noise_is_silenced(capsys):
         warnings.simplefilter("default")
         quiet.install()  # idempotent, and `simplefilter` above must not be what lets the real one through
         warnings.filterwarnings("ignore", message=quiet.BRAX_MAINTENANCE, category=UserWarning)
-        warnings.warn("Brax System, piplines and environments are not actively being maintained. Please see MJX")
+        warnings.warn(
+            "Brax System, piplines and environments are not actively being maintained. Please see MJX"
+        )
         warnings.warn("a real warning from a user's env")
     assert [str(w.message) for w in caught] == ["a real warning from a user's env"]
 

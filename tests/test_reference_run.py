@@ -28,7 +28,9 @@ def test_every_stored_trial_is_the_trial_todays_code_would_run():
         fields = {f.name for f in dataclasses.fields(TrialSpec)} - {"num_gpus"}
         spec = TrialSpec(**{k: tuple(v) if k == "seeds" else v for k, v in config.items() if k in fields})
         again = resolve_trial(spec).config
-        assert again == config, f"{folder.name} is stale: today's code resolves it to {again['trial_id']} ({REGENERATE})"
+        assert again == config, (
+            f"{folder.name} is stale: today's code resolves it to {again['trial_id']} ({REGENERATE})"
+        )
 
 
 def test_the_sweep_file_still_describes_the_reference_run_as_finished():
@@ -36,7 +38,9 @@ def test_the_sweep_file_still_describes_the_reference_run_as_finished():
     text = describe_protocol(protocol, ResultStore(RESULTS))
     record = load_protocol(RESULTS)
     for entry in record["final"] + record["matched_trials"]:
-        assert entry["trial_id"] in text, f"{entry['trial_id']} is not what today's protocol runs ({REGENERATE})"
+        assert entry["trial_id"] in text, (
+            f"{entry['trial_id']} is not what today's protocol runs ({REGENERATE})"
+        )
     assert all(stage["status"] == "done" for stage in record["stages"].values())
 
 

@@ -7,12 +7,27 @@ import numpy as np
 import pytest
 
 from esbench.algorithms.evaluate import evaluate_policy
-from esbench.results import CorruptResultsError, ResultStore, load, load_summaries, load_trained_policy, trial_path
+from esbench.results import (
+    CorruptResultsError,
+    ResultStore,
+    load,
+    load_summaries,
+    load_trained_policy,
+    trial_path,
+)
 from esbench.runner import TrialSpec, run_trial
 from esbench.runner.programs import evaluation_key
 
-SPEC = TrialSpec(env="CartPole-v1", algo="eggroll", hparams={"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1},
-                 seeds=(3, 5), env_steps=8 * 20 * 4, num_logs=2, eval_episodes=3, max_episode_steps=20)
+SPEC = TrialSpec(
+    env="CartPole-v1",
+    algo="eggroll",
+    hparams={"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1},
+    seeds=(3, 5),
+    env_steps=8 * 20 * 4,
+    num_logs=2,
+    eval_episodes=3,
+    max_episode_steps=20,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +42,19 @@ def test_load_returns_every_row_with_trial_columns(stored):
     out, result = stored
     df = load(out)
     assert len(df) == len(result.metrics) == 2 * 3  # seeds x log points (before training, 2 chunks)
-    assert set(df.columns) >= {"trial_id", "env", "algo", "seed", "env_steps", "wall_clock_s", "train_return",
-                               "eval_return_mean", "eval_return_std", "throughput_sps", "diverged"}
+    assert set(df.columns) >= {
+        "trial_id",
+        "env",
+        "algo",
+        "seed",
+        "env_steps",
+        "wall_clock_s",
+        "train_return",
+        "eval_return_mean",
+        "eval_return_std",
+        "throughput_sps",
+        "diverged",
+    }
     assert (df.trial_id == result.config["trial_id"]).all() and (df.env == "CartPole-v1").all()
     summaries = load_summaries(out)
     assert summaries.loc[0, "status"] == "finished" and summaries.loc[0, "device"].startswith("cpu")
@@ -41,8 +67,11 @@ def test_reloaded_policy_reproduces_the_final_evaluation(stored):
     last_log_point = result.summary["chunks"]
     for seed in SPEC.seeds:
         policy = load_trained_policy(out, trial_id, seed)
-        stats = jax.jit(lambda k: evaluate_policy(k, policy.env, policy.params, SPEC.eval_episodes, policy.deterministic,
-                                                  policy.activation))(evaluation_key(seed, last_log_point))
+        stats = jax.jit(
+            lambda k: evaluate_policy(
+                k, policy.env, policy.params, SPEC.eval_episodes, policy.deterministic, policy.activation
+            )
+        )(evaluation_key(seed, last_log_point))
         expected = result.summary["final_eval_return"][str(seed)]
         assert float(np.mean(stats.returns)) == pytest.approx(expected, rel=1e-6)
         action = policy.act(np.zeros(policy.env.spec.obs_dim, np.float32), jax.random.PRNGKey(0))

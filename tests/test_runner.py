@@ -31,24 +31,53 @@ trial: {seeds: 1, env_steps: 480, num_logs: 2, eval_episodes: 2, max_episode_ste
 
 BAD_SWEEPS = [
     ("unknown hyperparameter", BASE_SWEEP.replace("rank: 1", "rnak: 1"), "algorithms.eggroll.rnak"),
-    ("wrong type", BASE_SWEEP.replace("pop_size: 8", "pop_size: big"), "pop_size = 'big' is invalid; allowed: an even integer"),
-    ("negative budget", BASE_SWEEP.replace("env_steps: 480", "env_steps: -5"), "env_steps = -5 is invalid; allowed: an integer >= 1"),
+    (
+        "wrong type",
+        BASE_SWEEP.replace("pop_size: 8", "pop_size: big"),
+        "pop_size = 'big' is invalid; allowed: an even integer",
+    ),
+    (
+        "negative budget",
+        BASE_SWEEP.replace("env_steps: 480", "env_steps: -5"),
+        "env_steps = -5 is invalid; allowed: an integer >= 1",
+    ),
     ("impossible budget", BASE_SWEEP.replace("env_steps: 480", "env_steps: 4"), "smaller than one update"),
-    ("empty grid", BASE_SWEEP + "search: {grid: {eggroll.sigma: []}}\n", "search.grid.eggroll.sigma: expected a non-empty list"),
+    (
+        "empty grid",
+        BASE_SWEEP + "search: {grid: {eggroll.sigma: []}}\n",
+        "search.grid.eggroll.sigma: expected a non-empty list",
+    ),
     ("unknown env", BASE_SWEEP.replace("CartPole-v1", "CartPol-v1"), "unknown environment id 'CartPol-v1'"),
     ("unknown algorithm", BASE_SWEEP.replace("eggroll:", "egroll:"), "unknown algorithm 'egroll'"),
-    ("unknown top-level key", BASE_SWEEP + "budget: {}\n", "sweep.budget: unknown key. Did you mean 'budgets'?"),
+    (
+        "unknown top-level key",
+        BASE_SWEEP + "budget: {}\n",
+        "sweep.budget: unknown key. Did you mean 'budgets'?",
+    ),
     ("unknown trial key", BASE_SWEEP.replace("num_logs", "num_log"), "trial.num_log: unknown key"),
-    ("bad seeds", BASE_SWEEP.replace("seeds: 1", "seeds: [1, 1]"), "seeds = (1, 1) is invalid; allowed: a non-empty list of distinct"),
-    ("unknown import", BASE_SWEEP + "imports: [no_such_plugin_module]\n", "--import no_such_plugin_module: cannot import it"),
+    (
+        "bad seeds",
+        BASE_SWEEP.replace("seeds: 1", "seeds: [1, 1]"),
+        "seeds = (1, 1) is invalid; allowed: a non-empty list of distinct",
+    ),
+    (
+        "unknown import",
+        BASE_SWEEP + "imports: [no_such_plugin_module]\n",
+        "--import no_such_plugin_module: cannot import it",
+    ),
     ("bad yaml", "envs: [CartPole-v1\n", "not valid YAML"),
-    ("bad checkpoint_every", BASE_SWEEP + "checkpoint_every: 0\n",
-     "checkpoint_every = 0 is invalid; allowed: an integer >= 1"),
+    (
+        "bad checkpoint_every",
+        BASE_SWEEP + "checkpoint_every: 0\n",
+        "checkpoint_every = 0 is invalid; allowed: an integer >= 1",
+    ),
 ]
 
 
 @pytest.mark.parametrize("label,body,message", BAD_SWEEPS, ids=[b[0] for b in BAD_SWEEPS])
-def test_bad_sweep_gives_one_clear_error_and_writes_nothing(tmp_path, capsys, write_sweep, label, body, message):
+def test_bad_sweep_gives_one_clear_error_and_writes_nothing(
+    tmp_path, capsys, write_sweep, label, body, message
+):
     out = tmp_path / "out"
     code = cli.main(["sweep", str(write_sweep(body)), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
@@ -59,14 +88,30 @@ def test_bad_sweep_gives_one_clear_error_and_writes_nothing(tmp_path, capsys, wr
 
 
 def test_unknown_hyperparameter_suggests_the_close_name():
-    with pytest.raises(ConfigError, match=r"learnin_rate: unknown hyperparameter for eggroll. Did you mean 'learning_rate'\?"):
+    with pytest.raises(
+        ConfigError, match=r"learnin_rate: unknown hyperparameter for eggroll. Did you mean 'learning_rate'\?"
+    ):
         resolve_trial(TrialSpec(env="CartPole-v1", algo="eggroll", hparams={"learnin_rate": 0.1}))
 
 
 def test_cli_run_bad_set_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
-    code = cli.main(["run", "--env", "CartPole-v1", "--algo", "eggroll", "--set", "optimizer=rmsprop",
-                     "--env-steps", "1000", "--out", str(out), "--quiet"])
+    code = cli.main(
+        [
+            "run",
+            "--env",
+            "CartPole-v1",
+            "--algo",
+            "eggroll",
+            "--set",
+            "optimizer=rmsprop",
+            "--env-steps",
+            "1000",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == cli.EXIT_BAD_INPUT
     assert "optimizer = 'rmsprop' is invalid; allowed: sgd, adam, adamw" in capsys.readouterr().err
     assert not out.exists()
@@ -100,7 +145,9 @@ def test_budget_counts_env_steps_inside_episodes():
             target = -(-c * 2000 // 4)
             assert target <= steps[c] < target + most
         assert 2000 - 8 < steps[-1] < 2000 + most  # the budget: no room left, or spent
-        assert rows.simulated_env_steps.iloc[-1] <= updates[-1] * most  # early exit never costs more than the limit
+        assert (
+            rows.simulated_env_steps.iloc[-1] <= updates[-1] * most
+        )  # early exit never costs more than the limit
         assert s["env_steps"][str(seed)] == steps[-1] and s["updates"][str(seed)] == updates[-1]
 
 
@@ -132,8 +179,11 @@ def test_early_exit_gives_the_masked_rollouts_returns_and_valid_steps(name, cart
 def test_hyperparameter_points_run_as_one_program_with_the_results_they_get_alone(algo):
     """A grid over value fields (sigma / learning rate, clip) forms one group; each trial's metrics equal its
     run alone: bit for bit for ES, to float32 rounding for PPO (its batched matmuls sum in another order)."""
-    grid = ([{"sigma": s, "learning_rate": lr} for s in (0.1, 0.5) for lr in (0.01, 0.1)] if algo == "eggroll"
-            else [{"learning_rate": lr, "clip_eps": c} for lr in (1e-3, 3e-4) for c in (0.1, 0.2)])
+    grid = (
+        [{"sigma": s, "learning_rate": lr} for s in (0.1, 0.5) for lr in (0.01, 0.1)]
+        if algo == "eggroll"
+        else [{"learning_rate": lr, "clip_eps": c} for lr in (1e-3, 3e-4) for c in (0.1, 0.2)]
+    )
     trials = [resolve_trial(tiny_spec(algo, hparams=point, seeds=(0, 1))) for point in grid]
     assert [len(g) for g in group_trials(trials)] == [4]
     assert [len(g) for g in group_trials(trials, vectorize=False)] == [1, 1, 1, 1]
@@ -141,7 +191,9 @@ def test_hyperparameter_points_run_as_one_program_with_the_results_they_get_alon
     together = run_group(trials, RunOptions(progress=False))
     for trial, result in zip(trials, together):
         alone = run_group([trial], RunOptions(progress=False))[0]
-        pd.testing.assert_frame_equal(result.metrics[NON_TIME_COLUMNS], alone.metrics[NON_TIME_COLUMNS], check_exact=True)
+        pd.testing.assert_frame_equal(
+            result.metrics[NON_TIME_COLUMNS], alone.metrics[NON_TIME_COLUMNS], check_exact=True
+        )
         extra = [c for c in alone.metrics.columns if c.startswith("m_")]
         tolerance = {"rtol": 0, "atol": 0} if algo == "eggroll" else {"rtol": 1e-5, "atol": 1e-6}
         np.testing.assert_allclose(result.metrics[extra], alone.metrics[extra], **tolerance)
@@ -172,15 +224,24 @@ def test_two_devices_give_the_results_of_one(seeds):
     outputs = []
     for flags in ("", "--xla_force_host_platform_device_count=2"):
         env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
-        done = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT.replace("SEEDS", repr(seeds))], env=env,
-                              capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)), check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", DEVICES_SCRIPT.replace("SEEDS", repr(seeds))],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(__file__)),
+            check=True,
+        )
         outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert [o["devices"] for o in outputs] == [1, 2]
     # the population split gathers the fitnesses (split seeds only agree on when the chunk's loop ends)
     assert outputs[0]["gathers"] == 0 and (outputs[1]["gathers"] > 0) == (len(seeds) == 1)
     assert outputs[0]["metrics"] == outputs[1]["metrics"]
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
-                           outputs[0]["policy"], outputs[1]["policy"])
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+        outputs[0]["policy"],
+        outputs[1]["policy"],
+    )
 
 
 def test_diverging_trial_is_marked_and_sweep_continues(tmp_path):
@@ -227,16 +288,34 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, write_
     path = write_sweep(KILL_SWEEP)
     (tmp_path / "die_after_two.py").write_text(KILL_AFTER_TWO)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "esbench.cli", "sweep", str(path), "--out", str(out), "--quiet",
-           "--import", "die_after_two"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "esbench.cli",
+        "sweep",
+        str(path),
+        "--out",
+        str(out),
+        "--quiet",
+        "--import",
+        "die_after_two",
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL, done.stderr
     trials = out / "trials"
-    before = {p.name: (p / "summary.json").stat().st_mtime_ns for p in trials.glob("*") if not p.name.startswith(".")}
+    before = {
+        p.name: (p / "summary.json").stat().st_mtime_ns
+        for p in trials.glob("*")
+        if not p.name.startswith(".")
+    }
     assert len(before) == 2
 
     assert cli.main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
-    after = {p.name: (p / "summary.json").stat().st_mtime_ns for p in trials.glob("*") if not p.name.startswith(".")}
+    after = {
+        p.name: (p / "summary.json").stat().st_mtime_ns
+        for p in trials.glob("*")
+        if not p.name.startswith(".")
+    }
     assert len(after) == 6
     assert all(after[name] == mtime for name, mtime in before.items()), "finished trials were re-run"
     df = load(out)
@@ -248,13 +327,19 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path, write_
 
 def test_ray_backend_matches_local(tmp_path):
     pytest.importorskip("ray")
-    specs = [tiny_spec(seeds=(0, 1)), tiny_spec(hparams={"sigma": 0.1}, seeds=(0, 1)), tiny_spec(hparams={"layer_size": 16})]
+    specs = [
+        tiny_spec(seeds=(0, 1)),
+        tiny_spec(hparams={"sigma": 0.1}, seeds=(0, 1)),
+        tiny_spec(hparams={"layer_size": 16}),
+    ]
     run_trials(specs, ResultStore(tmp_path / "local"), backend="local", progress=False)
     run_trials(specs, ResultStore(tmp_path / "ray"), backend="ray", progress=False)
     local = load(tmp_path / "local").sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
     remote = load(tmp_path / "ray").sort_values(["trial_id", "seed", "log_point"]).reset_index(drop=True)
     assert len(local) == len(remote) > 0
-    pd.testing.assert_frame_equal(local[["trial_id", *NON_TIME_COLUMNS]], remote[["trial_id", *NON_TIME_COLUMNS]])
+    pd.testing.assert_frame_equal(
+        local[["trial_id", *NON_TIME_COLUMNS]], remote[["trial_id", *NON_TIME_COLUMNS]]
+    )
 
 
 def test_numbers_written_as_yaml_strings_are_accepted():
@@ -275,7 +360,9 @@ def test_ppo_anneal_horizon_defaults_to_the_trial_budget():
 
 
 def test_negative_seed_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"seeds = \(-1,\) is invalid; allowed: a non-empty list of distinct integers"):
+    with pytest.raises(
+        ConfigError, match=r"seeds = \(-1,\) is invalid; allowed: a non-empty list of distinct integers"
+    ):
         resolve_trial(tiny_spec(seeds=(-1,)))
 
 
@@ -294,7 +381,9 @@ def test_a_crashing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     from esbench.envs import Discrete, EnvSpec, build_env, register
 
     def broken():
-        spec = EnvSpec(id="test/Broken-v0", suite="custom", obs_dim=2, action=Discrete(2), max_episode_steps=20)
+        spec = EnvSpec(
+            id="test/Broken-v0", suite="custom", obs_dim=2, action=Discrete(2), max_episode_steps=20
+        )
 
         def raw_step(key, state, action):
             raise RuntimeError("this env cannot step")

@@ -20,15 +20,24 @@ PAIR = ("Noisy-v0", "es")
 
 def _single_seed_choice(true_means, rng, noise):
     """The paper's rule: the best of one noisy draw per point."""
-    candidates = [Candidate({"i": i}, f"t{i}", float(m + noise * rng.standard_normal())) for i, m in enumerate(true_means)]
+    candidates = [
+        Candidate({"i": i}, f"t{i}", float(m + noise * rng.standard_normal()))
+        for i, m in enumerate(true_means)
+    ]
     return select(PAIR, candidates)["point"]["i"], candidates
 
 
 def _reselected_choice(candidates, true_means, rng, noise, top, seeds):
     """The best `top` candidates re-drawn `seeds` times each; the best mean of those wins."""
     best = ranked(candidates)[:top]
-    again = [Candidate(c.point, f"r{c.point['i']}",
-                       float(np.mean(true_means[c.point["i"]] + noise * rng.standard_normal(seeds)))) for c in best]
+    again = [
+        Candidate(
+            c.point,
+            f"r{c.point['i']}",
+            float(np.mean(true_means[c.point["i"]] + noise * rng.standard_normal(seeds))),
+        )
+        for c in best
+    ]
     return reselect(PAIR, best, again)["point"]["i"]
 
 
@@ -41,7 +50,11 @@ def test_reselection_chooses_points_with_a_better_true_mean_than_single_seed_sel
         single.append(true_means[chosen])
         reselected.append(true_means[_reselected_choice(candidates, true_means, rng, 2.0, top=3, seeds=3)])
     gain = np.asarray(reselected) - np.asarray(single)
-    assert gain.mean() > 4 * gain.std(ddof=1) / math.sqrt(gain.size), (gain.mean(), np.mean(single), np.mean(reselected))
+    assert gain.mean() > 4 * gain.std(ddof=1) / math.sqrt(gain.size), (
+        gain.mean(),
+        np.mean(single),
+        np.mean(reselected),
+    )
 
 
 def test_reselection_winner_is_the_best_on_the_fresh_seeds_and_names_its_search_trial():
@@ -77,7 +90,9 @@ def test_paired_interval_covers_the_true_difference_at_its_nominal_rate():
     true_difference, n_seeds, draws = 0.7, 5, 4000
     covered = 0
     for _ in range(draws):
-        shared = 3.0 * rng.standard_normal(n_seeds)  # a seed's luck, common to both algorithms: what pairing removes
+        shared = 3.0 * rng.standard_normal(
+            n_seeds
+        )  # a seed's luck, common to both algorithms: what pairing removes
         a = dict(enumerate(10.0 + true_difference + shared + rng.standard_normal(n_seeds)))
         b = dict(enumerate(10.0 + shared + rng.standard_normal(n_seeds)))
         cell = paired_difference(a, b)
@@ -89,11 +104,16 @@ def test_paired_interval_covers_the_true_difference_at_its_nominal_rate():
 def test_matched_stage_runs_each_es_on_the_other_final_configuration(tmp_path):
     edit = _set("budgets.tiny.protocol.matched", True)
     protocol = prepare_protocol(yaml.safe_load(sweep_file(tmp_path, edit=edit).read_text()), "tiny")
-    points = {"eggroll": {"sigma": 0.05, "learning_rate": 0.001}, "openes": {"sigma": 0.5, "learning_rate": 0.1}}
+    points = {
+        "eggroll": {"sigma": 0.05, "learning_rate": 0.001},
+        "openes": {"sigma": 0.5, "learning_rate": 0.1},
+    }
     finals = {pair: resolve_trial(protocol.final_spec(pair, points[pair[1]])) for pair in protocol.pairs}
     entries = matched_pairs(protocol, finals)
     assert [(e["env"], e["algo"], e["point_of"]) for e, _ in entries] == [
-        ("CartPole-v1", "eggroll", "openes"), ("CartPole-v1", "openes", "eggroll")]
+        ("CartPole-v1", "eggroll", "openes"),
+        ("CartPole-v1", "openes", "eggroll"),
+    ]
     for entry, spec in entries:
         trial, own = resolve_trial(spec), finals[entry["env"], entry["algo"]]
         other = finals[entry["env"], entry["point_of"]]
@@ -108,22 +128,47 @@ def test_matched_stage_runs_each_es_on_the_other_final_configuration(tmp_path):
 
 
 BAD = [
-    ("reselect_top above search_trials", {"reselect_top": 4, "reselect_seeds": 2},
-     "budgets.tiny.protocol.reselect_top = 4 is invalid; allowed: an integer from 1 to search_trials (3)"),
-    ("reselect seeds overlapping the tuning seeds", {"reselect_top": 2, "reselect_seeds": [1000000, 7]},
-     "budgets.tiny.protocol: tuning_seeds and reselect_seeds overlap in 1000000"),
-    ("reselect seeds overlapping the final seeds", {"reselect_top": 2, "reselect_seeds": [1, 2000000]},
-     "budgets.tiny.protocol: reselect_seeds and final_seeds overlap in 1"),
-    ("reselect_top without seeds", {"reselect_top": 2},
-     "budgets.tiny.protocol.reselect_seeds: reselect_top = 2 needs the seeds"),
-    ("reselect seeds without reselect_top", {"reselect_seeds": 2},
-     "budgets.tiny.protocol.reselect_top: reselect_seeds is set but reselect_top is 0"),
-    ("re-selection without a search", {"reselect_top": 2, "reselect_seeds": 2, "skip_search": True},
-     "budgets.tiny.protocol.reselect_top: re-selection re-runs the best search points, and skip_search runs no search"),
-    ("matched without OpenES", {"matched": True, "space": {"eggroll": {"sigma": "paper", "learning_rate": "paper"}}},
-     "budgets.tiny.protocol.matched: the matched stage runs EGGROLL and OpenES on each other's winning point, and the "
-     "sweep has no openes; its algorithms: eggroll"),
-    ("matched not a boolean", {"matched": "yes please"}, "budgets.tiny.protocol.matched = 'yes please' is invalid"),
+    (
+        "reselect_top above search_trials",
+        {"reselect_top": 4, "reselect_seeds": 2},
+        "budgets.tiny.protocol.reselect_top = 4 is invalid; allowed: an integer from 1 to search_trials (3)",
+    ),
+    (
+        "reselect seeds overlapping the tuning seeds",
+        {"reselect_top": 2, "reselect_seeds": [1000000, 7]},
+        "budgets.tiny.protocol: tuning_seeds and reselect_seeds overlap in 1000000",
+    ),
+    (
+        "reselect seeds overlapping the final seeds",
+        {"reselect_top": 2, "reselect_seeds": [1, 2000000]},
+        "budgets.tiny.protocol: reselect_seeds and final_seeds overlap in 1",
+    ),
+    (
+        "reselect_top without seeds",
+        {"reselect_top": 2},
+        "budgets.tiny.protocol.reselect_seeds: reselect_top = 2 needs the seeds",
+    ),
+    (
+        "reselect seeds without reselect_top",
+        {"reselect_seeds": 2},
+        "budgets.tiny.protocol.reselect_top: reselect_seeds is set but reselect_top is 0",
+    ),
+    (
+        "re-selection without a search",
+        {"reselect_top": 2, "reselect_seeds": 2, "skip_search": True},
+        "budgets.tiny.protocol.reselect_top: re-selection re-runs the best search points, and skip_search runs no search",
+    ),
+    (
+        "matched without OpenES",
+        {"matched": True, "space": {"eggroll": {"sigma": "paper", "learning_rate": "paper"}}},
+        "budgets.tiny.protocol.matched: the matched stage runs EGGROLL and OpenES on each other's winning point, and the "
+        "sweep has no openes; its algorithms: eggroll",
+    ),
+    (
+        "matched not a boolean",
+        {"matched": "yes please"},
+        "budgets.tiny.protocol.matched = 'yes please' is invalid",
+    ),
 ]
 
 
@@ -133,4 +178,5 @@ def test_bad_stage_settings_are_one_error_before_anything_runs(tmp_path, capsys,
         data["budgets"]["tiny"]["protocol"].update(settings)
         if "openes" not in str(settings.get("space", "openes")):
             del data["algorithms"]["openes"], data["budgets"]["tiny"]["algorithms"]["openes"]
+
     assert_one_error_before_anything_runs(tmp_path, capsys, edit, message)

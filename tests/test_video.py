@@ -24,9 +24,16 @@ from esbench.results import ResultStore, TrainedPolicy, load_trained_policy
 from esbench.runner import TrialSpec, run_trial
 from esbench.video import RENDERED_SUITES, NoRendererError, record_episode, render_policy
 
-SPEC = TrialSpec(env="CartPole-v1", algo="eggroll",
-                 hparams={"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1, "n_parallel_evaluations": 1},
-                 seeds=(0,), env_steps=8 * 20 * 2, num_logs=1, eval_episodes=2, max_episode_steps=20)
+SPEC = TrialSpec(
+    env="CartPole-v1",
+    algo="eggroll",
+    hparams={"pop_size": 8, "rank": 1, "layer_size": 8, "n_layers": 1, "n_parallel_evaluations": 1},
+    seeds=(0,),
+    env_steps=8 * 20 * 2,
+    num_logs=1,
+    eval_episodes=2,
+    max_episode_steps=20,
+)
 CARTPOLE_FRAME = (400, 600, 3)  # gymnasium's CartPole canvas
 
 
@@ -44,7 +51,9 @@ def test_gif_shows_every_state_of_the_evaluated_episode(stored, tmp_path):
     assert path == tmp_path / "clip.gif" and os.listdir(tmp_path) == ["clip.gif"]  # no temporary file left
 
     policy = load_trained_policy(results, trial_id, 0)
-    length = int(run_episode(jax.random.PRNGKey(0), policy.env, policy.act).lengths)  # the same episode, by evaluation
+    length = int(
+        run_episode(jax.random.PRNGKey(0), policy.env, policy.act).lengths
+    )  # the same episode, by evaluation
     frames = iio.imread(path, index=None, mode="RGB")
     assert frames.shape[1:] == CARTPOLE_FRAME and frames.dtype == np.uint8
     assert not np.array_equal(frames[0], frames[-1])  # the cart and pole moved
@@ -78,8 +87,11 @@ def test_env_without_renderer_is_refused_naming_the_suites_that_render(tmp_path,
         monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
     spec = EnvSpec(id="test/NoRender-v0", suite="custom", obs_dim=1, action=Discrete(2), max_episode_steps=3)
     state = jnp.zeros(1, jnp.float32)
-    register(spec.id, lambda: build_env(spec, lambda key: (state, state), lambda key, s, a: (s, s, 0.0, False)),
-             overwrite=True)
+    register(
+        spec.id,
+        lambda: build_env(spec, lambda key: (state, state), lambda key, s, a: (s, s, 0.0, False)),
+        overwrite=True,
+    )
     env = make(spec.id)
     settings = networks.PolicySettings()
     params = networks.init_policy(jax.random.PRNGKey(0), 1, spec.action, settings)
@@ -87,23 +99,30 @@ def test_env_without_renderer_is_refused_naming_the_suites_that_render(tmp_path,
     with pytest.raises(NoRendererError) as err:
         record_episode(policy, tmp_path / "clip.gif")
     message = str(err.value)
-    assert message.startswith("environment test/NoRender-v0 (suite custom) has no renderer; esbench renders: ")
+    assert message.startswith(
+        "environment test/NoRender-v0 (suite custom) has no renderer; esbench renders: "
+    )
     assert all(suite in message for suite in ("gymnax", "brax", "craftax", "jumanji", "kinetix", "navix"))
     assert set(RENDERED_SUITES) == {"gymnax", "brax", "craftax", "jumanji", "kinetix", "navix"}
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("env_id, shape", [
-    ("CartPole-v1", CARTPOLE_FRAME),
-    ("navix/DoorKey-8x8", (256, 256, 3)),  # 8x8 cells of 8 px, enlarged 4x
-    ("jumanji/Snake-v1", (500, 500, 3)),
-])
+@pytest.mark.parametrize(
+    "env_id, shape",
+    [
+        ("CartPole-v1", CARTPOLE_FRAME),
+        ("navix/DoorKey-8x8", (256, 256, 3)),  # 8x8 cells of 8 px, enlarged 4x
+        ("jumanji/Snake-v1", (500, 500, 3)),
+    ],
+)
 def test_render_draws_one_state_and_tells_states_apart(env_id, shape):
     env = make(env_id)
     _, state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     step = jax.jit(env.step_within_episode)
     moved = state
-    for t in range(3):  # CartPole: push right (one step moves the cart less than a pixel); navix: turn; Snake: move
+    for t in range(
+        3
+    ):  # CartPole: push right (one step moves the cart less than a pixel); navix: turn; Snake: move
         _, moved, _, _ = step(jax.random.PRNGKey(t), moved, jnp.int32(1))
     first, second = env.render(state.inner), env.render(moved.inner)
     assert first.shape == second.shape == shape and first.dtype == np.uint8
@@ -125,13 +144,19 @@ def test_rgb_frame_drops_alpha_and_enlarges_by_whole_pixels():
     np.testing.assert_array_equal(frame[2::3, 2::3], expected)
 
 
-@pytest.mark.skipif(bool(os.environ.get("DISPLAY")), reason="with a display, MuJoCo's default GLFW backend works")
+@pytest.mark.skipif(
+    bool(os.environ.get("DISPLAY")), reason="with a display, MuJoCo's default GLFW backend works"
+)
 def test_brax_without_opengl_says_what_is_needed():
     # A fresh interpreter: MuJoCo picks its OpenGL backend once, when it is imported.
-    code = ("from esbench.envs import make\n"
-            "try:\n    make('brax/inverted_double_pendulum').render(None)\n"
-            "except Exception as err:\n    print(type(err).__name__, err)\n")
+    code = (
+        "from esbench.envs import make\n"
+        "try:\n    make('brax/inverted_double_pendulum').render(None)\n"
+        "except Exception as err:\n    print(type(err).__name__, err)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    ).stdout
     assert "RenderUnavailableError cannot render brax/inverted_double_pendulum" in out, out
     assert "MUJOCO_GL=egl" in out and "MUJOCO_GL=osmesa" in out

@@ -76,13 +76,18 @@ _FAMILIES: dict[str, tuple[Callable[[str], Any], str]] = {}
 
 def check_algorithm(name: str, algorithm: Any) -> None:
     """TypeError naming what `algorithm` lacks of the protocol above."""
-    missing = [attr for attr in ("Config", "init", "update", "policy", "env_steps_per_update")
-               if not hasattr(algorithm, attr)]
+    missing = [
+        attr
+        for attr in ("Config", "init", "update", "policy", "env_steps_per_update")
+        if not hasattr(algorithm, attr)
+    ]
     if missing:
         raise TypeError(f"algorithm {name!r} lacks {', '.join(missing)} (see esbench.algorithms.Algorithm)")
     config = algorithm.Config
     if not (dataclasses.is_dataclass(config) and issubclass(config, PolicySettings)):
-        raise TypeError(f"algorithm {name!r}: Config must be a dataclass subclassing esbench.algorithms.networks.PolicySettings")
+        raise TypeError(
+            f"algorithm {name!r}: Config must be a dataclass subclassing esbench.algorithms.networks.PolicySettings"
+        )
 
 
 def register_algorithm(name: str, algorithm: Any, *, overwrite: bool = False) -> None:
@@ -117,11 +122,13 @@ def get_algorithm(name: str) -> Any:
         return _REGISTRY[name]
     for prefix, (factory, _) in _FAMILIES.items():
         if name.startswith(prefix):
-            return factory(name[len(prefix):])
+            return factory(name[len(prefix) :])
     names = algorithm_names()
     close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.4)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    families = "".join(f", or '{prefix}<name>' (e.g. '{example}')" for prefix, (_, example) in _FAMILIES.items())
+    families = "".join(
+        f", or '{prefix}<name>' (e.g. '{example}')" for prefix, (_, example) in _FAMILIES.items()
+    )
     raise UnknownAlgorithmError(f"unknown algorithm {name!r}.{hint} Allowed: {', '.join(names)}{families}.")
 
 

@@ -74,8 +74,15 @@ RULES = {
 
 # Config fields that only change values, not shapes: hyperparameter points that differ only in
 # these run as one vmapped program (they reach `update` as traced arrays).
-VALUE_FIELDS = ("sigma", "sigma_decay", "learning_rate", "lr_decay", "weight_decay", "rank_transform",
-                "deterministic_policy")
+VALUE_FIELDS = (
+    "sigma",
+    "sigma_decay",
+    "learning_rate",
+    "lr_decay",
+    "weight_decay",
+    "rank_transform",
+    "deterministic_policy",
+)
 
 
 def row_default(row: dict, name: str, kind: type = int) -> dataclasses.Field:
@@ -93,7 +100,9 @@ class ESConfig(PolicySettings):
     optimizer: Literal["sgd", "adam", "adamw"] = row_default(_CARTPOLE, "optimizer", str)
     learning_rate: float = row_default(_CARTPOLE, "learning_rate", float)
     lr_decay: float = row_default(_CARTPOLE, "lr_decay", float)
-    weight_decay: float = dataclasses.field(default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # adamw (optax's default)
+    weight_decay: float = dataclasses.field(
+        default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0")
+    )  # adamw (optax's default)
     n_parallel_evaluations: int = row_default(_CARTPOLE, "n_parallel_evaluations")
     rank_transform: bool = row_default(_CARTPOLE, "rank_transform", bool)
     deterministic_policy: bool = row_default(_CARTPOLE, "deterministic_policy", bool)
@@ -146,9 +155,17 @@ def draw_noise(root, generation, params, n_pairs: int, cfg, matrix_noise: Matrix
         keys = noise_lib.pair_keys(root, k, generation, n_pairs)
         if is_matrix(leaf):
             size = matrix_noise.stored_size(leaf.shape, cfg)
-            out.append(_map_pairs(lambda key, leaf=leaf: matrix_noise.sample(key, leaf.shape, leaf.dtype, cfg), keys, size))
+            out.append(
+                _map_pairs(
+                    lambda key, leaf=leaf: matrix_noise.sample(key, leaf.shape, leaf.dtype, cfg), keys, size
+                )
+            )
         else:
-            out.append(_map_pairs(lambda key, leaf=leaf: jax.random.normal(key, leaf.shape, leaf.dtype), keys, leaf.size))
+            out.append(
+                _map_pairs(
+                    lambda key, leaf=leaf: jax.random.normal(key, leaf.shape, leaf.dtype), keys, leaf.size
+                )
+            )
     return out
 
 
@@ -168,7 +185,9 @@ def perturb_member(params, pair_noise: list, sign, sigma, cfg, matrix_noise: Mat
     """
     leaves, treedef = jax.tree_util.tree_flatten(params)
     leaf_index = jax.tree_util.tree_unflatten(treedef, list(range(len(leaves))))
-    shifted = [leaf if is_matrix(leaf) else leaf + sigma * sign * eps for leaf, eps in zip(leaves, pair_noise)]
+    shifted = [
+        leaf if is_matrix(leaf) else leaf + sigma * sign * eps for leaf, eps in zip(leaves, pair_noise)
+    ]
 
     def matmul(layer: int, w: jax.Array, x: jax.Array) -> jax.Array:
         noise = pair_noise[leaf_index["layers"][layer]["w"]]
@@ -214,7 +233,11 @@ def estimate_update(params, noise: list, shaped_fitness, sigma, cfg, matrix_nois
     scale = sigma / math.sqrt(n) if cfg.update_scale == "official" else 1.0 / (n * sigma)
     out = []
     for leaf, eps in zip(leaves, noise):
-        total = matrix_noise.gradient(eps, weights, cfg) if is_matrix(leaf) else jnp.tensordot(weights, eps, axes=1)
+        total = (
+            matrix_noise.gradient(eps, weights, cfg)
+            if is_matrix(leaf)
+            else jnp.tensordot(weights, eps, axes=1)
+        )
         out.append(total * scale)
     return jax.tree_util.tree_unflatten(treedef, out)
 
@@ -263,16 +286,21 @@ def split_over_devices(tree):
         return tree
     n = sharding.mesh.size
     return jax.tree_util.tree_map(
-        lambda x: jax.lax.with_sharding_constraint(x, sharding) if x.shape[0] % n == 0 else x, tree)
+        lambda x: jax.lax.with_sharding_constraint(x, sharding) if x.shape[0] % n == 0 else x, tree
+    )
 
 
 def fitness(key: jax.Array, env: Env, cfg, member_params: dict, matmul=None) -> tuple[jax.Array, jax.Array]:
     """(mean return over cfg.n_parallel_evaluations episodes, their total length) of one member."""
 
     def act_fn(obs, act_key):
-        return networks.act(member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul)
+        return networks.act(
+            member_params, obs, act_key, env.spec.action, cfg.deterministic_policy, cfg.activation, matmul
+        )
 
-    stats = evaluate.run_episodes(key, env, act_fn, cfg.n_parallel_evaluations, early_exit=getattr(cfg, "early_exit", True))
+    stats = evaluate.run_episodes(
+        key, env, act_fn, cfg.n_parallel_evaluations, early_exit=getattr(cfg, "early_exit", True)
+    )
     return jnp.mean(stats.returns), stats.lengths
 
 
@@ -289,11 +317,15 @@ def update(state: ESState, env: Env, cfg: ESConfig, matrix_noise: MatrixNoise) -
 
     # Common random numbers: both members of a pair run the same episode keys.
     member_keys = split_over_devices(jnp.repeat(jax.random.split(episode_key, n_pairs), 2, axis=0))
-    returns, lengths = population_map(member_fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys)
+    returns, lengths = population_map(
+        member_fitness, state.params, noise, sigma, cfg, matrix_noise, member_keys
+    )
 
     shaped = noise_lib.shape_fitness(returns, cfg.rank_transform)
     direction = estimate_update(state.params, noise, shaped, sigma, cfg, matrix_noise)
-    updates, opt_state = make_optimizer(cfg).update(jax.tree_util.tree_map(jnp.negative, direction), state.opt_state, state.params)
+    updates, opt_state = make_optimizer(cfg).update(
+        jax.tree_util.tree_map(jnp.negative, direction), state.opt_state, state.params
+    )
     params = optax.apply_updates(state.params, updates)
 
     metrics = {

@@ -29,12 +29,20 @@ ActFn = Callable[[jax.Array, jax.Array], jax.Array]  # (obs, key) -> action
 class EpisodeStats(NamedTuple):
     returns: jax.Array  # f32[n_episodes]: return of each episode's first episode
     lengths: jax.Array  # i32[n_episodes]: its length (the valid, unmasked steps)
-    obs_sum: Optional[jax.Array] = None  # f32[n_episodes, obs_dim]: sum of the observations acted on (track_obs)
+    obs_sum: Optional[jax.Array] = (
+        None  # f32[n_episodes, obs_dim]: sum of the observations acted on (track_obs)
+    )
     obs_sq_sum: Optional[jax.Array] = None  # f32[n_episodes, obs_dim]: sum of their squares (track_obs)
 
 
-def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int] = None,
-                early_exit: bool = True, track_obs: bool = False) -> EpisodeStats:
+def run_episode(
+    key: jax.Array,
+    env: Env,
+    act_fn: ActFn,
+    max_steps: Optional[int] = None,
+    early_exit: bool = True,
+    track_obs: bool = False,
+) -> EpisodeStats:
     """Return and length of one episode, truncated at `max_steps` (default: the env's limit)."""
     max_steps = int(max_steps or env.spec.max_episode_steps)
     reset_key, run_key = jax.random.split(key)
@@ -48,14 +56,23 @@ def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int
             moments = (moments[0] + seen, moments[1] + seen**2)
         act_key, env_key = jax.random.split(step_keys[t])
         action = act_fn(obs, act_key)
-        obs, state, reward, done = env.step_within_episode(env_key, state, action)  # no reset: nothing after done counts
+        obs, state, reward, done = env.step_within_episode(
+            env_key, state, action
+        )  # no reset: nothing after done counts
         ret = ret + jnp.where(alive, reward, 0.0)
         length = length + alive.astype(jnp.int32)
         return t + 1, obs, state, ret, length, alive & ~done, moments
 
     moments = (jnp.zeros_like(obs), jnp.zeros_like(obs)) if track_obs else None
-    init = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32),
-            jnp.ones((), jnp.bool_), moments)
+    init = (
+        jnp.zeros((), jnp.int32),
+        obs,
+        state,
+        jnp.zeros((), jnp.float32),
+        jnp.zeros((), jnp.int32),
+        jnp.ones((), jnp.bool_),
+        moments,
+    )
     if early_exit:
         carry = jax.lax.while_loop(lambda c: c[5] & (c[0] < max_steps), step, init)
     else:
@@ -65,8 +82,15 @@ def run_episode(key: jax.Array, env: Env, act_fn: ActFn, max_steps: Optional[int
     return EpisodeStats(carry[3], carry[4])
 
 
-def run_episodes(key: jax.Array, env: Env, act_fn: ActFn, n_episodes: int, max_steps: Optional[int] = None,
-                 early_exit: bool = True, track_obs: bool = False) -> EpisodeStats:
+def run_episodes(
+    key: jax.Array,
+    env: Env,
+    act_fn: ActFn,
+    n_episodes: int,
+    max_steps: Optional[int] = None,
+    early_exit: bool = True,
+    track_obs: bool = False,
+) -> EpisodeStats:
     """`n_episodes` independent episodes, vmapped."""
     keys = jax.random.split(key, n_episodes)
     return jax.vmap(lambda k: run_episode(k, env, act_fn, max_steps, early_exit, track_obs))(keys)

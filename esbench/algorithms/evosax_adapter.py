@@ -49,13 +49,17 @@ def _is_population_based(strategy_name: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Config(PolicySettings):
-    pop_size: int = dataclasses.field(default=64, metadata=rule(lambda v: v >= 2, "an integer >= 2 (even for antithetic strategies)"))
+    pop_size: int = dataclasses.field(
+        default=64, metadata=rule(lambda v: v >= 2, "an integer >= 2 (even for antithetic strategies)")
+    )
     sigma: float = dataclasses.field(default=0.1, metadata=es.RULES["sigma"])
     sigma_decay: float = dataclasses.field(default=1.0, metadata=es.RULES["sigma_decay"])
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     learning_rate: float = dataclasses.field(default=0.05, metadata=es.RULES["learning_rate"])
     lr_decay: float = dataclasses.field(default=1.0, metadata=es.RULES["lr_decay"])
-    weight_decay: float = dataclasses.field(default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # adamw
+    weight_decay: float = dataclasses.field(
+        default=1e-4, metadata=rule(lambda v: v >= 0, "a number >= 0")
+    )  # adamw
     n_parallel_evaluations: int = dataclasses.field(default=1, metadata=es.RULES["n_parallel_evaluations"])
 
     def validate(self, owner: str = "evosax") -> None:
@@ -84,9 +88,12 @@ def _build(strategy_name: str, env: Env, cfg: Config):
     if "optimizer" in accepted:
         kwargs["optimizer"] = es.make_optimizer(cfg)
     if "std_schedule" in accepted:
-        kwargs["std_schedule"] = optax.exponential_decay(cfg.sigma, transition_steps=1, decay_rate=cfg.sigma_decay)
+        kwargs["std_schedule"] = optax.exponential_decay(
+            cfg.sigma, transition_steps=1, decay_rate=cfg.sigma_decay
+        )
     required = [
-        p for n, p in accepted.items()
+        p
+        for n, p in accepted.items()
         if n not in ("self", "population_size", "solution") and p.default is inspect.Parameter.empty
     ]
     if required:
@@ -142,7 +149,8 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         population, es_state = strategy.ask(ask_key, state.es_state, state.es_params)
 
         returns, lengths = jax.vmap(lambda params, k: es.fitness(k, env, cfg, params))(
-            population, jax.random.split(episode_key, cfg.pop_size))
+            population, jax.random.split(episode_key, cfg.pop_size)
+        )
         es_state, _ = strategy.tell(tell_key, population, -returns, es_state, state.es_params)
         metrics = {
             "train_return": jnp.mean(returns),

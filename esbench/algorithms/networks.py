@@ -51,10 +51,16 @@ class PolicySettings:
     """The policy an algorithm trains and evaluates; every algorithm's Config inherits these fields."""
 
     network: NetworkName = "hyperscalees"
-    layer_size: int = dataclasses.field(default=_PAPER_NETWORK["layer_size"], metadata=rule(lambda v: v >= 1, "an integer >= 1"))
-    n_layers: int = dataclasses.field(default=_PAPER_NETWORK["n_layers"], metadata=rule(lambda v: v >= 1, "an integer >= 1"))
+    layer_size: int = dataclasses.field(
+        default=_PAPER_NETWORK["layer_size"], metadata=rule(lambda v: v >= 1, "an integer >= 1")
+    )
+    n_layers: int = dataclasses.field(
+        default=_PAPER_NETWORK["n_layers"], metadata=rule(lambda v: v >= 1, "an integer >= 1")
+    )
     activation: ActivationName = _PAPER_NETWORK["activation"]
-    deterministic_policy: bool = False  # argmax / mean actions (ES members and evaluation; PPO: evaluation only)
+    deterministic_policy: bool = (
+        False  # argmax / mean actions (ES members and evaluation; PPO: evaluation only)
+    )
 
     def validate(self, owner: str = "policy") -> None:
         validate(self, owner)
@@ -100,7 +106,9 @@ def _hyperscalees_layers(key, obs_dim: int, n_out: int, settings: PolicySettings
     obs_key, head_key, mlp_key, _ = jax.random.split(key, 4)
     size = settings.layer_size
     layers = [_layer(_normal_over_sqrt_fan_in(obs_key, size, obs_dim), bias=False)]
-    layers += [_layer(_normal_over_sqrt_fan_in(k, size, size)) for k in jax.random.split(mlp_key, settings.n_layers)]
+    layers += [
+        _layer(_normal_over_sqrt_fan_in(k, size, size)) for k in jax.random.split(mlp_key, settings.n_layers)
+    ]
     return layers + [_layer(_normal_over_sqrt_fan_in(head_key, n_out, size))]
 
 
@@ -110,12 +118,16 @@ def _rejax_layers(key, obs_dim: int, n_out: int, settings: PolicySettings) -> li
     return [_layer(_lecun_normal(k, n_out_, n_in)) for k, n_in, n_out_ in zip(keys, sizes[:-1], sizes[1:])]
 
 
-def _esbench_layers(key, obs_dim: int, n_out: int, settings: PolicySettings, output_scale: float) -> list[dict]:
+def _esbench_layers(
+    key, obs_dim: int, n_out: int, settings: PolicySettings, output_scale: float
+) -> list[dict]:
     sizes = [obs_dim] + [settings.layer_size] * settings.n_layers + [n_out]
     keys = jax.random.split(key, len(sizes) - 1)
     last = len(sizes) - 2
-    return [_layer(_normal_over_sqrt_fan_in(k, o, i, output_scale if n == last else 1.0))
-            for n, (k, i, o) in enumerate(zip(keys, sizes[:-1], sizes[1:]))]
+    return [
+        _layer(_normal_over_sqrt_fan_in(k, o, i, output_scale if n == last else 1.0))
+        for n, (k, i, o) in enumerate(zip(keys, sizes[:-1], sizes[1:]))
+    ]
 
 
 def init_layers(key, obs_dim: int, n_out: int, settings: PolicySettings, head: str = "policy") -> list[dict]:
@@ -161,7 +173,9 @@ def normalize_obs(params: dict, obs: jax.Array) -> jax.Array:
     return jnp.clip(z, -stats["clip"], stats["clip"]) if "clip" in stats else z
 
 
-def mlp(layers: list[dict], x: jax.Array, activation: str = "pqn", matmul: Optional[MatMul] = None) -> jax.Array:
+def mlp(
+    layers: list[dict], x: jax.Array, activation: str = "pqn", matmul: Optional[MatMul] = None
+) -> jax.Array:
     matmul = matmul or dense_matmul
     act = ACTIVATIONS[activation]
     for i, layer in enumerate(layers):
@@ -173,14 +187,18 @@ def mlp(layers: list[dict], x: jax.Array, activation: str = "pqn", matmul: Optio
     return x
 
 
-def forward(params: dict, obs: jax.Array, activation: str = "pqn", matmul: Optional[MatMul] = None) -> jax.Array:
+def forward(
+    params: dict, obs: jax.Array, activation: str = "pqn", matmul: Optional[MatMul] = None
+) -> jax.Array:
     """Logits (discrete) or action means (continuous) for one observation or a batch."""
     return mlp(params["layers"], normalize_obs(params, obs), activation, matmul)
 
 
 def log_prob(action_space: ActionSpace, params: dict, out: jax.Array, action: jax.Array) -> jax.Array:
     if isinstance(action_space, Discrete):
-        return jnp.take_along_axis(jax.nn.log_softmax(out), action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+        return jnp.take_along_axis(jax.nn.log_softmax(out), action[..., None].astype(jnp.int32), axis=-1)[
+            ..., 0
+        ]
     log_std = params["log_std"]
     z = (action - out) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)

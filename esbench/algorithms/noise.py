@@ -22,7 +22,9 @@ def noise_key(root: jax.Array, param_index: int, generation: jax.Array, pair: ja
 
 def pair_keys(root: jax.Array, param_index: int, generation: jax.Array, n_pairs: int) -> jax.Array:
     """`noise_key` for pairs 0 .. n_pairs-1, stacked along axis 0."""
-    return jax.vmap(lambda j: noise_key(root, param_index, generation, j))(jnp.arange(n_pairs, dtype=jnp.uint32))
+    return jax.vmap(lambda j: noise_key(root, param_index, generation, j))(
+        jnp.arange(n_pairs, dtype=jnp.uint32)
+    )
 
 
 def pair_index(member: jax.Array) -> jax.Array:

@@ -63,10 +63,18 @@ _POSITIVE = rule(lambda v: v > 0, "a number > 0")
 _NON_NEGATIVE = rule(lambda v: v >= 0, "a number >= 0")
 _DISCOUNT = rule(lambda v: 0 < v <= 1, "a number in (0, 1]")
 RULES = {
-    "num_envs": _AT_LEAST_ONE, "num_steps": _AT_LEAST_ONE, "num_epochs": _AT_LEAST_ONE,
-    "num_minibatches": _AT_LEAST_ONE, "learning_rate": _POSITIVE, "gamma": _DISCOUNT,
-    "gae_lambda": rule(lambda v: 0 <= v <= 1, "a number in [0, 1]"), "clip_eps": _POSITIVE,
-    "ent_coef": _NON_NEGATIVE, "vf_coef": _NON_NEGATIVE, "max_grad_norm": _POSITIVE, "rew_norm_discount": _DISCOUNT,
+    "num_envs": _AT_LEAST_ONE,
+    "num_steps": _AT_LEAST_ONE,
+    "num_epochs": _AT_LEAST_ONE,
+    "num_minibatches": _AT_LEAST_ONE,
+    "learning_rate": _POSITIVE,
+    "gamma": _DISCOUNT,
+    "gae_lambda": rule(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "clip_eps": _POSITIVE,
+    "ent_coef": _NON_NEGATIVE,
+    "vf_coef": _NON_NEGATIVE,
+    "max_grad_norm": _POSITIVE,
+    "rew_norm_discount": _DISCOUNT,
 }
 
 
@@ -106,10 +114,16 @@ class Config(PolicySettings):
         validate(self, owner)
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
-            raise invalid(owner, "num_minibatches", self.num_minibatches, f"a divisor of num_envs * num_steps = {batch}")
+            raise invalid(
+                owner, "num_minibatches", self.num_minibatches, f"a divisor of num_envs * num_steps = {batch}"
+            )
         if self.anneal_lr and self.anneal_env_steps < batch:
-            raise invalid(owner, "anneal_env_steps", self.anneal_env_steps,
-                          f"the training budget in env steps, >= num_envs * num_steps = {batch} (needed when anneal_lr is true)")
+            raise invalid(
+                owner,
+                "anneal_env_steps",
+                self.anneal_env_steps,
+                f"the training budget in env steps, >= num_envs * num_steps = {batch} (needed when anneal_lr is true)",
+            )
         return self
 
 
@@ -124,10 +138,22 @@ class Flavour:
 
 
 FLAVOURS = {
-    "rejax": Flavour(clip_value_loss=True, elementwise_grad_clip=True, adam_eps=1e-8, stats_prior_count=1e-4,
-                     stats_include_reset_obs=False, obs_clip=math.inf),
-    "esbench": Flavour(clip_value_loss=False, elementwise_grad_clip=False, adam_eps=1e-5, stats_prior_count=0.0,
-                       stats_include_reset_obs=True, obs_clip=10.0),
+    "rejax": Flavour(
+        clip_value_loss=True,
+        elementwise_grad_clip=True,
+        adam_eps=1e-8,
+        stats_prior_count=1e-4,
+        stats_include_reset_obs=False,
+        obs_clip=math.inf,
+    ),
+    "esbench": Flavour(
+        clip_value_loss=False,
+        elementwise_grad_clip=False,
+        adam_eps=1e-5,
+        stats_prior_count=0.0,
+        stats_include_reset_obs=True,
+        obs_clip=10.0,
+    ),
 }
 
 
@@ -145,7 +171,9 @@ class RunningStats:
 
 
 def init_stats(shape: tuple[int, ...], prior_count: float = 0.0) -> RunningStats:
-    return RunningStats(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(prior_count, jnp.float32))
+    return RunningStats(
+        jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(prior_count, jnp.float32)
+    )
 
 
 def update_stats(stats: RunningStats, batch: jax.Array) -> RunningStats:
@@ -180,7 +208,9 @@ class State:
     actor_opt: Any
     critic_opt: Any
     obs_stats: RunningStats | None  # None unless normalize_obs
-    obs_clip: float = struct.field(pytree_node=False)  # normalised observations are clipped to +-obs_clip (the flavour's)
+    obs_clip: float = struct.field(
+        pytree_node=False
+    )  # normalised observations are clipped to +-obs_clip (the flavour's)
     rew_stats: RunningStats | None  # of the discounted return; None unless normalize_rew
     discounted_return: jax.Array | None  # f32[num_envs]; None unless normalize_rew
     env_state: Any  # batched EnvState
@@ -215,7 +245,11 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
         n_updates = cfg.anneal_env_steps // (cfg.num_envs * cfg.num_steps)
         lr = optax.linear_schedule(cfg.learning_rate, 0.0, n_updates * cfg.num_epochs * cfg.num_minibatches)
     flavour = FLAVOURS[cfg.flavour]
-    clip = optax.clip(cfg.max_grad_norm) if flavour.elementwise_grad_clip else optax.clip_by_global_norm(cfg.max_grad_norm)
+    clip = (
+        optax.clip(cfg.max_grad_norm)
+        if flavour.elementwise_grad_clip
+        else optax.clip_by_global_norm(cfg.max_grad_norm)
+    )
     return optax.chain(clip, optax.adam(lr, eps=flavour.adam_eps))
 
 
@@ -225,8 +259,17 @@ def env_steps_per_update(env: Env, cfg: Config) -> int:
 
 min_env_steps_per_update = env_steps_per_update  # every update spends exactly its batch
 # Config fields that only change values, not shapes (see es.VALUE_FIELDS).
-VALUE_FIELDS = ("learning_rate", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
-                "rew_norm_discount", "deterministic_policy")
+VALUE_FIELDS = (
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_eps",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "rew_norm_discount",
+    "deterministic_policy",
+)
 
 
 def init(key: jax.Array, env: Env, cfg: Config) -> State:
@@ -267,7 +310,10 @@ def policy(state: State) -> dict:
     """
     if state.obs_stats is None:
         return dict(state.actor)
-    return {**state.actor, **networks.obs_norm_params(state.obs_stats.mean, state.obs_stats.var, state.obs_clip)}
+    return {
+        **state.actor,
+        **networks.obs_norm_params(state.obs_stats.mean, state.obs_stats.var, state.obs_clip),
+    }
 
 
 def value_fn(critic: list, obs: jax.Array, activation: str) -> jax.Array:
@@ -387,7 +433,9 @@ def loss(params: dict, batch: Batch, action_space, cfg: Config) -> tuple[jax.Arr
     value = value_fn(critic, batch.obs, cfg.activation)
     value_clipped = batch.value + jnp.clip(value - batch.value, -cfg.clip_eps, cfg.clip_eps)
     if FLAVOURS[cfg.flavour].clip_value_loss:
-        value_loss = 0.5 * jnp.mean(jnp.maximum((value - batch.target) ** 2, (value_clipped - batch.target) ** 2))
+        value_loss = 0.5 * jnp.mean(
+            jnp.maximum((value - batch.target) ** 2, (value_clipped - batch.target) ** 2)
+        )
     else:
         value_loss = 0.5 * jnp.mean((value - batch.target) ** 2)
 
@@ -422,14 +470,18 @@ def _train_epochs(state: State, batch: Batch, action_space, cfg: Config):
         n = cfg.num_envs * cfg.num_steps
         perm = jax.random.permutation(key, n)
         minibatches = jax.tree_util.tree_map(
-            lambda x: jnp.take(x, perm, axis=0).reshape(cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]),
+            lambda x: jnp.take(x, perm, axis=0).reshape(
+                cfg.num_minibatches, cfg.minibatch_size, *x.shape[1:]
+            ),
             batch,
         )
         return jax.lax.scan(minibatch_step, carry, minibatches)
 
     key, epoch_key = jax.random.split(state.key)
     carry = ({"actor": state.actor, "critic": state.critic}, state.actor_opt, state.critic_opt)
-    (params, actor_opt, critic_opt), aux = jax.lax.scan(epoch, carry, jax.random.split(epoch_key, cfg.num_epochs))
+    (params, actor_opt, critic_opt), aux = jax.lax.scan(
+        epoch, carry, jax.random.split(epoch_key, cfg.num_epochs)
+    )
     state = state.replace(
         actor=params["actor"], critic=params["critic"], actor_opt=actor_opt, critic_opt=critic_opt, key=key
     )
@@ -446,7 +498,12 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
 
     flat = lambda x: x.reshape(cfg.num_envs * cfg.num_steps, *x.shape[2:])  # noqa: E731
     batch = Batch(
-        flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value), flat(advantage), flat(target)
+        flat(traj.obs),
+        flat(traj.action),
+        flat(traj.log_prob),
+        flat(traj.value),
+        flat(advantage),
+        flat(target),
     )
     state, aux = _train_epochs(state, batch, space, cfg)
 

@@ -44,17 +44,29 @@ class Kind:
 
     settings: type  # frozen dataclass, fields with `esbench.validation` rules, defaults = the quick mode, validate(owner)
     full: dict  # the full mode's values, where they differ from the defaults
-    measure: Callable[..., dict]  # (settings, progress) -> {"records": [dicts with a "status"], other payload keys}
+    measure: Callable[
+        ..., dict
+    ]  # (settings, progress) -> {"records": [dicts with a "status"], other payload keys}
     table: Callable  # payload -> rich Table
-    files: Optional[Callable[[dict, Path], dict]] = None  # (payload, path stem) -> {name: path}: files beside the JSON
+    files: Optional[Callable[[dict, Path], dict]] = (
+        None  # (payload, path stem) -> {name: path}: files beside the JSON
+    )
 
 
 KINDS: dict[str, Kind] = {
-    "forward": Kind(forward.ForwardSettings, forward.FULL, forward.measure, report.forward_table, report.forward_files),
+    "forward": Kind(
+        forward.ForwardSettings, forward.FULL, forward.measure, report.forward_table, report.forward_files
+    ),
     "training": Kind(training.TrainingSettings, training.FULL, training.measure, report.training_table),
-    "early_exit": Kind(early_exit.EarlyExitSettings, early_exit.FULL, early_exit.measure, report.early_exit_table),
-    "vectorized_sweep": Kind(vectorized_sweep.VectorizedSweepSettings, vectorized_sweep.FULL, vectorized_sweep.measure,
-                             report.vectorized_sweep_table),
+    "early_exit": Kind(
+        early_exit.EarlyExitSettings, early_exit.FULL, early_exit.measure, report.early_exit_table
+    ),
+    "vectorized_sweep": Kind(
+        vectorized_sweep.VectorizedSweepSettings,
+        vectorized_sweep.FULL,
+        vectorized_sweep.measure,
+        report.vectorized_sweep_table,
+    ),
 }
 
 
@@ -124,8 +136,9 @@ def payload(kind: str, mode: str, chosen, progress: Optional[Callable[[str], Any
     }
 
 
-def run(benchmarks: Iterable[str], mode: str, out, progress: Optional[Callable[[str], Any]] = None,
-        **given) -> Outcome:
+def run(
+    benchmarks: Iterable[str], mode: str, out, progress: Optional[Callable[[str], Any]] = None, **given
+) -> Outcome:
     """Run `benchmarks` (names in KINDS) and write their files into `out`.
 
     `given`: settings per kind by name (forward=..., training=...); a kind
@@ -140,7 +153,9 @@ def run(benchmarks: Iterable[str], mode: str, out, progress: Optional[Callable[[
     chosen = {kind: given[kind] if kind in given else settings(kind, mode) for kind in benchmarks}
     for kind, value in chosen.items():
         if not isinstance(value, KINDS[kind].settings):
-            raise TypeError(f"bench.{kind}: expected {KINDS[kind].settings.__name__}, got {type(value).__name__}")
+            raise TypeError(
+                f"bench.{kind}: expected {KINDS[kind].settings.__name__}, got {type(value).__name__}"
+            )
         value.validate(f"bench.{kind}")
     outcome = Outcome({}, {}, 0)
     for kind, value in chosen.items():

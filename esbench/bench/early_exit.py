@@ -43,12 +43,20 @@ HPARAMS = {"n_parallel_evaluations": 1, "optimizer": "adam"}
 class EarlyExitSettings:
     """Which (env, ES algorithm) pairs and how long they train; the defaults are the quick mode (a 2-core CPU)."""
 
-    envs: tuple[str, ...] = dataclasses.field(default=("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1"),
-                                              metadata=rule(distinct, "one or more distinct environment ids"))
-    algos: tuple[str, ...] = dataclasses.field(default=("eggroll", "openes"), metadata=rule(
-        lambda v: distinct(v) and set(v) <= {"eggroll", "openes"}, "one or more of eggroll, openes"))
+    envs: tuple[str, ...] = dataclasses.field(
+        default=("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1"),
+        metadata=rule(distinct, "one or more distinct environment ids"),
+    )
+    algos: tuple[str, ...] = dataclasses.field(
+        default=("eggroll", "openes"),
+        metadata=rule(
+            lambda v: distinct(v) and set(v) <= {"eggroll", "openes"}, "one or more of eggroll, openes"
+        ),
+    )
     env_steps: int = dataclasses.field(default=500_000, metadata=AT_LEAST_ONE)  # per seed, inside episodes
-    pop_size: int = dataclasses.field(default=64, metadata=rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2"))
+    pop_size: int = dataclasses.field(
+        default=64, metadata=rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2")
+    )
     layer_size: int = dataclasses.field(default=32, metadata=AT_LEAST_ONE)
     n_layers: int = dataclasses.field(default=2, metadata=AT_LEAST_ONE)
     seeds: int = dataclasses.field(default=2, metadata=AT_LEAST_ONE)
@@ -58,24 +66,48 @@ class EarlyExitSettings:
         validate(self, owner)
 
 
-FULL = dict(envs=("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1", "brax/inverted_double_pendulum"),
-            env_steps=10_000_000, pop_size=1024, layer_size=256, n_layers=3, seeds=3, num_logs=20)
+FULL = dict(
+    envs=("CartPole-v1", "Pendulum-v1", "jumanji/Knapsack-v1", "brax/inverted_double_pendulum"),
+    env_steps=10_000_000,
+    pop_size=1024,
+    layer_size=256,
+    n_layers=3,
+    seeds=3,
+    num_logs=20,
+)
 
 
 def trial_spec(env_id: str, algo: str, settings: EarlyExitSettings, early_exit: bool) -> TrialSpec:
     hparams, _ = paper_hparams(algo, env_id)
-    hparams.update(HPARAMS, pop_size=settings.pop_size, layer_size=settings.layer_size, n_layers=settings.n_layers,
-                   early_exit=early_exit)
-    return TrialSpec(env=env_id, algo=algo, hparams=hparams, seeds=tuple(range(settings.seeds)),
-                     env_steps=settings.env_steps, num_logs=settings.num_logs)
+    hparams.update(
+        HPARAMS,
+        pop_size=settings.pop_size,
+        layer_size=settings.layer_size,
+        n_layers=settings.n_layers,
+        early_exit=early_exit,
+    )
+    return TrialSpec(
+        env=env_id,
+        algo=algo,
+        hparams=hparams,
+        seeds=tuple(range(settings.seeds)),
+        env_steps=settings.env_steps,
+        num_logs=settings.num_logs,
+    )
 
 
 def _curve(result) -> dict[str, list]:
     """Per log point, means over seeds: training seconds, env steps inside episodes, simulated steps, eval return."""
     by_point = result.metrics.groupby("log_point")
-    return {name: [float(v) for v in by_point[column].mean()]
-            for name, column in (("wall_clock_s", "wall_clock_s"), ("env_steps", "env_steps"),
-                                 ("simulated_env_steps", "simulated_env_steps"), ("eval_return", "eval_return_mean"))}
+    return {
+        name: [float(v) for v in by_point[column].mean()]
+        for name, column in (
+            ("wall_clock_s", "wall_clock_s"),
+            ("env_steps", "env_steps"),
+            ("simulated_env_steps", "simulated_env_steps"),
+            ("eval_return", "eval_return_mean"),
+        )
+    }
 
 
 def _first_solved(curve: dict, threshold: Optional[float]) -> Optional[int]:
@@ -86,20 +118,35 @@ def _first_solved(curve: dict, threshold: Optional[float]) -> Optional[int]:
 
 def measure_pair(env_id: str, algo: str, settings: EarlyExitSettings) -> dict:
     """One (env, algorithm) record; a failure is recorded, not raised."""
-    record: dict[str, Any] = {"env": env_id, "algorithm": algo, "status": "ok", "reason": None, "trial_ids": {},
-                              "curves": {}, "same_returns": None, "speedup": None, "solved_return": SOLVED.get(env_id),
-                              "solved_at_env_steps": None, "speedup_to_solve": None, "env_steps_per_s": {},
-                              "simulated_share": {}}
+    record: dict[str, Any] = {
+        "env": env_id,
+        "algorithm": algo,
+        "status": "ok",
+        "reason": None,
+        "trial_ids": {},
+        "curves": {},
+        "same_returns": None,
+        "speedup": None,
+        "solved_return": SOLVED.get(env_id),
+        "solved_at_env_steps": None,
+        "speedup_to_solve": None,
+        "env_steps_per_s": {},
+        "simulated_share": {},
+    }
     try:
         for mode, flag in (("early_exit", True), ("full_episodes", False)):
-            trial = resolve_trial(trial_spec(env_id, algo, settings, flag), f"bench.early_exit[{env_id} x {algo}]")
+            trial = resolve_trial(
+                trial_spec(env_id, algo, settings, flag), f"bench.early_exit[{env_id} x {algo}]"
+            )
             curve = _curve(run_group([trial], RunOptions(progress=False))[0])
             record["trial_ids"][mode], record["curves"][mode] = trial.trial_id, curve
             record["env_steps_per_s"][mode] = curve["env_steps"][-1] / curve["wall_clock_s"][-1]
             record["simulated_share"][mode] = curve["simulated_env_steps"][-1] / curve["env_steps"][-1]
         on, off = record["curves"]["early_exit"], record["curves"]["full_episodes"]
-        record["same_returns"] = bool(np.array_equal(on["eval_return"], off["eval_return"], equal_nan=True)
-                                      and on["env_steps"] == off["env_steps"])
+        record["same_returns"] = bool(
+            np.array_equal(on["eval_return"], off["eval_return"], equal_nan=True)
+            and on["env_steps"] == off["env_steps"]
+        )
         record["speedup"] = off["wall_clock_s"][-1] / on["wall_clock_s"][-1]
         solved = _first_solved(on, record["solved_return"])
         if solved:  # log point 0 (before training) is no time to compare

@@ -46,20 +46,32 @@ MAX_INNER = 1000
 class ForwardSettings:
     """The sweep and its timing; the defaults are the quick mode (a 2-core CPU in minutes)."""
 
-    pop_sizes: tuple[int, ...] = dataclasses.field(default=(256, 512, 1024), metadata=rule(
-        lambda v: distinct(v) and all(n >= 2 and n % 2 == 0 for n in v),
-        "one or more distinct even integers >= 2 (antithetic pairs)"))
-    widths: tuple[int, ...] = dataclasses.field(default=(256, 1024), metadata=rule(
-        lambda v: distinct(v) and all(w >= 1 for w in v), "one or more distinct integers >= 1"))
-    ranks: tuple[int, ...] = dataclasses.field(default=(1, 4, 16), metadata=rule(
-        lambda v: distinct(v) and all(r >= 1 for r in v), "one or more distinct integers >= 1"))
+    pop_sizes: tuple[int, ...] = dataclasses.field(
+        default=(256, 512, 1024),
+        metadata=rule(
+            lambda v: distinct(v) and all(n >= 2 and n % 2 == 0 for n in v),
+            "one or more distinct even integers >= 2 (antithetic pairs)",
+        ),
+    )
+    widths: tuple[int, ...] = dataclasses.field(
+        default=(256, 1024),
+        metadata=rule(lambda v: distinct(v) and all(w >= 1 for w in v), "one or more distinct integers >= 1"),
+    )
+    ranks: tuple[int, ...] = dataclasses.field(
+        default=(1, 4, 16),
+        metadata=rule(lambda v: distinct(v) and all(r >= 1 for r in v), "one or more distinct integers >= 1"),
+    )
     depth: int = dataclasses.field(default=3, metadata=AT_LEAST_ONE)
     repeats: int = dataclasses.field(default=5, metadata=AT_LEAST_ONE)
-    warmup: int = dataclasses.field(default=1, metadata=rule(
-        lambda v: v >= 1, "an integer >= 1 (the last warm-up call sizes the timing loop)"))
+    warmup: int = dataclasses.field(
+        default=1,
+        metadata=rule(lambda v: v >= 1, "an integer >= 1 (the last warm-up call sizes the timing loop)"),
+    )
     # a timed repeat loops a short program until it has run this long
     min_time_s: float = dataclasses.field(default=0.1, metadata=rule(lambda v: v >= 0, "a number >= 0"))
-    openes_mem_cap_gib: float = dataclasses.field(default=1.0, metadata=rule(lambda v: v >= 0, "a number >= 0"))
+    openes_mem_cap_gib: float = dataclasses.field(
+        default=1.0, metadata=rule(lambda v: v >= 0, "a number >= 0")
+    )
     activation: networks.ActivationName = "pqn"
     sigma: float = dataclasses.field(default=0.1, metadata=rule(lambda v: v > 0, "a number > 0"))
     seed: int = 0
@@ -73,8 +85,14 @@ class ForwardSettings:
 
 
 # The full mode (for a GPU): where it differs from the defaults.
-FULL = dict(pop_sizes=(256, 1024, 4096, 16384), widths=(256, 1024, 4096), repeats=10, warmup=2, min_time_s=0.05,
-            openes_mem_cap_gib=8.0)
+FULL = dict(
+    pop_sizes=(256, 1024, 4096, 16384),
+    widths=(256, 1024, 4096),
+    repeats=10,
+    warmup=2,
+    min_time_s=0.05,
+    openes_mem_cap_gib=8.0,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,8 +239,10 @@ def skip_reason(method: Method, pop_size: int, width: int, settings: ForwardSett
     need = openes_matrix_bytes(pop_size, width)
     if need > settings.openes_mem_cap_bytes:
         cap = settings.openes_mem_cap_bytes
-        return (f"OpenES materialises N*m*n*4 = {pop_size}*{width}*{width}*4 = {need:,} bytes ({need / 2**30:.2f} GiB) "
-                f"per layer, above the cap of {cap:,} bytes ({cap / 2**30:.2f} GiB, --openes-mem-cap-gib)")
+        return (
+            f"OpenES materialises N*m*n*4 = {pop_size}*{width}*{width}*4 = {need:,} bytes ({need / 2**30:.2f} GiB) "
+            f"per layer, above the cap of {cap:,} bytes ({cap / 2**30:.2f} GiB, --openes-mem-cap-gib)"
+        )
     return None
 
 
@@ -264,7 +284,9 @@ def prepare_method(method: Method, params: dict, x: jax.Array, fitness: jax.Arra
     by_phase = {r["phase"]: r for r in records}
     try:
         if method.name == "inference":
-            return records, [compile_program(by_phase["forward"], inference_forward(settings.activation), (params, x))]
+            return records, [
+                compile_program(by_phase["forward"], inference_forward(settings.activation), (params, x))
+            ]
         cfg, matrix_noise = method.es_parts(pop_size, settings)
         sigma = jnp.float32(settings.sigma)
         draw_args = (jax.random.PRNGKey(settings.seed + 1), jnp.zeros((), jnp.int32), params)
@@ -283,7 +305,9 @@ def prepare_method(method: Method, params: dict, x: jax.Array, fitness: jax.Arra
         return records, []
 
 
-def measure_point(params: dict, x: jax.Array, fitness: jax.Array, settings: ForwardSettings, progress=None) -> list[dict]:
+def measure_point(
+    params: dict, x: jax.Array, fitness: jax.Array, settings: ForwardSettings, progress=None
+) -> list[dict]:
     """Every method's records at one (population, width), their programs timed in turns."""
     records, programs = [], []
     for method in methods(settings):

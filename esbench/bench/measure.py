@@ -13,7 +13,12 @@ def memory_report(compiled) -> dict:
     JAX cannot reset a device's peak counter, so `device_peak_bytes_in_use` is
     the process's high-water mark up to this measurement, not this program's own.
     """
-    report = {"temp_bytes": None, "argument_bytes": None, "output_bytes": None, "device_peak_bytes_in_use": None}
+    report = {
+        "temp_bytes": None,
+        "argument_bytes": None,
+        "output_bytes": None,
+        "device_peak_bytes_in_use": None,
+    }
     try:
         stats = compiled.memory_analysis()
     except Exception:  # not every backend implements it

@@ -60,7 +60,9 @@ def plot_forward(records: list[dict]):
 
     forward = [r for r in records if r["phase"] == "forward"]
     widths = sorted({r["width"] for r in forward})
-    labels = list(dict.fromkeys(r["method"] for r in forward))  # measurement order: inference, eggroll_r*, openes
+    labels = list(
+        dict.fromkeys(r["method"] for r in forward)
+    )  # measurement order: inference, eggroll_r*, openes
     colours = {"inference": "black", "openes": "tab:red"}
     egg = [m for m in labels if m.startswith("eggroll")]
     for i, label in enumerate(egg):
@@ -78,9 +80,19 @@ def plot_forward(records: list[dict]):
             if not points:
                 continue
             xs, ys = zip(*points)
-            name = label.replace("eggroll_r", "EGGROLL r=").replace("openes", "OpenES").replace("inference", "pure inference")
-            ax.plot(xs, ys, marker="o", color=colours.get(label), label=name,
-                    linestyle="--" if label == "inference" else "-")
+            name = (
+                label.replace("eggroll_r", "EGGROLL r=")
+                .replace("openes", "OpenES")
+                .replace("inference", "pure inference")
+            )
+            ax.plot(
+                xs,
+                ys,
+                marker="o",
+                color=colours.get(label),
+                label=name,
+                linestyle="--" if label == "inference" else "-",
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         title = f"width {width}, depth {forward[0]['depth']}"
@@ -89,7 +101,9 @@ def plot_forward(records: list[dict]):
             if r["width"] == width and r["status"] != "ok":
                 not_run.setdefault(r["method"], []).append(r["pop_size"])
         if not_run:  # skipped (memory cap) or failed: say so rather than leave a silent gap
-            title += "\nnot run: " + "; ".join(f"{m} N={','.join(map(str, sorted(ns)))}" for m, ns in not_run.items())
+            title += "\nnot run: " + "; ".join(
+                f"{m} N={','.join(map(str, sorted(ns)))}" for m, ns in not_run.items()
+            )
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("population size")
         ax.grid(True, which="both", alpha=0.3)
@@ -157,18 +171,43 @@ def training_table(payload: dict):
     from rich.table import Table
 
     device = payload["device"]["description"]
-    table = Table(title=f"Training loop: env steps/s of one update ({payload['mode']}, scale {payload['settings']['scale']:g}, {device})")
-    columns = ("env", "algorithm", "population", "episode cap", "env steps / update", "valid / update", "compile s",
-               "update s", "env steps/s")
+    table = Table(
+        title=f"Training loop: env steps/s of one update ({payload['mode']}, scale {payload['settings']['scale']:g}, {device})"
+    )
+    columns = (
+        "env",
+        "algorithm",
+        "population",
+        "episode cap",
+        "env steps / update",
+        "valid / update",
+        "compile s",
+        "update s",
+        "env steps/s",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("env", "algorithm", "population") else "right")
     for r in payload["records"]:
         if r["status"] != "ok":
-            table.add_row(r["env"], r["algorithm"], _population(r), *["-"] * (len(columns) - 4), f"{r['status']}: {r['reason']}")
+            table.add_row(
+                r["env"],
+                r["algorithm"],
+                _population(r),
+                *["-"] * (len(columns) - 4),
+                f"{r['status']}: {r['reason']}",
+            )
             continue
-        table.add_row(r["env"], r["algorithm"], _population(r), str(r["max_episode_steps"]), f"{r['env_steps_per_update']:,}",
-                      _fmt(r["valid_env_steps_per_update"], ",.0f"), _fmt(r["compile_s"], ".1f"), _fmt(r["median_s"], ".3f"),
-                      _fmt(r["env_steps_per_s"], ",.0f"))
+        table.add_row(
+            r["env"],
+            r["algorithm"],
+            _population(r),
+            str(r["max_episode_steps"]),
+            f"{r['env_steps_per_update']:,}",
+            _fmt(r["valid_env_steps_per_update"], ",.0f"),
+            _fmt(r["compile_s"], ".1f"),
+            _fmt(r["median_s"], ".3f"),
+            _fmt(r["env_steps_per_s"], ",.0f"),
+        )
     return table
 
 
@@ -176,22 +215,49 @@ def early_exit_table(payload: dict):
     from rich.table import Table
 
     s = payload["settings"]
-    table = Table(title=f"Early exit: one ES training run with and without it ({payload['mode']}, pop {s['pop_size']}, "
-                        f"{s['env_steps']:,} env steps, {payload['device']['description']})")
-    columns = ("env", "algorithm", "same returns", "simulated / inside, off", "env steps/s off", "env steps/s on",
-               "speed-up", "to solve", "speed-up to solve")
+    table = Table(
+        title=f"Early exit: one ES training run with and without it ({payload['mode']}, pop {s['pop_size']}, "
+        f"{s['env_steps']:,} env steps, {payload['device']['description']})"
+    )
+    columns = (
+        "env",
+        "algorithm",
+        "same returns",
+        "simulated / inside, off",
+        "env steps/s off",
+        "env steps/s on",
+        "speed-up",
+        "to solve",
+        "speed-up to solve",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
     for r in payload["records"]:
         if r["status"] != "ok":
-            table.add_row(r["env"], r["algorithm"], *["-"] * (len(columns) - 3), f"{r['status']}: {r['reason']}")
+            table.add_row(
+                r["env"], r["algorithm"], *["-"] * (len(columns) - 3), f"{r['status']}: {r['reason']}"
+            )
             continue
-        solve = "-" if r["solved_return"] is None else (
-            f">= {r['solved_return']:g} at {r['solved_at_env_steps']:,.0f}" if r["solved_at_env_steps"] else
-            f">= {r['solved_return']:g} not reached")
-        table.add_row(r["env"], r["algorithm"], str(r["same_returns"]), _fmt(r["simulated_share"]["full_episodes"], ".2f"),
-                      _fmt(r["env_steps_per_s"]["full_episodes"], ",.0f"), _fmt(r["env_steps_per_s"]["early_exit"], ",.0f"),
-                      _fmt(r["speedup"], ".2f", "x"), solve, _fmt(r["speedup_to_solve"], ".2f", "x"))
+        solve = (
+            "-"
+            if r["solved_return"] is None
+            else (
+                f">= {r['solved_return']:g} at {r['solved_at_env_steps']:,.0f}"
+                if r["solved_at_env_steps"]
+                else f">= {r['solved_return']:g} not reached"
+            )
+        )
+        table.add_row(
+            r["env"],
+            r["algorithm"],
+            str(r["same_returns"]),
+            _fmt(r["simulated_share"]["full_episodes"], ".2f"),
+            _fmt(r["env_steps_per_s"]["full_episodes"], ",.0f"),
+            _fmt(r["env_steps_per_s"]["early_exit"], ",.0f"),
+            _fmt(r["speedup"], ".2f", "x"),
+            solve,
+            _fmt(r["speedup_to_solve"], ".2f", "x"),
+        )
     return table
 
 
@@ -200,19 +266,44 @@ def vectorized_sweep_table(payload: dict):
     from rich.table import Table
 
     s = payload["settings"]
-    table = Table(title=f"Vectorised sweep: {len(s['sigmas'])} sigmas x {len(s['learning_rates'])} learning rates "
-                        f"({payload['mode']}, {payload['device']['description']})")
-    columns = ("env", "algorithm", "points", "programs together", "together s", "programs alone", "alone s",
-               "same results", "speed-up")
+    table = Table(
+        title=f"Vectorised sweep: {len(s['sigmas'])} sigmas x {len(s['learning_rates'])} learning rates "
+        f"({payload['mode']}, {payload['device']['description']})"
+    )
+    columns = (
+        "env",
+        "algorithm",
+        "points",
+        "programs together",
+        "together s",
+        "programs alone",
+        "alone s",
+        "same results",
+        "speed-up",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("env", "algorithm") else "right")
     for r in payload["records"]:
         if r["status"] != "ok":
-            table.add_row(r["env"], r["algorithm"], str(r["points"]), *["-"] * (len(columns) - 4), f"{r['status']}: {r['reason']}")
+            table.add_row(
+                r["env"],
+                r["algorithm"],
+                str(r["points"]),
+                *["-"] * (len(columns) - 4),
+                f"{r['status']}: {r['reason']}",
+            )
             continue
-        table.add_row(r["env"], r["algorithm"], str(r["points"]), str(r["vectorized_groups"]), _fmt(r["vectorized_s"], ".1f"),
-                      str(r["one_by_one_groups"]), _fmt(r["one_by_one_s"], ".1f"), str(r["same_results"]),
-                      _fmt(payload["vectorized_sweep_speedup"], ".2f", "x"))
+        table.add_row(
+            r["env"],
+            r["algorithm"],
+            str(r["points"]),
+            str(r["vectorized_groups"]),
+            _fmt(r["vectorized_s"], ".1f"),
+            str(r["one_by_one_groups"]),
+            _fmt(r["one_by_one_s"], ".1f"),
+            str(r["same_results"]),
+            _fmt(payload["vectorized_sweep_speedup"], ".2f", "x"),
+        )
     parts = [r for r in payload["records"] if r["status"] == "ok" and r.get("vectorized_parts")]
     return Group(table, *(_sweep_parts_table(r) for r in parts))
 
@@ -225,8 +316,12 @@ def _sweep_parts_table(record: dict):
     table = Table(title=f"Where the time went: {record['env']} x {record['algorithm']}")
     for column in ("part", "together", "one by one", "one by one / together"):
         table.add_column(column, justify="left" if column == "part" else "right")
-    for part, label in (("compile_s", "compile s"), ("train_s", "train s"), ("eval_s", "evaluate s"),
-                        ("host_s", "host s")):
+    for part, label in (
+        ("compile_s", "compile s"),
+        ("train_s", "train s"),
+        ("eval_s", "evaluate s"),
+        ("host_s", "host s"),
+    ):
         ratio = alone[part] / together[part] if together[part] > 0 else None
         table.add_row(label, _fmt(together[part], ".1f"), _fmt(alone[part], ".1f"), _fmt(ratio, ".2f", "x"))
     table.add_row("occupancy", _fmt(together["occupancy"], ".2f"), _fmt(alone["occupancy"], ".2f"), "")

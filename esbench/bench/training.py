@@ -46,26 +46,39 @@ _NO_LIMIT = np.iinfo(np.int32).max  # a chunk's env-step goal and room: only its
 class TrainingSettings:
     """Which (env, algorithm) pairs, at what size, timed how; the defaults are the quick mode (a 2-core CPU)."""
 
-    envs: tuple[str, ...] = dataclasses.field(default=("CartPole-v1",), metadata=rule(
-        distinct, "one or more distinct environment ids"))
+    envs: tuple[str, ...] = dataclasses.field(
+        default=("CartPole-v1",), metadata=rule(distinct, "one or more distinct environment ids")
+    )
     # every registered algorithm (plugins included), read when the settings are made
-    algos: tuple[str, ...] = dataclasses.field(default_factory=algorithm_names, metadata=rule(
-        distinct, "one or more distinct algorithm names"))
-    scale: float = dataclasses.field(default=1 / 16, metadata=rule(lambda v: v > 0, "a number > 0, or a fraction such as 1/16"))
-    max_episode_steps: Optional[int] = dataclasses.field(default=None, metadata=rule(
-        lambda v: v >= 1, "an integer >= 1, or null (the environment's own limit)"))
+    algos: tuple[str, ...] = dataclasses.field(
+        default_factory=algorithm_names, metadata=rule(distinct, "one or more distinct algorithm names")
+    )
+    scale: float = dataclasses.field(
+        default=1 / 16, metadata=rule(lambda v: v > 0, "a number > 0, or a fraction such as 1/16")
+    )
+    max_episode_steps: Optional[int] = dataclasses.field(
+        default=None,
+        metadata=rule(lambda v: v >= 1, "an integer >= 1, or null (the environment's own limit)"),
+    )
     repeats: int = dataclasses.field(default=3, metadata=AT_LEAST_ONE)
     warmup: int = dataclasses.field(default=1, metadata=rule(lambda v: v >= 0, "an integer >= 0"))
-    layer_size: Optional[int] = dataclasses.field(default=None, metadata=rule(
-        lambda v: v >= 1, "an integer >= 1, or null (the paper's network)"))
-    n_layers: Optional[int] = dataclasses.field(default=None, metadata=rule(
-        lambda v: v >= 1, "an integer >= 1, or null (the paper's network)"))
-    seed: int = dataclasses.field(default=0, metadata=rule(lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)"))
+    layer_size: Optional[int] = dataclasses.field(
+        default=None, metadata=rule(lambda v: v >= 1, "an integer >= 1, or null (the paper's network)")
+    )
+    n_layers: Optional[int] = dataclasses.field(
+        default=None, metadata=rule(lambda v: v >= 1, "an integer >= 1, or null (the paper's network)")
+    )
+    seed: int = dataclasses.field(
+        default=0, metadata=rule(lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)")
+    )
 
     def validate(self, owner: str = "bench.training") -> None:
         """The fields' rules, then every env id and algorithm name looked up (nothing is built)."""
         validate(self, owner)
-        for field, lookup, unknown in (("envs", resolve, UnknownEnvError), ("algos", get_algorithm, UnknownAlgorithmError)):
+        for field, lookup, unknown in (
+            ("envs", resolve, UnknownEnvError),
+            ("algos", get_algorithm, UnknownAlgorithmError),
+        ):
             for name in getattr(self, field):
                 try:
                     lookup(name)
@@ -127,11 +140,19 @@ def timing_trial(env_id: str, algo: str, settings: TrainingSettings) -> tuple[Re
     for name in ("layer_size", "n_layers"):  # the paper's network unless the settings replace it
         if getattr(settings, name) is not None:
             hparams[name] = getattr(settings, name)
-    field, changes = scaled_values(build(get_algorithm(algo).Config, hparams, f"{owner}.hparams"), settings.scale)
+    field, changes = scaled_values(
+        build(get_algorithm(algo).Config, hparams, f"{owner}.hparams"), settings.scale
+    )
     n_updates = settings.warmup + settings.repeats
-    spec = TrialSpec(env=env_id, algo=algo, hparams={**hparams, **changes}, seeds=(settings.seed,),
-                     env_steps=_PROBE_ENV_STEPS, num_logs=n_updates,
-                     max_episode_steps=episode_cap(env_id, settings.max_episode_steps))
+    spec = TrialSpec(
+        env=env_id,
+        algo=algo,
+        hparams={**hparams, **changes},
+        seeds=(settings.seed,),
+        env_steps=_PROBE_ENV_STEPS,
+        num_logs=n_updates,
+        max_episode_steps=episode_cap(env_id, settings.max_episode_steps),
+    )
     most = resolve_trial(spec, owner).plan.max_env_steps_per_update
     trial = resolve_trial(dataclasses.replace(spec, env_steps=n_updates * most), owner)
     return trial, {"hparams_source": source, "scaled_field": field}
@@ -143,7 +164,9 @@ def time_updates(trial: ResolvedTrial, settings: TrainingSettings, record: dict)
     programs = compile_programs([trial], np.asarray(trial.spec.seeds, np.uint32))
     record["compile_s"] = time.perf_counter() - start
     record["memory"] = memory_report(programs.compiled_chunk)
-    one_update = [np.full((1, len(trial.spec.seeds)), n, np.int32) for n in (_NO_LIMIT, _NO_LIMIT, 1)]  # goal, room, more
+    one_update = [
+        np.full((1, len(trial.spec.seeds)), n, np.int32) for n in (_NO_LIMIT, _NO_LIMIT, 1)
+    ]  # goal, room, more
     state = jax.block_until_ready(programs.init())
     for _ in range(settings.warmup):
         state, _, _ = jax.block_until_ready(programs.chunk(state, *one_update))
@@ -161,16 +184,34 @@ def time_updates(trial: ResolvedTrial, settings: TrainingSettings, record: dict)
 def measure_pair(env_id: str, algo: str, settings: TrainingSettings) -> dict:
     """One (env, algorithm) record; a failure (a suite that does not build, out of memory) is recorded, not raised."""
     record: dict[str, Any] = {
-        "env": env_id, "algorithm": algo, "scale": settings.scale, "scaled_field": None, "max_episode_steps": None,
-        "hparams_source": None, "trial_id": None, "config": None, "status": "ok", "reason": None, "compile_s": None,
-        "times_s": [], "median_s": None, "env_steps_per_update": None, "valid_env_steps_per_update": None,
-        "simulated_env_steps_per_update": None, "env_steps_per_s": None, "memory": None,
+        "env": env_id,
+        "algorithm": algo,
+        "scale": settings.scale,
+        "scaled_field": None,
+        "max_episode_steps": None,
+        "hparams_source": None,
+        "trial_id": None,
+        "config": None,
+        "status": "ok",
+        "reason": None,
+        "compile_s": None,
+        "times_s": [],
+        "median_s": None,
+        "env_steps_per_update": None,
+        "valid_env_steps_per_update": None,
+        "simulated_env_steps_per_update": None,
+        "env_steps_per_s": None,
+        "memory": None,
     }
     try:
         trial, facts = timing_trial(env_id, algo, settings)
-        record.update(facts, trial_id=trial.trial_id, config=trial.config["hparams"],
-                      max_episode_steps=trial.env.spec.max_episode_steps,
-                      env_steps_per_update=trial.plan.max_env_steps_per_update)
+        record.update(
+            facts,
+            trial_id=trial.trial_id,
+            config=trial.config["hparams"],
+            max_episode_steps=trial.env.spec.max_episode_steps,
+            env_steps_per_update=trial.plan.max_env_steps_per_update,
+        )
         time_updates(trial, settings, record)
         record["median_s"] = median(record["times_s"])
         record["env_steps_per_s"] = record["env_steps_per_update"] / record["median_s"]

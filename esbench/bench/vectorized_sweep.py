@@ -47,11 +47,17 @@ class VectorizedSweepSettings:
     """The grid and its trials; the defaults are the quick mode (a 2-core CPU in a few minutes)."""
 
     env: str = "CartPole-v1"
-    algo: str = dataclasses.field(default="eggroll", metadata=rule(lambda v: v in ("eggroll", "openes"), "eggroll, openes"))
+    algo: str = dataclasses.field(
+        default="eggroll", metadata=rule(lambda v: v in ("eggroll", "openes"), "eggroll, openes")
+    )
     sigmas: tuple[float, ...] = dataclasses.field(default=(0.05, 0.2, 0.5), metadata=_POSITIVE_VALUES)
-    learning_rates: tuple[float, ...] = dataclasses.field(default=(0.001, 0.01, 0.03, 0.1), metadata=_POSITIVE_VALUES)
+    learning_rates: tuple[float, ...] = dataclasses.field(
+        default=(0.001, 0.01, 0.03, 0.1), metadata=_POSITIVE_VALUES
+    )
     env_steps: int = dataclasses.field(default=100_000, metadata=AT_LEAST_ONE)  # per seed, inside episodes
-    pop_size: int = dataclasses.field(default=64, metadata=rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2"))
+    pop_size: int = dataclasses.field(
+        default=64, metadata=rule(lambda v: v >= 2 and v % 2 == 0, "an even integer >= 2")
+    )
     layer_size: int = dataclasses.field(default=32, metadata=AT_LEAST_ONE)
     n_layers: int = dataclasses.field(default=2, metadata=AT_LEAST_ONE)
     seeds: int = dataclasses.field(default=2, metadata=AT_LEAST_ONE)
@@ -67,10 +73,21 @@ FULL = dict(env_steps=2_000_000, pop_size=1024, layer_size=256, n_layers=3, seed
 def grid(settings: VectorizedSweepSettings) -> list[TrialSpec]:
     """The grid's trials, sigma outermost."""
     hparams, _ = paper_hparams(settings.algo, settings.env)
-    hparams.update(HPARAMS, pop_size=settings.pop_size, layer_size=settings.layer_size, n_layers=settings.n_layers)
-    return [TrialSpec(env=settings.env, algo=settings.algo, hparams={**hparams, "sigma": s, "learning_rate": lr},
-                      seeds=tuple(range(settings.seeds)), env_steps=settings.env_steps, num_logs=settings.num_logs)
-            for s in settings.sigmas for lr in settings.learning_rates]
+    hparams.update(
+        HPARAMS, pop_size=settings.pop_size, layer_size=settings.layer_size, n_layers=settings.n_layers
+    )
+    return [
+        TrialSpec(
+            env=settings.env,
+            algo=settings.algo,
+            hparams={**hparams, "sigma": s, "learning_rate": lr},
+            seeds=tuple(range(settings.seeds)),
+            env_steps=settings.env_steps,
+            num_logs=settings.num_logs,
+        )
+        for s in settings.sigmas
+        for lr in settings.learning_rates
+    ]
 
 
 def _loop_iterations(results) -> int:
@@ -98,25 +115,41 @@ def _run_grid(trials, vectorize: bool) -> tuple[float, int, dict[str, dict], dic
         parts["lane_iterations"] += _loop_iterations(results) * len(group) * len(group[0].spec.seeds)
     wall = time.perf_counter() - start
     parts["host_s"] = wall - parts["compile_s"] - parts["train_s"] - parts["eval_s"]
-    parts["occupancy"] = parts["useful_updates"] / parts["lane_iterations"] if parts["lane_iterations"] else None
+    parts["occupancy"] = (
+        parts["useful_updates"] / parts["lane_iterations"] if parts["lane_iterations"] else None
+    )
     return wall, len(groups), finals, parts
 
 
 def measure(settings: VectorizedSweepSettings, progress: Optional[Callable[[str], Any]] = None) -> dict:
-    record: dict[str, Any] = {"env": settings.env, "algorithm": settings.algo, "points": 0, "status": "ok",
-                              "reason": None, "vectorized_s": None, "vectorized_groups": None, "one_by_one_s": None,
-                              "one_by_one_groups": None, "same_results": None, "vectorized_parts": None,
-                              "one_by_one_parts": None}
+    record: dict[str, Any] = {
+        "env": settings.env,
+        "algorithm": settings.algo,
+        "points": 0,
+        "status": "ok",
+        "reason": None,
+        "vectorized_s": None,
+        "vectorized_groups": None,
+        "one_by_one_s": None,
+        "one_by_one_groups": None,
+        "same_results": None,
+        "vectorized_parts": None,
+        "one_by_one_parts": None,
+    }
     speedup = None
     try:
         trials = [resolve_trial(spec, "bench.vectorized_sweep") for spec in grid(settings)]
         record["points"] = len(trials)
         if progress:
             progress(f"vectorized sweep: {len(trials)} points as one program")
-        record["vectorized_s"], record["vectorized_groups"], together, record["vectorized_parts"] = _run_grid(trials, True)
+        record["vectorized_s"], record["vectorized_groups"], together, record["vectorized_parts"] = _run_grid(
+            trials, True
+        )
         if progress:
             progress(f"vectorized sweep: {len(trials)} points one by one")
-        record["one_by_one_s"], record["one_by_one_groups"], alone, record["one_by_one_parts"] = _run_grid(trials, False)
+        record["one_by_one_s"], record["one_by_one_groups"], alone, record["one_by_one_parts"] = _run_grid(
+            trials, False
+        )
         record["same_results"] = together == alone
         speedup = record["one_by_one_s"] / record["vectorized_s"]
     except Exception as err:

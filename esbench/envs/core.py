@@ -123,7 +123,9 @@ class Env:
 
     spec: EnvSpec
     reset: Callable[[jax.Array], tuple[jax.Array, EnvState]]
-    step: Callable[[jax.Array, EnvState, jax.Array], tuple[jax.Array, EnvState, jax.Array, jax.Array, StepInfo]]
+    step: Callable[
+        [jax.Array, EnvState, jax.Array], tuple[jax.Array, EnvState, jax.Array, jax.Array, StepInfo]
+    ]
     raw_reset: Callable = dataclasses.field(repr=False)
     raw_step: Callable = dataclasses.field(repr=False)
     # step without the auto-reset, for rollouts that stop counting at the first `done`:
@@ -208,7 +210,14 @@ def build_env(
         episode_length = state.episode_length + 1
         truncated = episode_length >= spec.max_episode_steps
         new_state = EnvState(inner, state.episode_return + reward, episode_length)
-        return flatten_obs(obs), new_state, reward, jnp.asarray(terminal, jnp.bool_).reshape(()), truncated, reset_key
+        return (
+            flatten_obs(obs),
+            new_state,
+            reward,
+            jnp.asarray(terminal, jnp.bool_).reshape(()),
+            truncated,
+            reset_key,
+        )
 
     def step_within_episode(key, state: EnvState, action):
         # `step` up to the end of the episode (same key split, so the same trajectory), without the
@@ -239,5 +248,12 @@ def build_env(
         )
         return obs, new_state, reward, done, info
 
-    return Env(spec=spec, reset=reset, step=step, raw_reset=raw_reset, raw_step=raw_step,
-               step_within_episode=step_within_episode, render=render)
+    return Env(
+        spec=spec,
+        reset=reset,
+        step=step,
+        raw_reset=raw_reset,
+        raw_step=raw_step,
+        step_within_episode=step_within_episode,
+        render=render,
+    )

@@ -60,7 +60,9 @@ def pixel_renderer(name: str):
 
 def make_craftax_env(name: str, env_id: str | None = None) -> Env:
     if name not in CRAFTAX_NAMES:
-        raise UnknownEnvError(f"unknown craftax environment {name!r}; craftax has: {', '.join(CRAFTAX_NAMES)}")
+        raise UnknownEnvError(
+            f"unknown craftax environment {name!r}; craftax has: {', '.join(CRAFTAX_NAMES)}"
+        )
     # The no-auto-reset class underneath (see the module docstring for why).
     env = make_craftax_env_from_name(name.replace("-AutoReset", ""), auto_reset=False)
     params = env.default_params

@@ -53,7 +53,9 @@ def classic_control_renderer(name: str, params):
 
 def make_gymnax_env(name: str, env_id: str | None = None) -> Env:
     if name not in gymnax.registered_envs:
-        raise UnknownEnvError(f"unknown gymnax environment {name!r}; gymnax has: {', '.join(gymnax.registered_envs)}")
+        raise UnknownEnvError(
+            f"unknown gymnax environment {name!r}; gymnax has: {', '.join(gymnax.registered_envs)}"
+        )
     env, params = gymnax.make(name)
     action = _action_space(env.action_space(params))
     action_shape = env.action_space(params).shape

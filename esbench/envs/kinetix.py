@@ -38,7 +38,9 @@ def available_levels() -> tuple[str, ...]:
     for size in SIZES:
         folder = os.path.join(LEVELS_DIR, size)
         if os.path.isdir(folder):
-            names += [f"{size}/{f[:-len('.json')]}" for f in sorted(os.listdir(folder)) if f.endswith(".json")]
+            names += [
+                f"{size}/{f[: -len('.json')]}" for f in sorted(os.listdir(folder)) if f.endswith(".json")
+            ]
     return tuple(names)
 
 

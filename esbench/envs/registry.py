@@ -41,7 +41,9 @@ _REGISTRY: dict[str, Registration] = {}
 _BUILT: dict[tuple[str, int | None], Env] = {}
 
 
-def register(env_id: str, factory: Callable[..., Env], *, suite: str = "custom", overwrite: bool = False, **kwargs) -> None:
+def register(
+    env_id: str, factory: Callable[..., Env], *, suite: str = "custom", overwrite: bool = False, **kwargs
+) -> None:
     """Register `env_id` so that `make(env_id)` returns `factory(**kwargs)`.
 
     `factory` must return an `esbench.envs.Env` (build one from raw reset/step
@@ -131,6 +133,8 @@ def make(env_id: str, max_episode_steps: int | None = None) -> Env:
         registration = resolve(env_id)
         env = registration.factory(**registration.kwargs)
         if not isinstance(env, Env):
-            raise TypeError(f"factory for {env_id!r} returned {type(env).__name__}, expected esbench.envs.Env")
+            raise TypeError(
+                f"factory for {env_id!r} returned {type(env).__name__}, expected esbench.envs.Env"
+            )
     _BUILT[key] = env
     return env

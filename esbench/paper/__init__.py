@@ -84,7 +84,9 @@ def row(algo: str, env_id: str) -> dict[str, Any]:
         del raw["rank"]
     if algo == "ppo":
         if raw.pop("skip_initial_eval") is not False:
-            raise TableError(f"ppo row of {env_id}: skip_initial_eval is not false; esbench always evaluates at step 0")
+            raise TableError(
+                f"ppo row of {env_id}: skip_initial_eval is not false; esbench always evaluates at step 0"
+            )
     return raw
 
 
@@ -96,7 +98,9 @@ def search_space(algo: str) -> dict[str, list]:
         names = space["ppo_field_names"]
         out = {names.get(k, k): list(v) for k, v in space["ppo"].items()}
         if out.pop("skip_initial_eval") != [False]:
-            raise TableError("Table 16: skip_initial_evaluation must be [false]; esbench always evaluates at step 0")
+            raise TableError(
+                "Table 16: skip_initial_evaluation must be [false]; esbench always evaluates at step 0"
+            )
         return out
     out = {k: list(v) for k, v in space["es"].items()}
     if algo == "openes":

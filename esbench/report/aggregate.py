@@ -55,6 +55,7 @@ CONFIDENCE = 0.95
 
 # ---------------------------------------------------------------- ordering --
 
+
 def algo_order(algos: Iterable[str]) -> list[str]:
     """Registered algorithms in registry order (built-ins first), then unregistered names alphabetically."""
     algos = set(algos)
@@ -70,6 +71,7 @@ def env_order(envs: Iterable[str]) -> list[str]:
 
 # -------------------------------------------------------------- cleaning ----
 
+
 def check_results(df: pd.DataFrame) -> pd.DataFrame:
     """Validate the schema and return a cleaned copy (typed columns, sorted rows; `stage` 'sweep' where absent)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -81,7 +83,14 @@ def check_results(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("trial_id", "env", "algo"):
         out[col] = out[col].astype(str)
     out["seed"] = out["seed"].astype(np.int64)
-    for col in ("env_steps", "wall_clock_s", "train_return", "eval_return_mean", "eval_return_std", "throughput_sps"):
+    for col in (
+        "env_steps",
+        "wall_clock_s",
+        "train_return",
+        "eval_return_mean",
+        "eval_return_std",
+        "throughput_sps",
+    ):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     # a missing flag means "not diverged"
     out["diverged"] = out["diverged"].astype("boolean").fillna(False).astype(bool)
@@ -104,13 +113,15 @@ def valid_evals(df: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------- final returns ---
 
+
 def final_returns(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (trial, seed): final_return (NaN when never evaluated), final_env_steps, diverged."""
     keys = ["trial_id", "env", "algo", "seed"]
     seeds = df.groupby(keys, sort=False)["diverged"].any().rename("diverged").reset_index()
     last = valid_evals(df).groupby(keys, sort=False).tail(1)
     last = last[keys + ["env_steps", "eval_return_mean"]].rename(
-        columns={"env_steps": "final_env_steps", "eval_return_mean": "final_return"})
+        columns={"env_steps": "final_env_steps", "eval_return_mean": "final_return"}
+    )
     out = seeds.merge(last, on=keys, how="left")
     return out[keys + ["final_return", "final_env_steps", "diverged"]]
 
@@ -122,20 +133,36 @@ def select_trials(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     algo): trial_id, n_candidates, candidates, mean_final_return).
     """
     finals = final_returns(df)
-    per_trial = (finals.groupby(["env", "algo", "trial_id"])["final_return"].mean()
-                 .rename("mean_final_return").reset_index())
+    per_trial = (
+        finals.groupby(["env", "algo", "trial_id"])["final_return"]
+        .mean()
+        .rename("mean_final_return")
+        .reset_index()
+    )
     rows = []
     for (env, algo), group in per_trial.groupby(["env", "algo"], sort=False):
         # never-evaluated trials rank last; ties go to the smallest id so the choice is deterministic
         group = group.assign(_key=group["mean_final_return"].fillna(-np.inf))
         group = group.sort_values(["_key", "trial_id"], ascending=[False, True], kind="stable")
         best = group.iloc[0]
-        rows.append({"env": env, "algo": algo, "trial_id": best["trial_id"], "n_candidates": len(group),
-                     "candidates": sorted(group["trial_id"]), "mean_final_return": float(best["mean_final_return"])})
-    selection = pd.DataFrame(rows, columns=["env", "algo", "trial_id", "n_candidates", "candidates", "mean_final_return"])
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "trial_id": best["trial_id"],
+                "n_candidates": len(group),
+                "candidates": sorted(group["trial_id"]),
+                "mean_final_return": float(best["mean_final_return"]),
+            }
+        )
+    selection = pd.DataFrame(
+        rows, columns=["env", "algo", "trial_id", "n_candidates", "candidates", "mean_final_return"]
+    )
     order = {e: i for i, e in enumerate(env_order(selection["env"]))}
     aorder = {a: i for i, a in enumerate(algo_order(selection["algo"]))}
-    selection = selection.sort_values(["env", "algo"], key=lambda s: s.map(order if s.name == "env" else aorder))
+    selection = selection.sort_values(
+        ["env", "algo"], key=lambda s: s.map(order if s.name == "env" else aorder)
+    )
     chosen = df[df["trial_id"].isin(set(selection["trial_id"]))]
     return chosen.reset_index(drop=True), selection.reset_index(drop=True)
 
@@ -159,12 +186,16 @@ def reported_trials(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]
     rows = df[final] if final.any() else df
     left_out = df[~final].drop_duplicates("trial_id") if final.any() else df.iloc[:0]
     chosen, selection = select_trials(rows)
-    info = {"final_stage": bool(final.any()), "n_trials": int(rows["trial_id"].nunique()),
-            "excluded": {str(k): int(v) for k, v in left_out["stage"].value_counts().sort_index().items()}}
+    info = {
+        "final_stage": bool(final.any()),
+        "n_trials": int(rows["trial_id"].nunique()),
+        "excluded": {str(k): int(v) for k, v in left_out["stage"].value_counts().sort_index().items()},
+    }
     return chosen, selection, info
 
 
 # -------------------------------------------------------------- intervals ---
+
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(mean, lower, upper) Student-t interval of the mean; bounds NaN for fewer than 2 values."""
@@ -199,8 +230,9 @@ def _key_seed(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int, seed: int = 0,
-                      confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_mean_ci(
+    values: np.ndarray, n_bootstrap: int, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of the mean over axis 0 (seeds), for every column (log point).
 
     rliable's `get_interval_estimates` on a (seeds, 1 task, log points) array:
@@ -211,8 +243,12 @@ def bootstrap_mean_ci(values: np.ndarray, n_bootstrap: int, seed: int = 0,
     if x.ndim == 1:
         x = x[:, None]
     with seeded_global_rng(seed):
-        _, ci = rly.get_interval_estimates({"curve": x[:, None, :]}, lambda s: s[:, 0, :].mean(axis=0),
-                                           reps=n_bootstrap, confidence_interval_size=confidence)
+        _, ci = rly.get_interval_estimates(
+            {"curve": x[:, None, :]},
+            lambda s: s[:, 0, :].mean(axis=0),
+            reps=n_bootstrap,
+            confidence_interval_size=confidence,
+        )
     lo, hi = ci["curve"]
     return lo, hi
 
@@ -226,7 +262,9 @@ def sem_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean - half, mean + half
 
 
-def mean_band(values: np.ndarray, band: str, n_bootstrap: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def mean_band(
+    values: np.ndarray, band: str, n_bootstrap: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """The band of a curve's mean over seeds (axis 0): 'sem' or 'bootstrap' (rules.BANDS); needs 2+ seeds."""
     check_band(band)
     if np.shape(values)[0] < 2:
@@ -241,14 +279,37 @@ def summarise_finals(finals: pd.DataFrame) -> pd.DataFrame:
         vals = g["final_return"].to_numpy(dtype=float)
         ok = np.isfinite(vals)
         mean, lo, hi = t_interval(vals[ok])
-        rows.append({"env": env, "algo": algo, "trial_id": g["trial_id"].iloc[0], "n_seeds": int(ok.sum()),
-                     "n_diverged": int(g["diverged"].sum()), "n_no_eval": int((~ok).sum()),
-                     "mean": mean, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows, columns=["env", "algo", "trial_id", "n_seeds", "n_diverged", "n_no_eval",
-                                       "mean", "ci_low", "ci_high"])
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "trial_id": g["trial_id"].iloc[0],
+                "n_seeds": int(ok.sum()),
+                "n_diverged": int(g["diverged"].sum()),
+                "n_no_eval": int((~ok).sum()),
+                "mean": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "env",
+            "algo",
+            "trial_id",
+            "n_seeds",
+            "n_diverged",
+            "n_no_eval",
+            "mean",
+            "ci_low",
+            "ci_high",
+        ],
+    )
 
 
 # ------------------------------------------------------- rliable aggregates --
+
 
 def normalised_scores(finals: pd.DataFrame) -> pd.DataFrame:
     """`finals` (rows with a final return) plus a `score` column, min-max normalised per environment."""
@@ -285,48 +346,73 @@ def _ci(interval: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def aggregate_statistics(finals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0,
-                         a: str = "eggroll", b: str = "openes") -> dict:
+def aggregate_statistics(
+    finals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, a: str = "eggroll", b: str = "openes"
+) -> dict:
     """IQM of normalised final returns per algorithm, and P(a > b), each with rliable's 95% stratified-bootstrap CI.
 
     Deterministic given `seed` (a non-negative int); numpy's global RNG is left as it was.
     """
     scores = normalised_scores(finals)
-    result = {"n_bootstrap": int(n_bootstrap), "seed": int(seed), "iqm": {}, "probability_of_improvement": None}
+    result = {
+        "n_bootstrap": int(n_bootstrap),
+        "seed": int(seed),
+        "iqm": {},
+        "probability_of_improvement": None,
+    }
     for algo in algo_order(scores["algo"]):
         envs = env_order(scores.loc[scores["algo"] == algo, "env"])
         matrix, dropped = score_matrix(scores, algo, envs)
         with seeded_global_rng(seed, _key_seed(f"iqm|{algo}")):
-            point, ci = rly.get_interval_estimates({algo: matrix}, _iqm, reps=n_bootstrap,
-                                                   confidence_interval_size=CONFIDENCE)
+            point, ci = rly.get_interval_estimates(
+                {algo: matrix}, _iqm, reps=n_bootstrap, confidence_interval_size=CONFIDENCE
+            )
         lo, hi = _ci(ci[algo])
-        result["iqm"][algo] = {"iqm": float(point[algo][0]), "ci_low": lo, "ci_high": hi, "envs": envs,
-                               "n_seeds_per_env": int(matrix.shape[0]), "n_scores": int(matrix.size),
-                               "n_dropped": dropped}
+        result["iqm"][algo] = {
+            "iqm": float(point[algo][0]),
+            "ci_low": lo,
+            "ci_high": hi,
+            "envs": envs,
+            "n_seeds_per_env": int(matrix.shape[0]),
+            "n_scores": int(matrix.size),
+            "n_dropped": dropped,
+        }
     algos = set(scores["algo"])
     if a in algos and b in algos:
-        envs = [e for e in env_order(scores["env"])
-                if {a, b} <= set(scores.loc[scores["env"] == e, "algo"])]
+        envs = [e for e in env_order(scores["env"]) if {a, b} <= set(scores.loc[scores["env"] == e, "algo"])]
         if envs:
             (xa, dropped_a), (xb, dropped_b) = score_matrix(scores, a, envs), score_matrix(scores, b, envs)
             key = f"{a},{b}"
             # a list of two matrices: rliable resamples each algorithm's seeds independently (their counts may differ)
             with seeded_global_rng(seed, _key_seed(f"poi|{key}")):
-                point, ci = rly.get_interval_estimates({key: [xa, xb]}, rly_metrics.probability_of_improvement,
-                                                       reps=n_bootstrap, confidence_interval_size=CONFIDENCE)
+                point, ci = rly.get_interval_estimates(
+                    {key: [xa, xb]},
+                    rly_metrics.probability_of_improvement,
+                    reps=n_bootstrap,
+                    confidence_interval_size=CONFIDENCE,
+                )
             lo, hi = _ci(ci[key])
             result["probability_of_improvement"] = {
-                "a": a, "b": b, "value": float(point[key]), "ci_low": lo, "ci_high": hi, "envs": envs,
+                "a": a,
+                "b": b,
+                "value": float(point[key]),
+                "ci_low": lo,
+                "ci_high": hi,
+                "envs": envs,
                 "n_seeds_per_env": {a: int(xa.shape[0]), b: int(xb.shape[0])},
-                "n_dropped": {a: dropped_a, b: dropped_b}}
+                "n_dropped": {a: dropped_a, b: dropped_b},
+            }
     return result
 
 
 # ------------------------------------------------------------- throughput ---
 
+
 def throughput_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per (env, algo): mean over seeds of each seed's mean finite throughput_sps, and the seeds' min/max."""
     finite = df[np.isfinite(df["throughput_sps"].to_numpy())]
     per_seed = finite.groupby(["env", "algo", "seed"])["throughput_sps"].mean().reset_index()
-    out = per_seed.groupby(["env", "algo"])["throughput_sps"].agg(["mean", "min", "max", "count"]).reset_index()
+    out = (
+        per_seed.groupby(["env", "algo"])["throughput_sps"].agg(["mean", "min", "max", "count"]).reset_index()
+    )
     return out.rename(columns={"count": "n_seeds"})

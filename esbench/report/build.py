@@ -48,8 +48,13 @@ def _final_return_dict(summary: pd.DataFrame, finals: pd.DataFrame) -> dict:
         for _, r in summary[summary["env"] == env].iterrows():
             f = finals[(finals["env"] == env) & (finals["algo"] == r["algo"])]
             per_env[env][r["algo"]] = {
-                "trial_id": r["trial_id"], "n_seeds": r["n_seeds"], "n_diverged": r["n_diverged"],
-                "n_no_eval": r["n_no_eval"], "mean": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                "trial_id": r["trial_id"],
+                "n_seeds": r["n_seeds"],
+                "n_diverged": r["n_diverged"],
+                "n_no_eval": r["n_no_eval"],
+                "mean": r["mean"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
                 "per_seed": {int(s): v for s, v in zip(f["seed"], f["final_return"])},
             }
     return per_env
@@ -58,49 +63,70 @@ def _final_return_dict(summary: pd.DataFrame, finals: pd.DataFrame) -> dict:
 def _reported_markdown(shown: dict, band: str) -> str:
     if shown["final_stage"]:
         excluded = ", ".join(f"{n} {stage}" for stage, n in shown["excluded"].items()) or "none"
-        text = (f"Final stage only: every figure, table and statistic below reads the {shown['n_trials']} "
-                f"final-stage trials (fresh seeds, no selection on the evaluations reported). Trials left out: "
-                f"{excluded}.")
+        text = (
+            f"Final stage only: every figure, table and statistic below reads the {shown['n_trials']} "
+            f"final-stage trials (fresh seeds, no selection on the evaluations reported). Trials left out: "
+            f"{excluded}."
+        )
     else:
-        text = ("No final stage: per (env, algorithm) the trial with the best mean final return is shown. That "
-                "selection uses the evaluations reported here, so the shown returns are biased upwards; the "
-                "protocol's final stage (fresh seeds for the chosen configuration) avoids this.")
+        text = (
+            "No final stage: per (env, algorithm) the trial with the best mean final return is shown. That "
+            "selection uses the evaluations reported here, so the shown returns are biased upwards; the "
+            "protocol's final stage (fresh seeds for the chosen configuration) avoids this."
+        )
     return f"{text}\n\nCurve shading: {BANDS[band]}.\n"
 
 
 def _selection_markdown(selection: pd.DataFrame, final_stage: bool) -> str:
     several = selection[selection["n_candidates"] > 1]
-    lines = ["| environment | algorithm | trial shown | candidates | its mean final return |",
-             "|---|---|---|---:|---:|"]
+    lines = [
+        "| environment | algorithm | trial shown | candidates | its mean final return |",
+        "|---|---|---|---:|---:|",
+    ]
     for r in selection.itertuples():
-        lines.append(f"| {r.env} | {algorithm_label(r.algo)} | `{r.trial_id}` | {r.n_candidates} "
-                     f"| {tables.fmt_number(r.mean_final_return)} |")
+        lines.append(
+            f"| {r.env} | {algorithm_label(r.algo)} | `{r.trial_id}` | {r.n_candidates} "
+            f"| {tables.fmt_number(r.mean_final_return)} |"
+        )
     stage = "final-stage " if final_stage else ""
     if len(several):
-        head = (f"{len(several)} (env, algorithm) pairs had several {stage}trials; the one with the best mean final "
-                "return is shown (a selection on the reported evaluations).")
+        head = (
+            f"{len(several)} (env, algorithm) pairs had several {stage}trials; the one with the best mean final "
+            "return is shown (a selection on the reported evaluations)."
+        )
     else:
         head = f"Every (env, algorithm) pair had a single {stage}trial."
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
 def _aggregate_markdown(stats: dict) -> str:
-    lines = ["| algorithm | IQM of normalised final return | 95% CI | environments | seeds per environment "
-             "| scores left out |", "|---|---:|---|---:|---:|---:|"]
+    lines = [
+        "| algorithm | IQM of normalised final return | 95% CI | environments | seeds per environment "
+        "| scores left out |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
     for algo in agg.algo_order(stats["iqm"]):
         s = stats["iqm"][algo]
-        lines.append(f"| {algorithm_label(algo)} | {s['iqm']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
-                     f"| {len(s['envs'])} | {s['n_seeds_per_env']} | {s['n_dropped']} |")
+        lines.append(
+            f"| {algorithm_label(algo)} | {s['iqm']:.3f} | [{s['ci_low']:.3f}, {s['ci_high']:.3f}] "
+            f"| {len(s['envs'])} | {s['n_seeds_per_env']} | {s['n_dropped']} |"
+        )
     poi = stats["probability_of_improvement"]
     if poi:
         a, b = poi["a"], poi["b"]
-        lines += ["", f"Probability of improvement P({algorithm_label(a)} > {algorithm_label(b)}) = "
-                      f"{poi['value']:.3f}, 95% CI [{poi['ci_low']:.3f}, {poi['ci_high']:.3f}], "
-                      f"over {len(poi['envs'])} environments, with {poi['n_seeds_per_env'][a]} and "
-                      f"{poi['n_seeds_per_env'][b]} seeds per environment "
-                      f"({poi['n_dropped'][a]} and {poi['n_dropped'][b]} scores left out)."]
+        lines += [
+            "",
+            f"Probability of improvement P({algorithm_label(a)} > {algorithm_label(b)}) = "
+            f"{poi['value']:.3f}, 95% CI [{poi['ci_low']:.3f}, {poi['ci_high']:.3f}], "
+            f"over {len(poi['envs'])} environments, with {poi['n_seeds_per_env'][a]} and "
+            f"{poi['n_seeds_per_env'][b]} seeds per environment "
+            f"({poi['n_dropped'][a]} and {poi['n_dropped'][b]} scores left out).",
+        ]
     else:
-        lines += ["", "Probability of improvement EGGROLL > OpenES: not computed (no environment has results for both)."]
+        lines += [
+            "",
+            "Probability of improvement EGGROLL > OpenES: not computed (no environment has results for both).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -109,19 +135,34 @@ def _normalised_markdown(normalised: dict) -> str:
     return f"Environments left out of Figure 4a: {left_out}.\n" if left_out else ""
 
 
-def _hparams_markdown(chosen_hp: dict | None, unstated: dict | None, protocol: dict | None, final_stage: bool) -> str:
+def _hparams_markdown(
+    chosen_hp: dict | None, unstated: dict | None, protocol: dict | None, final_stage: bool
+) -> str:
     if chosen_hp is None:
         return "Not shown: needs the trial summaries (`esbench.results.load_summaries`).\n"
     parts = [hparams.sampler_text(protocol, final_stage), ""]
     if protocol is not None:
         parts += ["Winners of the search:", "", hparams.protocol_selection_markdown(protocol)]
-    return ("\n".join(parts) + "\n" + hparams.hparams_markdown(chosen_hp) + "\nWhat else ran (the update, the network, "
-            "PPO's flavour, ...):\n\n" + hparams.unstated_markdown(unstated))
+    return (
+        "\n".join(parts)
+        + "\n"
+        + hparams.hparams_markdown(chosen_hp)
+        + "\nWhat else ran (the update, the network, "
+        "PPO's flavour, ...):\n\n" + hparams.unstated_markdown(unstated)
+    )
 
 
-def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = None, protocol: dict | None = None,
-                 band: str = "sem", alpha: float = 0.05, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                 formats=("png", "pdf")) -> dict[str, Path]:
+def build_report(
+    df: pd.DataFrame,
+    out_dir,
+    summaries: pd.DataFrame | None = None,
+    protocol: dict | None = None,
+    band: str = "sem",
+    alpha: float = 0.05,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    formats=("png", "pdf"),
+) -> dict[str, Path]:
     """Write the report of a results DataFrame (`esbench.results.load`) into `out_dir`.
 
     summaries: `esbench.results.load_summaries` of the same folder (training
@@ -165,7 +206,9 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
 
     if panel_envs:
         save("returns_vs_env_steps", figures.plot_return_grid(chosen, "env_steps", band, n_bootstrap, seed))
-        save("returns_vs_wall_clock", figures.plot_return_grid(chosen, "wall_clock_s", band, n_bootstrap, seed))
+        save(
+            "returns_vs_wall_clock", figures.plot_return_grid(chosen, "wall_clock_s", band, n_bootstrap, seed)
+        )
     if "ppo" in normalised["curves"] and len(normalised["curves"]) > 1:
         save("ppo_normalised_return", figures.plot_ppo_normalised(normalised, band))
     if times and times["rows"]:
@@ -178,6 +221,7 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
         save("search", figures.plot_search(searched))
 
     md_table, tex_table = tables.final_return_markdown(summary), tables.final_return_latex(summary)
+
     def write(name: str, text: str) -> None:
         with atomic_file(out / name) as tmp:  # a full disk leaves no half-written file
             tmp.write_text(text)
@@ -186,23 +230,42 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
     write("final_return.md", md_table)
     write("final_return.tex", tex_table)
 
-    data = _jsonable({
-        "n_bootstrap": n_bootstrap, "seed": seed, "band": band, "alpha": alpha, "rules": rules,
-        "reported": shown, "environments": agg.env_order(summary["env"].unique()),
-        "algorithms": agg.algo_order(summary["algo"].unique()),
-        "environments_without_evaluation": no_eval_envs,
-        "selection": selection.to_dict(orient="records"),
-        "final_return": _final_return_dict(summary, finals),
-        "eggroll_vs_openes": h2h, "comparison_line": comparison.comparison_line(h2h),
-        "matched": pairs_matched, "matched_line": None if pairs_matched is None else matched.matched_line(pairs_matched),
-        "learned": learning, "search": searched,
-        "training_time": times, "ppo_normalised": normalised,
-        "hparams": None if chosen_hp is None else {"search": hparams.sampler_text(protocol, shown["final_stage"]),
-                                                   "by_algo": chosen_hp, "not_in_the_tables": unstated},
-        "protocol": protocol, "aggregate": stats,
-        "throughput_sps": {f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
-                           for r in throughput.itertuples()},
-    })
+    data = _jsonable(
+        {
+            "n_bootstrap": n_bootstrap,
+            "seed": seed,
+            "band": band,
+            "alpha": alpha,
+            "rules": rules,
+            "reported": shown,
+            "environments": agg.env_order(summary["env"].unique()),
+            "algorithms": agg.algo_order(summary["algo"].unique()),
+            "environments_without_evaluation": no_eval_envs,
+            "selection": selection.to_dict(orient="records"),
+            "final_return": _final_return_dict(summary, finals),
+            "eggroll_vs_openes": h2h,
+            "comparison_line": comparison.comparison_line(h2h),
+            "matched": pairs_matched,
+            "matched_line": None if pairs_matched is None else matched.matched_line(pairs_matched),
+            "learned": learning,
+            "search": searched,
+            "training_time": times,
+            "ppo_normalised": normalised,
+            "hparams": None
+            if chosen_hp is None
+            else {
+                "search": hparams.sampler_text(protocol, shown["final_stage"]),
+                "by_algo": chosen_hp,
+                "not_in_the_tables": unstated,
+            },
+            "protocol": protocol,
+            "aggregate": stats,
+            "throughput_sps": {
+                f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
+                for r in throughput.itertuples()
+            },
+        }
+    )
     write("summary.json", json.dumps(data, indent=2, allow_nan=False))
 
     def fig_section(stem, caption, missing="no data"):
@@ -214,42 +277,88 @@ def build_report(df: pd.DataFrame, out_dir, summaries: pd.DataFrame | None = Non
 
     shading = f"shading: {BANDS[band]}"
     parts = [
-        "# esbench report", "",
+        "# esbench report",
+        "",
         f"{plural(shown['n_trials'], 'trial')}, {plural(summary['env'].nunique(), 'environment')}, algorithms: "
-        + ", ".join(algorithm_label(a) for a in agg.algo_order(summary["algo"].unique())) + ".", "",
-        "## What is reported", "", _reported_markdown(shown, band),
-        "## EGGROLL vs OpenES", "", "Tuned (each algorithm at its own winning configuration):", "",
+        + ", ".join(algorithm_label(a) for a in agg.algo_order(summary["algo"].unique()))
+        + ".",
+        "",
+        "## What is reported",
+        "",
+        _reported_markdown(shown, band),
+        "## EGGROLL vs OpenES",
+        "",
+        "Tuned (each algorithm at its own winning configuration):",
+        "",
         comparison.comparison_markdown(h2h),
-        "### Matched (both at the same configuration and seeds)", "", matched.matched_markdown(pairs_matched),
-        "## Did each algorithm learn?", "", learned.learning_markdown(learning),
-        "## Final evaluation return", "", md_table, "LaTeX: [final_return.tex](final_return.tex)", "",
-        "## Training time (Figure 15)", "",
-        comparison.training_time_markdown(times) if times is not None
+        "### Matched (both at the same configuration and seeds)",
+        "",
+        matched.matched_markdown(pairs_matched),
+        "## Did each algorithm learn?",
+        "",
+        learned.learning_markdown(learning),
+        "## Final evaluation return",
+        "",
+        md_table,
+        "LaTeX: [final_return.tex](final_return.tex)",
+        "",
+        "## Training time (Figure 15)",
+        "",
+        comparison.training_time_markdown(times)
+        if times is not None
         else "Not computed: needs the trial summaries (`esbench.results.load_summaries`).\n",
-        "## The search: tuning scores and the winner's curse", "", search.winners_curse_markdown(searched),
-        fig_section("search", "Every search point's tuning score, the re-selection scores and the winner's final mean",
-                    "no search in this run"),
-        "## Hyperparameters: ours beside the paper's", "",
+        "## The search: tuning scores and the winner's curse",
+        "",
+        search.winners_curse_markdown(searched),
+        fig_section(
+            "search",
+            "Every search point's tuning score, the re-selection scores and the winner's final mean",
+            "no search in this run",
+        ),
+        "## Hyperparameters: ours beside the paper's",
+        "",
         _hparams_markdown(chosen_hp, unstated, protocol, shown["final_stage"]),
-        "## Figures", "",
+        "## Figures",
+        "",
         fig_section("returns_vs_env_steps", f"Evaluation return against env steps (Figure 14; {shading})"),
         fig_section("returns_vs_wall_clock", f"Evaluation return against wall-clock ({shading})"),
-        fig_section("ppo_normalised_return", f"Return normalised by PPO, averaged over environments (Figure 4a; "
-                    f"{shading} of the per-seed environment averages; rule: ppo_normalisation)",
-                    "needs PPO and at least one other algorithm in an environment that can be normalised"),
+        fig_section(
+            "ppo_normalised_return",
+            f"Return normalised by PPO, averaged over environments (Figure 4a; "
+            f"{shading} of the per-seed environment averages; rule: ppo_normalisation)",
+            "needs PPO and at least one other algorithm in an environment that can be normalised",
+        ),
         _normalised_markdown(normalised),
-        fig_section("training_time", "Training time, EGGROLL vs OpenES (Figure 15)",
-                    "needs trial summaries and an environment with EGGROLL and OpenES training times"),
+        fig_section(
+            "training_time",
+            "Training time, EGGROLL vs OpenES (Figure 15)",
+            "needs trial summaries and an environment with EGGROLL and OpenES training times",
+        ),
         fig_section("throughput", "Training throughput"),
         fig_section("aggregate", "Aggregate statistics"),
-        "## Aggregate statistics (rliable)", "", _aggregate_markdown(stats),
-        f"Bootstrap replications: {n_bootstrap}, RNG seed {seed}.", "",
+        "## Aggregate statistics (rliable)",
+        "",
+        _aggregate_markdown(stats),
+        f"Bootstrap replications: {n_bootstrap}, RNG seed {seed}.",
+        "",
     ]
     if no_eval_envs:
-        parts += ["Environments with rows but no usable evaluation (not in the return figures): "
-                  + ", ".join(no_eval_envs) + ".", ""]
-    parts += ["## Trial selection", "", _selection_markdown(selection, shown["final_stage"]),
-              "## Rules", "", "\n".join(f"- **{k}**: {v}" for k, v in rules.items()), "",
-              "All numbers: [summary.json](summary.json).", ""]
+        parts += [
+            "Environments with rows but no usable evaluation (not in the return figures): "
+            + ", ".join(no_eval_envs)
+            + ".",
+            "",
+        ]
+    parts += [
+        "## Trial selection",
+        "",
+        _selection_markdown(selection, shown["final_stage"]),
+        "## Rules",
+        "",
+        "\n".join(f"- **{k}**: {v}" for k, v in rules.items()),
+        "",
+        "All numbers: [summary.json](summary.json).",
+        "",
+    ]
     write("report.md", "\n".join(parts))
     return written

@@ -60,9 +60,17 @@ class Comparison:
         return any(r["verdict"] == "differs" for r in self.rows)
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "confidence": self.confidence, "same_sweep": self.same_sweep,
-                "counts": self.counts(), "rows": self.rows, "differing_configs": self.differing,
-                "only_a": self.only_a, "only_b": self.only_b}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "confidence": self.confidence,
+            "same_sweep": self.same_sweep,
+            "counts": self.counts(),
+            "rows": self.rows,
+            "differing_configs": self.differing,
+            "only_a": self.only_a,
+            "only_b": self.only_b,
+        }
 
 
 def _config_key(config: dict) -> str:
@@ -74,8 +82,19 @@ def _trials(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = load(folder)
     if df.empty:
         raise NoTrialsError(f"no finished trials in {folder}: nothing to compare")
-    trials = pd.DataFrame([{"trial_id": c["trial_id"], "env": c["env"], "algo": c["algo"], "stage": c.get("stage", "sweep"),
-                            "config": c, "match": _config_key(c)} for c in load_configs(folder)])
+    trials = pd.DataFrame(
+        [
+            {
+                "trial_id": c["trial_id"],
+                "env": c["env"],
+                "algo": c["algo"],
+                "stage": c.get("stage", "sweep"),
+                "config": c,
+                "match": _config_key(c),
+            }
+            for c in load_configs(folder)
+        ]
+    )
     return df, trials
 
 
@@ -95,12 +114,15 @@ def _finite(values: pd.Series) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def _pair_row(trial_a: pd.Series, trial_b: pd.Series, df_a, df_b, finals_a, finals_b, confidence: float) -> dict:
+def _pair_row(
+    trial_a: pd.Series, trial_b: pd.Series, df_a, df_b, finals_a, finals_b, confidence: float
+) -> dict:
     x = _finite(finals_a.loc[finals_a["trial_id"] == trial_a.trial_id, "final_return"])
     y = _finite(finals_b.loc[finals_b["trial_id"] == trial_b.trial_id, "final_return"])
     interval = welch_interval(y, x, confidence)  # of B - A
-    identical = (trial_a.trial_id == trial_b.trial_id
-                 and _metrics_equal(df_a[df_a["trial_id"] == trial_a.trial_id], df_b[df_b["trial_id"] == trial_b.trial_id]))
+    identical = trial_a.trial_id == trial_b.trial_id and _metrics_equal(
+        df_a[df_a["trial_id"] == trial_a.trial_id], df_b[df_b["trial_id"] == trial_b.trial_id]
+    )
     if identical:
         verdict = "bit-identical"
     elif interval is None:
@@ -108,11 +130,20 @@ def _pair_row(trial_a: pd.Series, trial_b: pd.Series, df_a, df_b, finals_a, fina
     else:
         verdict = "same" if interval[0] <= 0 <= interval[1] else "differs"
     mean = lambda v: float(v.mean()) if v.size else None  # noqa: E731
-    return {"env": trial_a.env, "algo": trial_a.algo, "stage": trial_a.stage,
-            "trial_id_a": trial_a.trial_id, "trial_id_b": trial_b.trial_id,
-            "seeds_a": int(x.size), "seeds_b": int(y.size), "mean_a": mean(x), "mean_b": mean(y),
-            "difference": (mean(y) - mean(x)) if x.size and y.size else None,
-            "interval": list(interval) if interval is not None else None, "verdict": verdict}
+    return {
+        "env": trial_a.env,
+        "algo": trial_a.algo,
+        "stage": trial_a.stage,
+        "trial_id_a": trial_a.trial_id,
+        "trial_id_b": trial_b.trial_id,
+        "seeds_a": int(x.size),
+        "seeds_b": int(y.size),
+        "mean_a": mean(x),
+        "mean_b": mean(y),
+        "difference": (mean(y) - mean(x)) if x.size and y.size else None,
+        "interval": list(interval) if interval is not None else None,
+        "verdict": verdict,
+    }
 
 
 def _differing_fields(a: dict, b: dict) -> list[str]:
@@ -158,9 +189,15 @@ def compare_folders(a: str | os.PathLike, b: str | os.PathLike, confidence: floa
             else:
                 out.rows.append(_pair_row(trial_a, trial_b, df_a, df_b, finals_a, finals_b, confidence))
         for trial_a, trial_b in zip(leftover_a, unmatched_b.values()):
-            out.differing.append({**named, "trial_id_a": trial_a.trial_id, "trial_id_b": trial_b.trial_id,
-                                  "fields": _differing_fields(trial_a.config, trial_b.config)})
-        extra_a, extra_b = leftover_a[len(unmatched_b):], list(unmatched_b.values())[len(leftover_a):]
+            out.differing.append(
+                {
+                    **named,
+                    "trial_id_a": trial_a.trial_id,
+                    "trial_id_b": trial_b.trial_id,
+                    "fields": _differing_fields(trial_a.config, trial_b.config),
+                }
+            )
+        extra_a, extra_b = leftover_a[len(unmatched_b) :], list(unmatched_b.values())[len(leftover_a) :]
         out.only_a += [{**named, "trial_id": t.trial_id} for t in extra_a]
         out.only_b += [{**named, "trial_id": t.trial_id} for t in extra_b]
     return out
@@ -175,21 +212,34 @@ def comparison_text(cmp: Comparison) -> str:
     level = f"{cmp.confidence:.0%}"
     lines = [f"A = {cmp.a}", f"B = {cmp.b}"]
     if not cmp.same_sweep:
-        lines.append(f"note: the folders hold different sweeps ({len(cmp.differing)} trial(s) with differing configs, "
-                     f"{len(cmp.only_a)} only in A, {len(cmp.only_b)} only in B); comparing the {len(cmp.rows)} that match")
+        lines.append(
+            f"note: the folders hold different sweeps ({len(cmp.differing)} trial(s) with differing configs, "
+            f"{len(cmp.only_a)} only in A, {len(cmp.only_b)} only in B); comparing the {len(cmp.rows)} that match"
+        )
     header = ("env", "algo", "stage", "mean A (seeds)", "mean B (seeds)", f"B - A [{level} Welch]", "verdict")
     table = [header]
     for r in cmp.rows:
         interval = "" if r["interval"] is None else f" [{_fmt(r['interval'][0])}, {_fmt(r['interval'][1])}]"
-        table.append((r["env"], r["algo"], r["stage"], f"{_fmt(r['mean_a'])} ({r['seeds_a']})",
-                      f"{_fmt(r['mean_b'])} ({r['seeds_b']})", f"{_fmt(r['difference'])}{interval}", r["verdict"]))
+        table.append(
+            (
+                r["env"],
+                r["algo"],
+                r["stage"],
+                f"{_fmt(r['mean_a'])} ({r['seeds_a']})",
+                f"{_fmt(r['mean_b'])} ({r['seeds_b']})",
+                f"{_fmt(r['difference'])}{interval}",
+                r["verdict"],
+            )
+        )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines += ["", *("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
     counts = cmp.counts()
     lines += ["", f"{len(cmp.rows)} compared: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)]
     for d in cmp.differing:
-        lines.append(f"not compared (configs differ in {', '.join(d['fields']) or 'nothing'}): {d['env']} {d['algo']} "
-                     f"{d['stage']}: {d['trial_id_a']} (A) vs {d['trial_id_b']} (B)")
+        lines.append(
+            f"not compared (configs differ in {', '.join(d['fields']) or 'nothing'}): {d['env']} {d['algo']} "
+            f"{d['stage']}: {d['trial_id_a']} (A) vs {d['trial_id_b']} (B)"
+        )
     for side, trials in (("A", cmp.only_a), ("B", cmp.only_b)):
         for t in trials:
             lines.append(f"only in {side}: {t['env']} {t['algo']} {t['stage']} {t['trial_id']}")

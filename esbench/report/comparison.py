@@ -26,12 +26,19 @@ OUTCOMES = ("outperforms", "competitive", "underperforms")
 
 # --------------------------------------------------------------- returns ----
 
+
 def welch_outcome(x, y, alpha: float) -> dict:
     """Outcome of sample `x` against sample `y` (rule: RULES['head_to_head']), with t, p and what decided it."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     out = {"n_a": int(x.size), "n_b": int(y.size), "mean_a": float(x.mean()), "mean_b": float(y.mean())}
     if x.size < 2 or y.size < 2:
-        return {**out, "t": None, "p_value": None, "outcome": "competitive", "note": "fewer than 2 seeds: no test"}
+        return {
+            **out,
+            "t": None,
+            "p_value": None,
+            "outcome": "competitive",
+            "note": "fewer than 2 seeds: no test",
+        }
     sx, sy = x.std(ddof=1), y.std(ddof=1)
     if sx == 0 and sy == 0:
         # Welch's statistic is 0/0 or d/0 here: decided explicitly
@@ -83,20 +90,32 @@ def head_to_head(finals: pd.DataFrame, alpha: float = 0.05) -> dict:
         if x.size and y.size:
             per_env[env] = welch_outcome(x, y, alpha)
     counts = {o: sum(r["outcome"] == o for r in per_env.values()) for o in OUTCOMES}
-    return {"a": A, "b": B, "test": "Welch's t-test", "alpha": alpha, "per_env": per_env, "counts": counts,
-            "n": len(per_env), "paper": paper.claim_counts()}
+    return {
+        "a": A,
+        "b": B,
+        "test": "Welch's t-test",
+        "alpha": alpha,
+        "per_env": per_env,
+        "counts": counts,
+        "n": len(per_env),
+        "paper": paper.claim_counts(),
+    }
 
 
 def comparison_line(h2h: dict) -> str:
     """'EGGROLL vs OpenES (Welch's t-test, alpha 0.05): outperforms on X, ... of N environments; the paper: ...'."""
-    head = f"{algorithm_label(h2h['a'])} vs {algorithm_label(h2h['b'])} ({h2h['test']}, alpha {h2h['alpha']:g})"
+    head = (
+        f"{algorithm_label(h2h['a'])} vs {algorithm_label(h2h['b'])} ({h2h['test']}, alpha {h2h['alpha']:g})"
+    )
     p = h2h["paper"]
     theirs = f"the paper: {p['outperforms']} / {p['competitive']} / {p['underperforms']} of {p['total']}"
     if h2h["n"] == 0:
         return f"{head}: no environment has results for both; {theirs}."
     c = h2h["counts"]
-    return (f"{head}: outperforms on {c['outperforms']}, competitive on {c['competitive']}, underperforms on "
-            f"{c['underperforms']} of {h2h['n']} environments; {theirs}.")
+    return (
+        f"{head}: outperforms on {c['outperforms']}, competitive on {c['competitive']}, underperforms on "
+        f"{c['underperforms']} of {h2h['n']} environments; {theirs}."
+    )
 
 
 def comparison_markdown(h2h: dict) -> str:
@@ -104,15 +123,21 @@ def comparison_markdown(h2h: dict) -> str:
     a, b = algorithm_label(h2h["a"]), algorithm_label(h2h["b"])
     lines = [comparison_line(h2h), "", f"Rule: {RULES['head_to_head']}"]
     if h2h["per_env"]:
-        lines += ["", f"| environment | {a} mean (seeds) | {b} mean (seeds) | t | p | outcome | note |",
-                  "|---|---:|---:|---:|---:|---|---|"]
-        lines += [f"| {env} | {fmt_number(r['mean_a'])} ({r['n_a']}) | {fmt_number(r['mean_b'])} ({r['n_b']}) "
-                  f"| {fmt_number(r['t'])} | {fmt_number(r['p_value'])} | {r['outcome']} | {r['note']} |"
-                  for env, r in h2h["per_env"].items()]
+        lines += [
+            "",
+            f"| environment | {a} mean (seeds) | {b} mean (seeds) | t | p | outcome | note |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
+        lines += [
+            f"| {env} | {fmt_number(r['mean_a'])} ({r['n_a']}) | {fmt_number(r['mean_b'])} ({r['n_b']}) "
+            f"| {fmt_number(r['t'])} | {fmt_number(r['p_value'])} | {r['outcome']} | {r['note']} |"
+            for env, r in h2h["per_env"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------ training time --
+
 
 def ratio_label(a_seconds: float, b_seconds: float) -> str:
     """How `a` compares with `b` in the paper's words: '2.10x faster' (b took 2.1 times as long) or '1.30x slower'."""
@@ -147,18 +172,31 @@ def training_time(selection: pd.DataFrame, summaries: pd.DataFrame) -> dict:
         if not all(math.isfinite(s) and s > 0 for s in secs.values()):
             missing.append(env)
             continue
-        rows.append({"env": env, "trial_id": ids, "run_s": secs, "ratio": secs[B] / secs[A],
-                     "label": ratio_label(secs[A], secs[B]), "paper": paper_ratio_label(env)})
+        rows.append(
+            {
+                "env": env,
+                "trial_id": ids,
+                "run_s": secs,
+                "ratio": secs[B] / secs[A],
+                "label": ratio_label(secs[A], secs[B]),
+                "paper": paper_ratio_label(env),
+            }
+        )
     return {"a": A, "b": B, "rows": rows, "missing": missing}
 
 
 def training_time_markdown(times: dict) -> str:
     """The Figure-15 table: our seconds, our ratio, the paper's ratio."""
     a, b = algorithm_label(times["a"]), algorithm_label(times["b"])
-    lines = [f"| environment | {a} training s | {b} training s | {a} vs {b} | paper (Figure 15) |",
-             "|---|---:|---:|---|---|"]
-    lines += [f"| {r['env']} | {r['run_s'][times['a']]:.4g} | {r['run_s'][times['b']]:.4g} | {r['label']} "
-              f"| {r['paper']} |" for r in times["rows"]]
+    lines = [
+        f"| environment | {a} training s | {b} training s | {a} vs {b} | paper (Figure 15) |",
+        "|---|---:|---:|---|---|",
+    ]
+    lines += [
+        f"| {r['env']} | {r['run_s'][times['a']]:.4g} | {r['run_s'][times['b']]:.4g} | {r['label']} "
+        f"| {r['paper']} |"
+        for r in times["rows"]
+    ]
     if not times["rows"]:
         lines = [f"No environment has training times for both {a} and {b}."]
     if times["missing"]:

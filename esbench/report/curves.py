@@ -41,10 +41,17 @@ def aligned_curves(rows: pd.DataFrame) -> dict:
     values = values.dropna(axis=0, how="any")
     if values.empty:
         return empty
-    x = {column: (values.index.to_numpy(dtype=float) if column == point else
-                  rows.pivot_table(index=point, columns="seed", values=column, aggfunc="last")
-                  .reindex(values.index).mean(axis=1, skipna=True).to_numpy(dtype=float))
-         for column in ("env_steps", "wall_clock_s")}
+    x = {
+        column: (
+            values.index.to_numpy(dtype=float)
+            if column == point
+            else rows.pivot_table(index=point, columns="seed", values=column, aggfunc="last")
+            .reindex(values.index)
+            .mean(axis=1, skipna=True)
+            .to_numpy(dtype=float)
+        )
+        for column in ("env_steps", "wall_clock_s")
+    }
     return {**x, "values": values.to_numpy(dtype=float).T, "seeds": [int(s) for s in values.columns]}
 
 
@@ -63,8 +70,9 @@ def _normalising_returns(rows: pd.DataFrame, summary: pd.DataFrame, env: str) ->
     return r0, r_ppo
 
 
-def ppo_normalised_curves(df: pd.DataFrame, summary: pd.DataFrame, band: str, n_bootstrap: int,
-                          seed: int = 0) -> dict:
+def ppo_normalised_curves(
+    df: pd.DataFrame, summary: pd.DataFrame, band: str, n_bootstrap: int, seed: int = 0
+) -> dict:
     """Figure 4a: return normalised by PPO, averaged over environments (rule: RULES['ppo_normalisation']).
 
     `df` holds the shown trials' rows, `summary` is `aggregate.summarise_finals`
@@ -94,10 +102,29 @@ def ppo_normalised_curves(df: pd.DataFrame, summary: pd.DataFrame, band: str, n_
         seeds = sorted(set.intersection(*(set(scaled[e, algo][2]) for e in algo_envs)))
         if not seeds:
             continue
-        per_seed = np.mean([[np.interp(grid, x, v[s_seeds.index(s)]) for s in seeds]
-                            for x, v, s_seeds in (scaled[e, algo] for e in algo_envs)], axis=0)
-        low, high = (mean_band(per_seed, band, n_bootstrap, seed) if len(seeds) > 1
-                     else (np.full(grid.size, np.nan),) * 2)
-        curves[algo] = {"envs": algo_envs, "seeds": seeds, "mean": per_seed.mean(axis=0), "low": low, "high": high}
-    return {"x": "env_steps" if by_steps else "fraction", "grid": grid, "envs": envs, "left_out": left_out,
-            "curves": curves}
+        per_seed = np.mean(
+            [
+                [np.interp(grid, x, v[s_seeds.index(s)]) for s in seeds]
+                for x, v, s_seeds in (scaled[e, algo] for e in algo_envs)
+            ],
+            axis=0,
+        )
+        low, high = (
+            mean_band(per_seed, band, n_bootstrap, seed)
+            if len(seeds) > 1
+            else (np.full(grid.size, np.nan),) * 2
+        )
+        curves[algo] = {
+            "envs": algo_envs,
+            "seeds": seeds,
+            "mean": per_seed.mean(axis=0),
+            "low": low,
+            "high": high,
+        }
+    return {
+        "x": "env_steps" if by_steps else "fraction",
+        "grid": grid,
+        "envs": envs,
+        "left_out": left_out,
+        "curves": curves,
+    }

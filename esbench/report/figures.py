@@ -31,8 +31,19 @@ from esbench.report.tables import plural
 from esbench.results import atomic_file
 
 # Okabe-Ito colours (colour-blind safe) first; EGGROLL, OpenES and PPO, registered first, get the first three.
-PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999", "#8C564B",
-           "#BCBD22", "#F0E442")
+PALETTE = (
+    "#D55E00",
+    "#0072B2",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#999999",
+    "#8C564B",
+    "#BCBD22",
+    "#F0E442",
+)
 # Markers and dashes too, so that curves lying on top of each other (equal returns) stay visible.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.")
@@ -54,8 +65,14 @@ def algo_colours(algos) -> dict[str, str]:
 
 def algo_styles(algos) -> dict[str, dict]:
     """Line colour, marker and dash per algorithm, fixed by its place in the registry (`algo_index`)."""
-    return {a: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
-                "ls": LINESTYLES[i % len(LINESTYLES)]} for a, i in algo_index(algos).items()}
+    return {
+        a: {
+            "color": PALETTE[i % len(PALETTE)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "ls": LINESTYLES[i % len(LINESTYLES)],
+        }
+        for a, i in algo_index(algos).items()
+    }
 
 
 def human_count(value: float, _pos=None) -> str:
@@ -96,6 +113,7 @@ def save_figure(fig: Figure, stem: Path, formats=("png", "pdf"), dpi: int = 150)
 
 
 # ------------------------------------------------------------- curves -------
+
 
 def _grid_shape(n: int) -> tuple[int, int]:
     ncols = min(GRID_COLUMNS, n)
@@ -139,8 +157,9 @@ def _band_patch(band: str) -> Patch:
     return Patch(color="0.5", alpha=0.3, label=BANDS[band])
 
 
-def plot_return_grid(df: pd.DataFrame, x: str = "env_steps", band: str = "sem", n_bootstrap: int = 2000,
-                     seed: int = 0) -> Figure:
+def plot_return_grid(
+    df: pd.DataFrame, x: str = "env_steps", band: str = "sem", n_bootstrap: int = 2000, seed: int = 0
+) -> Figure:
     """Figure 14: one panel per environment, mean evaluation return over seeds with a band (rules.BANDS)."""
     if x not in X_LABELS:
         raise ValueError(f"x must be one of {list(X_LABELS)}, got {x!r}")
@@ -191,9 +210,18 @@ def plot_ppo_normalised(data: dict, band: str) -> Figure:
     ax = fig.subplots()
     for algo in algos:
         c = data["curves"][algo]
-        label = f"{algorithm_label(algo)} ({plural(len(c['envs']), 'env')}, {plural(len(c['seeds']), 'seed')})"
-        ax.plot(data["grid"], c["mean"], lw=1.6, ms=3.0, markevery=max(1, len(data["grid"]) // 20), label=label,
-                **styles[algo])
+        label = (
+            f"{algorithm_label(algo)} ({plural(len(c['envs']), 'env')}, {plural(len(c['seeds']), 'seed')})"
+        )
+        ax.plot(
+            data["grid"],
+            c["mean"],
+            lw=1.6,
+            ms=3.0,
+            markevery=max(1, len(data["grid"]) // 20),
+            label=label,
+            **styles[algo],
+        )
         if np.isfinite(c["low"]).any():
             ax.fill_between(data["grid"], c["low"], c["high"], color=styles[algo]["color"], alpha=0.22, lw=0)
     ax.axhline(1.0, color="0.5", ls="--", lw=0.8)
@@ -206,7 +234,9 @@ def plot_ppo_normalised(data: dict, band: str) -> Figure:
     ax.grid(alpha=0.3, lw=0.5)
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=[*handles, _band_patch(band)], fontsize=8, frameon=False)
-    ax.set_title(f"PPO-normalised return, mean over {plural(len(data['envs']), 'env')} (Figure 4a)", fontsize=10)
+    ax.set_title(
+        f"PPO-normalised return, mean over {plural(len(data['envs']), 'env')} (Figure 4a)", fontsize=10
+    )
     return fig
 
 
@@ -221,23 +251,44 @@ def plot_training_time(times: dict) -> Figure:
     ax = fig.subplots()
     for i, r in enumerate(rows):
         for j, algo in enumerate(pair):
-            ax.bar(i + (j - 0.5) * 0.4, r["run_s"][algo], width=0.4, color=colours[algo], gid=f"{r['env']}|{algo}")
-        ax.annotate(r["label"], (i, max(r["run_s"].values())), xytext=(0, 3), textcoords="offset points",
-                    ha="center", fontsize=7)
+            ax.bar(
+                i + (j - 0.5) * 0.4,
+                r["run_s"][algo],
+                width=0.4,
+                color=colours[algo],
+                gid=f"{r['env']}|{algo}",
+            )
+        ax.annotate(
+            r["label"],
+            (i, max(r["run_s"].values())),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+        )
     ax.set_yscale("log")
     # a log axis has no zero: start well below the shortest bar so that every bar shows
     ax.set_ylim(bottom=0.5 * min(min(r["run_s"].values()) for r in rows))
-    ax.set_xticks(range(len(rows)), [panel_title(r["env"]) for r in rows], rotation=35, ha="right", fontsize=8)
+    ax.set_xticks(
+        range(len(rows)), [panel_title(r["env"]) for r in rows], rotation=35, ha="right", fontsize=8
+    )
     ax.set_ylabel("training time (s)")
-    ax.set_title(f"Training time, {algorithm_label(pair[0])} vs {algorithm_label(pair[1])} (Figure 15)",
-                 fontsize=10)
+    ax.set_title(
+        f"Training time, {algorithm_label(pair[0])} vs {algorithm_label(pair[1])} (Figure 15)", fontsize=10
+    )
     ax.grid(axis="y", which="both", alpha=0.3, lw=0.5)
-    fig.legend(handles=[Patch(color=colours[a], label=algorithm_label(a)) for a in pair],
-               loc="outside upper right", ncol=2, frameon=False, fontsize=9)
+    fig.legend(
+        handles=[Patch(color=colours[a], label=algorithm_label(a)) for a in pair],
+        loc="outside upper right",
+        ncol=2,
+        frameon=False,
+        fontsize=9,
+    )
     return fig
 
 
 # ---------------------------------------------------------- throughput ------
+
 
 def plot_throughput(summary: pd.DataFrame) -> Figure:
     """Grouped bars (log scale): env steps per second per environment and algorithm.
@@ -247,7 +298,9 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
     envs = env_order(summary["env"].unique())
     algos = algo_order(summary["algo"].unique())
     colours = algo_colours(algos)
-    fig = new_figure(figsize=(min(18.0, max(6.0, 0.25 * len(envs) * len(algos) + 2)), 4.6), layout="constrained")
+    fig = new_figure(
+        figsize=(min(18.0, max(6.0, 0.25 * len(envs) * len(algos) + 2)), 4.6), layout="constrained"
+    )
     ax = fig.subplots()
     width = 0.8 / len(algos)
     text_at_bottom = blended_transform_factory(ax.transData, ax.transAxes)
@@ -256,16 +309,30 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
             pos = i - 0.4 + width * (j + 0.5)
             row = summary[(summary["env"] == env) & (summary["algo"] == algo)]
             if row.empty or not np.isfinite(row["mean"].iloc[0]) or row["mean"].iloc[0] <= 0:
-                ax.text(pos, 0.01, "n/a", transform=text_at_bottom, rotation=90, ha="center", va="bottom",
-                        fontsize=6, color="0.4")
+                ax.text(
+                    pos,
+                    0.01,
+                    "n/a",
+                    transform=text_at_bottom,
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    color="0.4",
+                )
                 continue
             r = row.iloc[0]
-            ax.bar(pos, r["mean"], width=width, color=colours[algo], label=algorithm_label(algo) if i == 0 else None,
-                   gid=f"{env}|{algo}")
+            ax.bar(
+                pos,
+                r["mean"],
+                width=width,
+                color=colours[algo],
+                label=algorithm_label(algo) if i == 0 else None,
+                gid=f"{env}|{algo}",
+            )
             # clipped at 0: the mean of equal values can round one ulp past them
             whiskers = [[max(0.0, r["mean"] - r["min"])], [max(0.0, r["max"] - r["mean"])]]
-            ax.errorbar(pos, r["mean"], yerr=whiskers, fmt="none",
-                        ecolor="0.2", lw=0.8, capsize=2)
+            ax.errorbar(pos, r["mean"], yerr=whiskers, fmt="none", ecolor="0.2", lw=0.8, capsize=2)
     ax.set_yscale("log")
     ax.set_xticks(range(len(envs)), envs, rotation=35, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(envs) - 0.4)
@@ -279,6 +346,7 @@ def plot_throughput(summary: pd.DataFrame) -> Figure:
 
 # ------------------------------------------------------------ aggregates ----
 
+
 def plot_aggregate(stats: dict) -> Figure:
     """IQM of normalised final return per algorithm (and P(EGGROLL > OpenES)) with 95% CIs."""
     iqm = stats["iqm"]
@@ -291,10 +359,18 @@ def plot_aggregate(stats: dict) -> Figure:
     for i, algo in enumerate(algos):
         s = iqm[algo]
         y = len(algos) - 1 - i
-        ax.plot([s["ci_low"], s["ci_high"]], [y, y], color=colours[algo], lw=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot(
+            [s["ci_low"], s["ci_high"]], [y, y], color=colours[algo], lw=6, alpha=0.45, solid_capstyle="butt"
+        )
         ax.plot([s["iqm"]], [y], "|", color=colours[algo], ms=14, mew=2)
-    ax.set_yticks(range(len(algos)), [f"{algorithm_label(a)}\n({plural(len(iqm[a]['envs']), 'env')} x "
-                                      f"{plural(iqm[a]['n_seeds_per_env'], 'seed')})" for a in algos[::-1]])
+    ax.set_yticks(
+        range(len(algos)),
+        [
+            f"{algorithm_label(a)}\n({plural(len(iqm[a]['envs']), 'env')} x "
+            f"{plural(iqm[a]['n_seeds_per_env'], 'seed')})"
+            for a in algos[::-1]
+        ],
+    )
     ax.set_xlabel("IQM of min-max normalised final return")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.7, len(algos) - 0.3)
@@ -302,12 +378,19 @@ def plot_aggregate(stats: dict) -> Figure:
     if poi:
         ax = axes[1]
         colour = algo_colours([poi["a"]])[poi["a"]]
-        ax.plot([poi["ci_low"], poi["ci_high"]], [0, 0], color=colour, lw=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot(
+            [poi["ci_low"], poi["ci_high"]], [0, 0], color=colour, lw=6, alpha=0.45, solid_capstyle="butt"
+        )
         ax.plot([poi["value"]], [0], "|", color=colour, ms=14, mew=2)
         ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
         seeds = poi["n_seeds_per_env"]
-        ax.set_yticks([0], [f"P({algorithm_label(poi['a'])} > {algorithm_label(poi['b'])})\n"
-                            f"({plural(len(poi['envs']), 'env')}; {seeds[poi['a']]} vs {seeds[poi['b']]} seeds)"])
+        ax.set_yticks(
+            [0],
+            [
+                f"P({algorithm_label(poi['a'])} > {algorithm_label(poi['b'])})\n"
+                f"({plural(len(poi['envs']), 'env')}; {seeds[poi['a']]} vs {seeds[poi['b']]} seeds)"
+            ],
+        )
         ax.set_xlabel("probability of improvement")
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.7, 0.7)
@@ -326,8 +409,12 @@ def plot_search(search: dict) -> Figure:
     for k, (p, ax) in enumerate(zip(pairs, axes)):
         points = sorted(p["points"], key=lambda q: (q["tuning_score"] is None, -(q["tuning_score"] or 0.0)))
         ranks = np.arange(1, len(points) + 1)
-        tuning = np.array([np.nan if q["tuning_score"] is None else q["tuning_score"] for q in points], dtype=float)
-        again = np.array([np.nan if q["reselect_score"] is None else q["reselect_score"] for q in points], dtype=float)
+        tuning = np.array(
+            [np.nan if q["tuning_score"] is None else q["tuning_score"] for q in points], dtype=float
+        )
+        again = np.array(
+            [np.nan if q["reselect_score"] is None else q["reselect_score"] for q in points], dtype=float
+        )
         colour = styles[p["algo"]]["color"]
         ax.plot(ranks, tuning, "o", ms=4, color="0.55", label="tuning score")
         if np.isfinite(again).any():
@@ -338,11 +425,20 @@ def plot_search(search: dict) -> Figure:
         ax.set_title(f"{panel_title(p['env'])}, {algorithm_label(p['algo'])}", fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _label_panel(ax, k, len(pairs), ncols, "search rank by tuning score", "mean final return")
-    handles = [Line2D([], [], ls="", marker="o", color="0.55", label="tuning score (search point)"),
-               Line2D([], [], ls="", marker="*", ms=10, color="0.2", label="winner's final mean (fresh seeds)")]
+    handles = [
+        Line2D([], [], ls="", marker="o", color="0.55", label="tuning score (search point)"),
+        Line2D([], [], ls="", marker="*", ms=10, color="0.2", label="winner's final mean (fresh seeds)"),
+    ]
     if search["reselected"]:
-        handles.insert(1, Line2D([], [], ls="", marker="^", mfc="none", color="0.2", label="re-selection score"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), max(ncols, 2)), frameon=False,
-               fontsize=9)
+        handles.insert(
+            1, Line2D([], [], ls="", marker="^", mfc="none", color="0.2", label="re-selection score")
+        )
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), max(ncols, 2)),
+        frameon=False,
+        fontsize=9,
+    )
     fig.suptitle("The search: tuning scores, re-selection and the winner on fresh seeds", fontsize=11)
     return fig

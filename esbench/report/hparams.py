@@ -46,8 +46,9 @@ def chosen_hparams(selection: pd.DataFrame, summaries: pd.DataFrame) -> dict[str
             theirs = None
         ours = {k: v for k, v in hparams[r.trial_id].items() if k in fields}
         differs = [k for k in ours if theirs is not None and not same_value(ours[k], theirs[k])]
-        out.setdefault(r.algo, []).append({"env": r.env, "trial_id": r.trial_id, "ours": ours, "paper": theirs,
-                                           "differs": differs})
+        out.setdefault(r.algo, []).append(
+            {"env": r.env, "trial_id": r.trial_id, "ours": ours, "paper": theirs, "differs": differs}
+        )
     return {algo: out[algo] for algo in algo_order(out)}
 
 
@@ -68,7 +69,10 @@ def unstated_settings(selection: pd.DataFrame, summaries: pd.DataFrame) -> dict[
 
 
 def unstated_markdown(settings: dict[str, dict[str, list]]) -> str:
-    lines = ["| algorithm | settings the paper's tables do not give (the shown trials' values) |", "|---|---|"]
+    lines = [
+        "| algorithm | settings the paper's tables do not give (the shown trials' values) |",
+        "|---|---|",
+    ]
     for algo, fields in settings.items():
         text = ", ".join(f"{k} {' / '.join(_text(v) for v in values)}" for k, values in fields.items())
         lines.append(f"| {algorithm_label(algo)} | {text or MISSING_MD} |")
@@ -87,8 +91,12 @@ def hparams_markdown(chosen: dict[str, list[dict]]) -> str:
     for algo, entries in chosen.items():
         fields = list(paper.row(algo, paper.env_ids()[0]))
         fields = [f for f in fields if any(f in e["ours"] for e in entries)]
-        lines = [f"**{algorithm_label(algo)}**", "", "| environment | " + " | ".join(fields) + " |",
-                 "|---|" + "---|" * len(fields)]
+        lines = [
+            f"**{algorithm_label(algo)}**",
+            "",
+            "| environment | " + " | ".join(fields) + " |",
+            "|---|" + "---|" * len(fields),
+        ]
         for e in entries:
             cells = []
             for f in fields:
@@ -99,8 +107,10 @@ def hparams_markdown(chosen: dict[str, list[dict]]) -> str:
         parts.append("\n".join(lines) + "\n")
     if not parts:
         return "No shown trial of EGGROLL, OpenES or PPO has hyperparameters in the summaries.\n"
-    return "\n".join(parts) + ("\nBold: differs from the paper's choice for that environment, which is in "
-                               "parentheses; plain: the same as the paper's.\n")
+    return "\n".join(parts) + (
+        "\nBold: differs from the paper's choice for that environment, which is in "
+        "parentheses; plain: the same as the paper's.\n"
+    )
 
 
 def sampler_text(protocol: dict | None, final_stage: bool) -> str:
@@ -109,20 +119,33 @@ def sampler_text(protocol: dict | None, final_stage: bool) -> str:
         how = "final-stage trials" if final_stage else "the best trial of each (env, algorithm) in the sweep"
         return f"No protocol record (protocol.json): the trials shown are {how}."
     sampler = SAMPLERS.get(protocol["sampler"], f"{protocol['sampler']} (not the paper's)")
-    again = (f"; the {protocol['reselect_top']} best of each re-run on re-selection seeds {protocol['reselect_seeds']}, "
-             "the best there winning") if protocol.get("reselect_top") else ""
-    return (f"Chosen by {sampler} over {protocol['search_trials']} trials per (environment, algorithm) on tuning "
-            f"seeds {protocol['tuning_seeds']}{again}, budget {protocol['budget']}; each winner re-run on final seeds "
-            f"{protocol['final_seeds']}.")
+    again = (
+        (
+            f"; the {protocol['reselect_top']} best of each re-run on re-selection seeds {protocol['reselect_seeds']}, "
+            "the best there winning"
+        )
+        if protocol.get("reselect_top")
+        else ""
+    )
+    return (
+        f"Chosen by {sampler} over {protocol['search_trials']} trials per (environment, algorithm) on tuning "
+        f"seeds {protocol['tuning_seeds']}{again}, budget {protocol['budget']}; each winner re-run on final seeds "
+        f"{protocol['final_seeds']}."
+    )
 
 
 def protocol_selection_markdown(protocol: dict) -> str:
     """The protocol's winners: which search trial won each (env, algorithm), on what score, against what."""
-    lines = ["| environment | algorithm | winning search trial | tuning score | re-selection score | candidates | diverged "
-             "| tied with | note |", "|---|---|---|---:|---:|---:|---:|---|---|"]
+    lines = [
+        "| environment | algorithm | winning search trial | tuning score | re-selection score | candidates | diverged "
+        "| tied with | note |",
+        "|---|---|---|---:|---:|---:|---:|---|---|",
+    ]
     for s in protocol["selection"]:
         tied = ", ".join(f"`{t}`" for t in s["tied_with"]) or MISSING_MD
         again = fmt_number(s["reselect"]["score"]) if s.get("reselect") else MISSING_MD
-        lines.append(f"| {s['env']} | {algorithm_label(s['algo'])} | `{s['trial_id']}` | {fmt_number(s['score'])} "
-                     f"| {again} | {s['n_candidates']} | {s['n_diverged']} | {tied} | {s['note']} |")
+        lines.append(
+            f"| {s['env']} | {algorithm_label(s['algo'])} | `{s['trial_id']}` | {fmt_number(s['score'])} "
+            f"| {again} | {s['n_candidates']} | {s['n_diverged']} | {tied} | {s['note']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -30,17 +30,32 @@ def learning_check(rows: pd.DataFrame, summary: pd.DataFrame) -> dict:
         half = (r.ci_high - r.ci_low) / 2 if math.isfinite(r.ci_high) else math.nan
         gap = r.mean - base
         clear = bool(math.isfinite(gap) and math.isfinite(half) and gap > half)
-        cells.append({"env": r.env, "algo": r.algo, "final_mean": r.mean, "half_width": half, "untrained_mean": base,
-                      "gain": gap, "clear": clear})
+        cells.append(
+            {
+                "env": r.env,
+                "algo": r.algo,
+                "final_mean": r.mean,
+                "half_width": half,
+                "untrained_mean": base,
+                "gain": gap,
+                "clear": clear,
+            }
+        )
     return {"cells": cells, "n": len(cells), "n_clear": sum(c["clear"] for c in cells)}
 
 
 def learning_markdown(check: dict) -> str:
-    lines = [f"{check['n_clear']} of {check['n']} (env, algorithm) final means are above the untrained policy by more "
-             "than their 95% half-width.", "",
-             "| environment | algorithm | untrained mean | final mean | gain | 95% half-width | clear |",
-             "|---|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {c['env']} | {algorithm_label(c['algo'])} | {fmt_number(c['untrained_mean'])} | "
-              f"{fmt_number(c['final_mean'])} | {fmt_number(c['gain'])} | {fmt_number(c['half_width'])} | "
-              f"{'yes' if c['clear'] else 'no'} |" for c in check["cells"]]
+    lines = [
+        f"{check['n_clear']} of {check['n']} (env, algorithm) final means are above the untrained policy by more "
+        "than their 95% half-width.",
+        "",
+        "| environment | algorithm | untrained mean | final mean | gain | 95% half-width | clear |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {c['env']} | {algorithm_label(c['algo'])} | {fmt_number(c['untrained_mean'])} | "
+        f"{fmt_number(c['final_mean'])} | {fmt_number(c['gain'])} | {fmt_number(c['half_width'])} | "
+        f"{'yes' if c['clear'] else 'no'} |"
+        for c in check["cells"]
+    ]
     return "\n".join(lines) + "\n"

@@ -35,8 +35,16 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict:
     else:
         verdict = "higher" if low > 0 else "lower" if high < 0 else "no difference detected"
         note = ""
-    return {"seeds": seeds, "differences": diffs.tolist(), "n": len(seeds), "mean": mean, "ci_low": low,
-            "ci_high": high, "verdict": verdict, "note": note}
+    return {
+        "seeds": seeds,
+        "differences": diffs.tolist(),
+        "n": len(seeds),
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def _per_seed(finals: pd.DataFrame, trial_id: str) -> dict[int, float]:
@@ -55,16 +63,33 @@ def matched_comparison(finals: pd.DataFrame, protocol: dict | None) -> dict | No
     stored = set(finals["trial_id"])
     per_env: dict[str, list] = {}
     for e in entries:
-        eggroll, openes = (e["trial_id"], e["partner_trial_id"]) if e["algo"] == A else (e["partner_trial_id"], e["trial_id"])
+        eggroll, openes = (
+            (e["trial_id"], e["partner_trial_id"])
+            if e["algo"] == A
+            else (e["partner_trial_id"], e["trial_id"])
+        )
         if eggroll not in stored or openes not in stored:
             continue
         cell = paired_difference(_per_seed(finals, eggroll), _per_seed(finals, openes))
-        per_env.setdefault(e["env"], []).append({"configuration_of": e["point_of"], "eggroll_trial_id": eggroll,
-                                                 "openes_trial_id": openes, **cell})
+        per_env.setdefault(e["env"], []).append(
+            {
+                "configuration_of": e["point_of"],
+                "eggroll_trial_id": eggroll,
+                "openes_trial_id": openes,
+                **cell,
+            }
+        )
     per_env = {env: per_env[env] for env in env_order(per_env)}
     cells = [c for cs in per_env.values() for c in cs]
     counts = {v: sum(c["verdict"] == v for c in cells) for v in VERDICTS}
-    return {"a": A, "b": B, "interval": "paired 95% Student-t", "per_env": per_env, "counts": counts, "n": len(cells)}
+    return {
+        "a": A,
+        "b": B,
+        "interval": "paired 95% Student-t",
+        "per_env": per_env,
+        "counts": counts,
+        "n": len(cells),
+    }
 
 
 def matched_line(matched: dict) -> str:
@@ -73,20 +98,29 @@ def matched_line(matched: dict) -> str:
     if not matched["n"]:
         return f"{head}: no configuration has final returns for both."
     c = matched["counts"]
-    return (f"{head}: {a} higher at {c['higher']}, no difference detected at {c['no difference detected']}, "
-            f"lower at {c['lower']} of {matched['n']} (env, configuration) comparisons.")
+    return (
+        f"{head}: {a} higher at {c['higher']}, no difference detected at {c['no difference detected']}, "
+        f"lower at {c['lower']} of {matched['n']} (env, configuration) comparisons."
+    )
 
 
 def matched_markdown(matched: dict | None) -> str:
     if matched is None:
         return "Not run: the protocol's `matched: true` runs EGGROLL and OpenES at each other's winning configuration.\n"
     a, b = algorithm_label(matched["a"]), algorithm_label(matched["b"])
-    lines = [matched_line(matched), "", f"Rule: {RULES['matched']}", "",
-             f"| environment | configuration of | {a} - {b} (mean) | 95% interval | seeds | verdict ({a}) | note |",
-             "|---|---|---:|---|---:|---|---|"]
+    lines = [
+        matched_line(matched),
+        "",
+        f"Rule: {RULES['matched']}",
+        "",
+        f"| environment | configuration of | {a} - {b} (mean) | 95% interval | seeds | verdict ({a}) | note |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
     for env, cells in matched["per_env"].items():
         for c in cells:
             interval = f"[{fmt_number(c['ci_low'])}, {fmt_number(c['ci_high'])}]"
-            lines.append(f"| {env} | {algorithm_label(c['configuration_of'])} | {fmt_number(c['mean'])} | {interval} "
-                         f"| {c['n']} | {c['verdict']} | {c['note']} |")
+            lines.append(
+                f"| {env} | {algorithm_label(c['configuration_of'])} | {fmt_number(c['mean'])} | {interval} "
+                f"| {c['n']} | {c['verdict']} | {c['note']} |"
+            )
     return "\n".join(lines) + "\n"

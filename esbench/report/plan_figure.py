@@ -35,8 +35,11 @@ def figure15_table(plan: dict) -> pd.DataFrame:
     stages = {p["stage"] for p in plan["programs"]}
     stage = "final" if "final" in stages else "sweep" if "sweep" in stages else None
     staged = [p for p in plan["programs"] if p["stage"] == stage]
-    speed = {(p["env"], p["algo"]): p["env_steps_per_s"] for p in staged
-             if p["status"] == "ok" and p["env_steps_per_s"]}
+    speed = {
+        (p["env"], p["algo"]): p["env_steps_per_s"]
+        for p in staged
+        if p["status"] == "ok" and p["env_steps_per_s"]
+    }
     bound = {(p["env"], p["algo"]): _bound_at_limit(p) for p in staged if _bound_at_limit(p)}
     rows = []
     for env in dict.fromkeys(p["env"] for p in staged):
@@ -51,13 +54,23 @@ def figure15_table(plan: dict) -> pd.DataFrame:
             paper_speedup, label = float("nan"), "-"
         here = egg / oes if egg is not None and oes is not None else float("nan")
         roofline = oes_bound / egg_bound if egg_bound and oes_bound else float("nan")
-        rows.append({"env": env, "eggroll_env_steps_per_s": egg, "openes_env_steps_per_s": oes,
-                     "speedup_here": here, "speedup_roofline": roofline, "speedup_paper": paper_speedup,
-                     "paper": label})
+        rows.append(
+            {
+                "env": env,
+                "eggroll_env_steps_per_s": egg,
+                "openes_env_steps_per_s": oes,
+                "speedup_here": here,
+                "speedup_roofline": roofline,
+                "speedup_paper": paper_speedup,
+                "paper": label,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def figure15_plot(table: pd.DataFrame, path: Path, device: str = "this machine", accelerator: str | None = None) -> Path:
+def figure15_plot(
+    table: pd.DataFrame, path: Path, device: str = "this machine", accelerator: str | None = None
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -39,20 +39,35 @@ def search_scores(protocol: dict | None, finals: pd.DataFrame) -> dict | None:
         again = {c["search_trial_id"]: c["score"] for c in reselect["candidates"]} if reselect else {}
         final = final_mean.get(e.get("final_trial_id"), math.nan)
         final = float(final) if math.isfinite(final) else None
-        pairs.append({
-            "env": e["env"], "algo": e["algo"], "winner": e["trial_id"],
-            "points": [{"trial_id": p["trial_id"], "tuning_score": p["score"], "reselect_score": again.get(p["trial_id"])}
-                       for p in e["search"]],
-            "winner_tuning_score": e["score"],
-            "winner_reselect_score": reselect["score"] if reselect else None,
-            "final_mean": final,
-            "winners_curse": _minus(e["score"], final),
-            "reselect_curse": _minus(reselect["score"], final) if reselect else None,
-        })
-    order = {(env, algo): (i, j) for i, env in enumerate(env_order({p["env"] for p in pairs}))
-             for j, algo in enumerate(algo_order({p["algo"] for p in pairs}))}
-    return {"pairs": sorted(pairs, key=lambda p: order[p["env"], p["algo"]]),
-            "reselected": any(p["winner_reselect_score"] is not None for p in pairs)}
+        pairs.append(
+            {
+                "env": e["env"],
+                "algo": e["algo"],
+                "winner": e["trial_id"],
+                "points": [
+                    {
+                        "trial_id": p["trial_id"],
+                        "tuning_score": p["score"],
+                        "reselect_score": again.get(p["trial_id"]),
+                    }
+                    for p in e["search"]
+                ],
+                "winner_tuning_score": e["score"],
+                "winner_reselect_score": reselect["score"] if reselect else None,
+                "final_mean": final,
+                "winners_curse": _minus(e["score"], final),
+                "reselect_curse": _minus(reselect["score"], final) if reselect else None,
+            }
+        )
+    order = {
+        (env, algo): (i, j)
+        for i, env in enumerate(env_order({p["env"] for p in pairs}))
+        for j, algo in enumerate(algo_order({p["algo"] for p in pairs}))
+    }
+    return {
+        "pairs": sorted(pairs, key=lambda p: order[p["env"], p["algo"]]),
+        "reselected": any(p["winner_reselect_score"] is not None for p in pairs),
+    }
 
 
 def winners_curse_markdown(search: dict | None) -> str:
@@ -71,7 +86,12 @@ def winners_curse_markdown(search: dict | None) -> str:
         rule += "---:|"
     lines = [head, rule]
     for p in search["pairs"]:
-        cells = [p["env"], algorithm_label(p["algo"]), str(len(p["points"])), fmt_number(p["winner_tuning_score"])]
+        cells = [
+            p["env"],
+            algorithm_label(p["algo"]),
+            str(len(p["points"])),
+            fmt_number(p["winner_tuning_score"]),
+        ]
         if reselected:
             cells.append(fmt_number(p["winner_reselect_score"]))
         cells += [fmt_number(p["final_mean"]), fmt_number(p["winners_curse"])]
@@ -82,6 +102,9 @@ def winners_curse_markdown(search: dict | None) -> str:
     for name, key in (("tuning score", "winners_curse"), ("re-selection score", "reselect_curse")):
         gaps = [p[key] for p in search["pairs"] if p[key] is not None]
         if gaps:  # counted, not averaged: the envs' returns are on different scales
-            text += [f"The winner's {name} was above its final mean in {sum(g > 0 for g in gaps)} of {len(gaps)} "
-                     "(env, algorithm) pairs.", ""]
+            text += [
+                f"The winner's {name} was above its final mean in {sum(g > 0 for g in gaps)} of {len(gaps)} "
+                "(env, algorithm) pairs.",
+                "",
+            ]
     return "\n".join(text + lines) + "\n"

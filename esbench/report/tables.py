@@ -81,18 +81,30 @@ def _table_axes(summary: pd.DataFrame):
 def final_return_markdown(summary: pd.DataFrame) -> str:
     """Markdown table: environments (rows) x algorithms (columns) of final return mean ± 95% CI."""
     envs, algos = _table_axes(summary)
-    lines = ["| environment | " + " | ".join(algorithm_label(a) for a in algos) + " |",
-             "|---|" + "---:|" * len(algos)]
+    lines = [
+        "| environment | " + " | ".join(algorithm_label(a) for a in algos) + " |",
+        "|---|" + "---:|" * len(algos),
+    ]
     for env, row in zip(envs, _cells(summary, envs, algos, "md")):
         lines.append(f"| {env} | " + " | ".join(row) + " |")
-    notes = ("Final evaluation return, mean ± half-width of the 95% Student-t interval over seeds. "
-             "Bold: best mean in the row. —: no results. †: includes diverged seeds (last finite evaluation).")
+    notes = (
+        "Final evaluation return, mean ± half-width of the 95% Student-t interval over seeds. "
+        "Bold: best mean in the row. —: no results. †: includes diverged seeds (last finite evaluation)."
+    )
     return "\n".join(lines) + "\n\n" + notes + "\n"
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -100,13 +112,23 @@ def _tex_escape(text: str) -> str:
 def final_return_latex(summary: pd.DataFrame) -> str:
     """LaTeX (booktabs) version of `final_return_markdown`."""
     envs, algos = _table_axes(summary)
-    out = [r"\begin{table}[t]", r"\centering", r"\small",
-           r"\begin{tabular}{l" + "r" * len(algos) + "}", r"\toprule",
-           "Environment & " + " & ".join(_tex_escape(algorithm_label(a)) for a in algos) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{l" + "r" * len(algos) + "}",
+        r"\toprule",
+        "Environment & " + " & ".join(_tex_escape(algorithm_label(a)) for a in algos) + r" \\",
+        r"\midrule",
+    ]
     for env, row in zip(envs, _cells(summary, envs, algos, "tex")):
         out.append(_tex_escape(env) + " & " + " & ".join(row) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}",
-            r"\caption{Final evaluation return, mean $\pm$ half-width of the 95\% Student-$t$ interval over seeds. "
-            r"Bold: best mean per row; ---: no results; $^\dagger$: includes diverged seeds.}",
-            r"\label{tab:final-return}", r"\end{table}"]
+    out += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{Final evaluation return, mean $\pm$ half-width of the 95\% Student-$t$ interval over seeds. "
+        r"Bold: best mean per row; ---: no results; $^\dagger$: includes diverged seeds.}",
+        r"\label{tab:final-return}",
+        r"\end{table}",
+    ]
     return "\n".join(out) + "\n"

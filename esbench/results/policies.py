@@ -27,7 +27,11 @@ class TrainedPolicy:
         return networks.act(self.params, obs, key, self.env.spec.action, self.deterministic, self.activation)
 
     def evaluate(self, key: jax.Array, n_episodes: int = 16) -> evaluate.EpisodeStats:
-        run = jax.jit(lambda k: evaluate.evaluate_policy(k, self.env, self.params, n_episodes, self.deterministic, self.activation))
+        run = jax.jit(
+            lambda k: evaluate.evaluate_policy(
+                k, self.env, self.params, n_episodes, self.deterministic, self.activation
+            )
+        )
         return run(key)
 
 
@@ -45,11 +49,17 @@ def load_trained_policy(out_dir: str | os.PathLike, trial_id: str, seed: int | N
     template = networks.init_policy(jax.random.PRNGKey(0), env.spec.obs_dim, env.spec.action, settings)
     if "obs_norm" in state_dict:
         stats = state_dict["obs_norm"]
-        template.update(networks.obs_norm_params(stats["mean"], stats["var"], float(stats["clip"]) if "clip" in stats else None))
+        template.update(
+            networks.obs_norm_params(
+                stats["mean"], stats["var"], float(stats["clip"]) if "clip" in stats else None
+            )
+        )
     try:
         params = serialization.from_state_dict(template, state_dict)
     except (ValueError, KeyError) as err:
-        raise CorruptResultsError(f"saved policy of trial {trial_id} does not match its config: {err}") from err
+        raise CorruptResultsError(
+            f"saved policy of trial {trial_id} does not match its config: {err}"
+        ) from err
     return TrainedPolicy(env, params, settings.activation, settings.deterministic_policy)
 
 

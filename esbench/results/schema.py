@@ -67,8 +67,13 @@ def metrics_frame(rows: list[dict]) -> pd.DataFrame:
 def check_metrics(frame: pd.DataFrame) -> None:
     """ValueError naming the schema columns `frame` lacks, or the columns it has that the schema does not know."""
     missing = [c for c in METRIC_COLUMNS if c not in frame.columns]
-    unknown = [c for c in frame.columns
-               if c not in METRIC_COLUMNS and c not in TRIAL_COLUMNS and not c.startswith(ALGORITHM_METRIC_PREFIX)]
+    unknown = [
+        c
+        for c in frame.columns
+        if c not in METRIC_COLUMNS and c not in TRIAL_COLUMNS and not c.startswith(ALGORITHM_METRIC_PREFIX)
+    ]
     if missing or unknown:
-        raise ValueError(f"metrics do not follow esbench.results.schema: missing {missing}, unknown {unknown}; "
-                         f"expected {list(METRIC_COLUMNS)} plus '{ALGORITHM_METRIC_PREFIX}*' columns")
+        raise ValueError(
+            f"metrics do not follow esbench.results.schema: missing {missing}, unknown {unknown}; "
+            f"expected {list(METRIC_COLUMNS)} plus '{ALGORITHM_METRIC_PREFIX}*' columns"
+        )

@@ -177,7 +177,9 @@ def read_trial(path: str | os.PathLike) -> tuple[dict, pd.DataFrame, dict]:
 def _trial_folders(out_dir: str | os.PathLike, strict: bool) -> list[Path]:
     root = trials_dir(out_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"no results in {out_dir}: expected a folder {root} (written by `esbench run` or `esbench sweep`)")
+        raise FileNotFoundError(
+            f"no results in {out_dir}: expected a folder {root} (written by `esbench run` or `esbench sweep`)"
+        )
     folders = []
     for path in sorted(root.iterdir()):
         if not path.is_dir() or path.name == LOCKS_DIR:
@@ -204,8 +206,12 @@ def _readable_trials(out_dir: str | os.PathLike, strict: bool):
 
 
 def _trial_fields(config: dict) -> dict:
-    return {"trial_id": config["trial_id"], "env": config["env"], "algo": config["algo"],
-            "stage": config.get("stage", "sweep")}
+    return {
+        "trial_id": config["trial_id"],
+        "env": config["env"],
+        "algo": config["algo"],
+        "stage": config.get("stage", "sweep"),
+    }
 
 
 def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
@@ -219,7 +225,9 @@ def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     frames = []
     for config, metrics, _ in _readable_trials(out_dir, strict):
         fields = _trial_fields(config)
-        frames.append(pd.concat([pd.DataFrame({k: [v] * len(metrics) for k, v in fields.items()}), metrics], axis=1))
+        frames.append(
+            pd.concat([pd.DataFrame({k: [v] * len(metrics) for k, v in fields.items()}), metrics], axis=1)
+        )
     if not frames:
         return pd.DataFrame(columns=[*TRIAL_COLUMNS, *METRIC_COLUMNS])
     return pd.concat(frames, ignore_index=True)
@@ -227,10 +235,12 @@ def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
 
 def load_summaries(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
     """One row per trial: trial_id, env, algo, stage, hparams, seeds, then its summary (status, timings, device)."""
-    return pd.DataFrame([
-        {**_trial_fields(config), "hparams": config["hparams"], "seeds": config["seeds"], **summary}
-        for config, _, summary in _readable_trials(out_dir, strict)
-    ])
+    return pd.DataFrame(
+        [
+            {**_trial_fields(config), "hparams": config["hparams"], "seeds": config["seeds"], **summary}
+            for config, _, summary in _readable_trials(out_dir, strict)
+        ]
+    )
 
 
 def load_configs(out_dir: str | os.PathLike, strict: bool = False) -> list[dict]:

@@ -7,6 +7,16 @@ from esbench.runner.trial import run_trial
 from esbench.validation import ConfigError
 
 __all__ = [
-    "BACKENDS", "ConfigError", "ResolvedTrial", "SweepOutcome", "TrialSpec", "expand_sweep", "load_sweep_file", "parse_sweep",
-    "resolve_trial", "resolve_trials", "run_trial", "run_trials",
+    "BACKENDS",
+    "ConfigError",
+    "ResolvedTrial",
+    "SweepOutcome",
+    "TrialSpec",
+    "expand_sweep",
+    "load_sweep_file",
+    "parse_sweep",
+    "resolve_trial",
+    "resolve_trials",
+    "run_trial",
+    "run_trials",
 ]

@@ -36,6 +36,7 @@ MAX_GROUP = 32  # points per vectorised program: its memory grows with them
 
 class Store(Protocol):
     out_dir: Path
+
     def is_finished(self, trial_id: str) -> bool: ...
     def write(self, result: TrialResult): ...
     def claim(self, trial_ids: Sequence[str]) -> ContextManager[list[str]]: ...
@@ -54,7 +55,11 @@ def resolve_trials(specs: Sequence[TrialSpec | ResolvedTrial]) -> list[ResolvedT
     """Every trial resolved (validated, budget planned) before anything runs; a trial listed twice once."""
     trials, seen = [], set()
     for spec in specs:
-        trial = spec if isinstance(spec, ResolvedTrial) else resolve_trial(spec, owner=f"trial [{spec.env} x {spec.algo}]")
+        trial = (
+            spec
+            if isinstance(spec, ResolvedTrial)
+            else resolve_trial(spec, owner=f"trial [{spec.env} x {spec.algo}]")
+        )
         if trial.trial_id not in seen:
             seen.add(trial.trial_id)
             trials.append(trial)
@@ -77,8 +82,17 @@ def group_key(trial: ResolvedTrial):
         return trial.trial_id
     static = {k: v for k, v in dataclasses.asdict(trial.cfg).items() if k not in values}
     spec = trial.spec
-    return (spec.env, spec.max_episode_steps, spec.algo, json.dumps(static, sort_keys=True), spec.seeds,
-            spec.env_steps, spec.num_logs, spec.eval_every, spec.eval_episodes)
+    return (
+        spec.env,
+        spec.max_episode_steps,
+        spec.algo,
+        json.dumps(static, sort_keys=True),
+        spec.seeds,
+        spec.env_steps,
+        spec.num_logs,
+        spec.eval_every,
+        spec.eval_episodes,
+    )
 
 
 def group_trials(trials: Sequence[ResolvedTrial], vectorize: bool = True) -> list[list[ResolvedTrial]]:
@@ -88,7 +102,9 @@ def group_trials(trials: Sequence[ResolvedTrial], vectorize: bool = True) -> lis
     groups: dict = {}
     for trial in trials:
         groups.setdefault(group_key(trial), []).append(trial)
-    return [members[i:i + MAX_GROUP] for members in groups.values() for i in range(0, len(members), MAX_GROUP)]
+    return [
+        members[i : i + MAX_GROUP] for members in groups.values() for i in range(0, len(members), MAX_GROUP)
+    ]
 
 
 def _describe(group: list[ResolvedTrial]) -> str:
@@ -104,7 +120,9 @@ def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
         outcome.diverged.append(trial_id)
 
 
-def _claimed(group: list[ResolvedTrial], held: list[str], store: Store, outcome: SweepOutcome) -> list[ResolvedTrial]:
+def _claimed(
+    group: list[ResolvedTrial], held: list[str], store: Store, outcome: SweepOutcome
+) -> list[ResolvedTrial]:
     """The members of `group` this process holds and nobody finished meanwhile; the others are counted."""
     mine = []
     for trial in group:
@@ -117,7 +135,9 @@ def _claimed(group: list[ResolvedTrial], held: list[str], store: Store, outcome:
     return mine
 
 
-def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, stop: StopRequest) -> SweepOutcome:
+def run_local(
+    trials: list[ResolvedTrial], store: Store, options: RunOptions, stop: StopRequest
+) -> SweepOutcome:
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
     groups = group_trials(todo, options.vectorize)
@@ -130,7 +150,9 @@ def run_local(trials: list[ResolvedTrial], store: Store, options: RunOptions, st
                 continue
             eta.claimed(i, group)
             if options.progress:
-                print(f"[{i + 1}/{len(groups)}] {_describe(group)}  ({eta.text()})", file=sys.stderr, flush=True)
+                print(
+                    f"[{i + 1}/{len(groups)}] {_describe(group)}  ({eta.text()})", file=sys.stderr, flush=True
+                )
             eta.started(i)
             try:
                 results = run_group(group, dataclasses.replace(options, run_eta=eta), stop)
@@ -157,7 +179,9 @@ def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.
     return run_group(resolve_trials(specs), options)
 
 
-def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, address: str | None = None) -> SweepOutcome:
+def run_ray(
+    trials: list[ResolvedTrial], store: Store, options: RunOptions, address: str | None = None
+) -> SweepOutcome:
     """Each group a Ray task (asking for the trials' `num_gpus` GPUs); the driver claims and writes the results."""
     try:
         import ray
@@ -201,16 +225,25 @@ def run_ray(trials: list[ResolvedTrial], store: Store, options: RunOptions, addr
                 for result in results:
                     _record(outcome, store, result)
                 if options.progress:
-                    print(f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}  ({eta.text()})",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[{len(outcome.ran)}/{len(todo)}] finished {_describe(group)}  ({eta.text()})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         if started_here:
             ray.shutdown()
     return outcome
 
 
-def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend: str = "local",
-               address: str | None = None, options: RunOptions | None = None, **option_fields) -> SweepOutcome:
+def run_trials(
+    specs: Sequence[TrialSpec | ResolvedTrial],
+    store: Store,
+    backend: str = "local",
+    address: str | None = None,
+    options: RunOptions | None = None,
+    **option_fields,
+) -> SweepOutcome:
     """Run the trials the store lacks; `options` (or its fields as keywords: progress=False, ...) say how.
 
     Locally, SIGINT/SIGTERM stop it after the current chunk, with a checkpoint: it raises Interrupted,
@@ -223,7 +256,9 @@ def run_trials(specs: Sequence[TrialSpec | ResolvedTrial], store: Store, backend
     options = dataclasses.replace(options or RunOptions(), **option_fields)
     if options.out_dir is None:
         options = dataclasses.replace(options, out_dir=Path(store.out_dir))
-    make_live_logs(options.live_logs, options.out_dir)  # an unknown logger or a missing package: before anything runs
+    make_live_logs(
+        options.live_logs, options.out_dir
+    )  # an unknown logger or a missing package: before anything runs
     trials = resolve_trials(specs)
     try:
         if backend == "ray":

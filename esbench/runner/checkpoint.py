@@ -56,11 +56,15 @@ def state_from_bytes(template, data: bytes):
     leaves, treedef = jax.tree_util.tree_flatten(template)
     stored = serialization.msgpack_restore(data)
     if not isinstance(stored, list) or len(stored) != len(leaves):
-        raise ValueError(f"{len(stored) if isinstance(stored, list) else 'no'} leaves stored, the state has {len(leaves)}")
+        raise ValueError(
+            f"{len(stored) if isinstance(stored, list) else 'no'} leaves stored, the state has {len(leaves)}"
+        )
     for i, (old, new) in enumerate(zip(stored, leaves)):
         if np.shape(old) != np.shape(new) or np.asarray(old).dtype != np.asarray(new).dtype:
-            raise ValueError(f"leaf {i} is {np.asarray(old).dtype}{list(np.shape(old))}, the state's "
-                             f"{np.asarray(new).dtype}{list(np.shape(new))}")
+            raise ValueError(
+                f"leaf {i} is {np.asarray(old).dtype}{list(np.shape(old))}, the state's "
+                f"{np.asarray(new).dtype}{list(np.shape(new))}"
+            )
     return jax.tree_util.tree_unflatten(treedef, [np.asarray(leaf) for leaf in stored])
 
 
@@ -69,12 +73,20 @@ def _configs_hash(trials) -> str:
 
 
 def _record_to_json(record: TrialRecord) -> dict:
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in dataclasses.asdict(record).items()}
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in dataclasses.asdict(record).items()
+    }
 
 
 def _record_from_json(data: dict) -> TrialRecord:
-    arrays = {"updates": np.int64, "env_steps": np.int64, "simulated_env_steps": np.int64, "diverged": bool,
-              "final_eval": np.float64, "final_eval_std": np.float64}
+    arrays = {
+        "updates": np.int64,
+        "env_steps": np.int64,
+        "simulated_env_steps": np.int64,
+        "diverged": bool,
+        "final_eval": np.float64,
+        "final_eval_std": np.float64,
+    }
     values = {k: (np.asarray(v, arrays[k]) if k in arrays else v) for k, v in data.items()}
     values["seeds"] = tuple(values["seeds"])
     return TrialRecord(**values)
@@ -125,8 +137,11 @@ class Checkpointer:
         try:
             return self._read(folder, trials, template)
         except CheckpointMismatch as why:
-            print(f"checkpoint {folder} not used ({why}); starting {len(trials)} trial(s) afresh",
-                  file=sys.stderr, flush=True)
+            print(
+                f"checkpoint {folder} not used ({why}); starting {len(trials)} trial(s) afresh",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
 
     def _read(self, folder: Path, trials, template):
@@ -136,8 +151,10 @@ class Checkpointer:
         except (OSError, ValueError) as err:
             raise CheckpointMismatch(f"unreadable: {err}") from None
         if meta.get("protocol_version") != PROTOCOL_VERSION:
-            raise CheckpointMismatch(f"written by protocol version {meta.get('protocol_version')}, "
-                                     f"this esbench runs {PROTOCOL_VERSION}")
+            raise CheckpointMismatch(
+                f"written by protocol version {meta.get('protocol_version')}, "
+                f"this esbench runs {PROTOCOL_VERSION}"
+            )
         if meta.get("configs_sha256") != _configs_hash(trials):
             raise CheckpointMismatch("written for other trial configs")
         if hashlib.sha256(state_bytes).hexdigest() != meta.get("state_sha256"):

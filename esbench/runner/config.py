@@ -39,19 +39,29 @@ class TrialSpec:
     env: str
     algo: str
     hparams: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = field(default=(0,), metadata=rule(_seeds_ok, "a non-empty list of distinct integers in [0, 2^32)"))
+    seeds: tuple[int, ...] = field(
+        default=(0,), metadata=rule(_seeds_ok, "a non-empty list of distinct integers in [0, 2^32)")
+    )
     env_steps: int = field(default=100_000, metadata=_POSITIVE)
     num_logs: int = field(default=DEFAULT_NUM_LOGS, metadata=_POSITIVE)
     eval_every: int = field(default=1, metadata=_POSITIVE)
     eval_episodes: int = field(default=DEFAULT_EVAL_EPISODES, metadata=_POSITIVE)
-    max_episode_steps: int | None = field(default=None, metadata=rule(lambda v: v >= 1, "an integer >= 1, or null"))
-    num_gpus: float = field(default=0.0, metadata=rule(lambda v: v >= 0, "a number >= 0"))  # resources: not in the id
-    stage: Literal["sweep", "search", "reselect", "final", "matched"] = "sweep"  # of the protocol (`esbench reproduce`)
+    max_episode_steps: int | None = field(
+        default=None, metadata=rule(lambda v: v >= 1, "an integer >= 1, or null")
+    )
+    num_gpus: float = field(
+        default=0.0, metadata=rule(lambda v: v >= 0, "a number >= 0")
+    )  # resources: not in the id
+    stage: Literal["sweep", "search", "reselect", "final", "matched"] = (
+        "sweep"  # of the protocol (`esbench reproduce`)
+    )
 
     def validate(self, owner: str = "trial") -> None:
         validate(self, owner)
         if not isinstance(self.hparams, dict):
-            raise ConfigError(f"{owner}.hparams: expected a mapping, got {type(self.hparams).__name__} {self.hparams!r}")
+            raise ConfigError(
+                f"{owner}.hparams: expected a mapping, got {type(self.hparams).__name__} {self.hparams!r}"
+            )
 
     @property
     def trial_id(self) -> str:
@@ -63,7 +73,9 @@ class ResolvedTrial:
     """A validated trial with everything built: what backends, runner and benchmarks pass along."""
 
     spec: TrialSpec
-    config: dict[str, Any]  # the resolved config as stored with the results (every default filled in, trial_id)
+    config: dict[
+        str, Any
+    ]  # the resolved config as stored with the results (every default filled in, trial_id)
     algorithm: Any
     cfg: Any  # the algorithm's Config
     env: Env
@@ -108,7 +120,9 @@ def resolve_trial(spec: TrialSpec, owner: str = "trial") -> ResolvedTrial:
     except KeyError as err:
         raise ConfigError(f"{owner}.algo: {err}") from None
     check_hparam_names(spec.algo, spec.hparams, f"{owner}.hparams")
-    cfg = build(algorithm.Config, with_budget(algorithm.Config, spec.hparams, spec.env_steps), f"{owner}.hparams")
+    cfg = build(
+        algorithm.Config, with_budget(algorithm.Config, spec.hparams, spec.env_steps), f"{owner}.hparams"
+    )
     try:
         env = make(spec.env, spec.max_episode_steps)
     except KeyError as err:

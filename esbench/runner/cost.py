@@ -62,8 +62,12 @@ class ProgramCost:
     bytes_per_update: float | None = None
     bound_per_update_s: float | None = None  # the accelerator's lower bound on one update
     roofline_s: float | None = None  # ... on all the updates of the run
-    roofline_at_limit_s: float | None = None  # ... were every episode to run to its limit: the budget's least work
-    fits_device: bool | None = None  # peak_bytes within the device's memory (run_plan: --memory-gb, the accelerator's)
+    roofline_at_limit_s: float | None = (
+        None  # ... were every episode to run to its limit: the budget's least work
+    )
+    fits_device: bool | None = (
+        None  # peak_bytes within the device's memory (run_plan: --memory-gb, the accelerator's)
+    )
     status: str = "ok"  # ok | too big | failed | over time (measure_apart: projected_s is then a lower bound)
     note: str = ""
     shared_with: list = field(default_factory=list)  # other groups of the same shapes, measured once
@@ -81,9 +85,14 @@ def _counter(trials, seeds, value) -> jax.Array:
     return np.full((len(trials), seeds), value, np.int32)
 
 
-def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelerator | None = None,
-                  memory_limit: int | None = None,
-                  report: Callable[[str, ProgramCost], None] | None = None) -> ProgramCost:
+def measure_group(
+    trials,
+    stage: str = "",
+    steps: int = 2,
+    accelerator: Accelerator | None = None,
+    memory_limit: int | None = None,
+    report: Callable[[str, ProgramCost], None] | None = None,
+) -> ProgramCost:
     """Compile and time one group's programs (see the module's docstring); nothing is written.
 
     report(phase, cost so far): called once compiled ("compiled": compile time, memory and, with an
@@ -100,9 +109,17 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
         cost.argument_bytes, cost.output_bytes = needs.argument_bytes, needs.output_bytes
         cost.temp_bytes, cost.peak_bytes = needs.temp_bytes, needs.peak_bytes
     counted: dict = {}  # the update's loop bodies, compiled once for both bounds
-    if accelerator is not None:  # every episode to its limit: the budget's least work, alike for every program
-        _bound(cost, programs, accelerator, plan.budget / plan.max_env_steps_per_update,
-               first.env.spec.max_episode_steps, counted)
+    if (
+        accelerator is not None
+    ):  # every episode to its limit: the budget's least work, alike for every program
+        _bound(
+            cost,
+            programs,
+            accelerator,
+            plan.budget / plan.max_env_steps_per_update,
+            first.env.spec.max_episode_steps,
+            counted,
+        )
         cost.roofline_at_limit_s = cost.roofline_s
     try:
         cost.note = check_fits(trials, needs, memory_limit)
@@ -119,12 +136,17 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
         report("compiled", dataclasses.replace(cost))
     no_goal, room = _counter(trials, len(seeds), INT32_MAX), _counter(trials, len(seeds), INT32_MAX)
     start = time.perf_counter()
-    state, counts, _ = jax.block_until_ready(programs.chunk(state, no_goal, room, _counter(trials, len(seeds), 1)))
+    state, counts, _ = jax.block_until_ready(
+        programs.chunk(state, no_goal, room, _counter(trials, len(seeds), 1))
+    )
     seconds = time.perf_counter() - start
-    if seconds < LONG_UPDATE_S:  # else the warm-up is the measurement: a first call's overhead is small beside it
+    if (
+        seconds < LONG_UPDATE_S
+    ):  # else the warm-up is the measurement: a first call's overhead is small beside it
         start = time.perf_counter()
-        state, counts, _ = jax.block_until_ready(programs.chunk(state, no_goal, room,
-                                                                _counter(trials, len(seeds), steps)))
+        state, counts, _ = jax.block_until_ready(
+            programs.chunk(state, no_goal, room, _counter(trials, len(seeds), steps))
+        )
         seconds = time.perf_counter() - start
     counts = jax.device_get(counts)
     updates = float(np.mean(counts["updates"]))
@@ -136,8 +158,14 @@ def measure_group(trials, stage: str = "", steps: int = 2, accelerator: Accelera
     run_updates = min(plan.budget / per_seed, plan.max_updates)
     if accelerator is not None:
         simulated = float(np.mean(counts["simulated_env_steps"])) / updates
-        _bound(cost, programs, accelerator, run_updates,
-               trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps), counted)
+        _bound(
+            cost,
+            programs,
+            accelerator,
+            run_updates,
+            trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps),
+            counted,
+        )
     if report is not None:
         report("timed", dataclasses.replace(cost))
     jax.block_until_ready(programs.evaluate_at(state, seeds, 1))
@@ -156,7 +184,9 @@ def projection(cost: ProgramCost, updates: float) -> float:
 def unmeasured(trials, stage: str, **fields) -> ProgramCost:
     """A group's ProgramCost before (or without) any measurement."""
     spec = trials[0].spec
-    return ProgramCost(spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].plan.budget, **fields)
+    return ProgramCost(
+        spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].plan.budget, **fields
+    )
 
 
 def error_line(err: BaseException) -> str:
@@ -165,11 +195,22 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {first}"
 
 
-def _bound(cost: ProgramCost, programs, accelerator: Accelerator, run_updates: float, episode_trips: float,
-           counted: dict | None = None) -> None:
+def _bound(
+    cost: ProgramCost,
+    programs,
+    accelerator: Accelerator,
+    run_updates: float,
+    episode_trips: float,
+    counted: dict | None = None,
+) -> None:
     """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's updates."""
-    cost.flops_per_update, cost.bytes_per_update = update_cost(programs.update, programs.state_shapes,
-                                                               programs.values, episode_trips, programs.compiled_chunk,
-                                                               counted)
+    cost.flops_per_update, cost.bytes_per_update = update_cost(
+        programs.update,
+        programs.state_shapes,
+        programs.values,
+        episode_trips,
+        programs.compiled_chunk,
+        counted,
+    )
     cost.bound_per_update_s = accelerator.bound_s(cost.flops_per_update, cost.bytes_per_update)
     cost.roofline_s = run_updates * cost.bound_per_update_s

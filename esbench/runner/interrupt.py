@@ -29,8 +29,12 @@ class StopRequest:
     def _handle(self, signum, frame):
         self.signal = signum
         signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
-        print(f"\n{signal.Signals(signum).name}: stopping after the current chunk (a checkpoint is saved); "
-              "signal again to stop at once", file=sys.stderr, flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after the current chunk (a checkpoint is saved); "
+            "signal again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @contextlib.contextmanager

@@ -91,13 +91,16 @@ def make_live_logs(kinds: Sequence[str], out_dir: str | Path) -> list[LiveLog]:
     logs: list[LiveLog] = []
     for kind in dict.fromkeys(kinds):
         if kind not in LOGGERS:
-            raise ConfigError(f"--log {kind!r} is not a live logger; allowed: {', '.join(LOGGERS)}."
-                              f"{suggest(kind, LOGGERS)}")
+            raise ConfigError(
+                f"--log {kind!r} is not a live logger; allowed: {', '.join(LOGGERS)}.{suggest(kind, LOGGERS)}"
+            )
         try:
             module = importlib.import_module(_PACKAGES[kind])
         except ImportError as err:
-            raise ConfigError(f"--log {kind} needs the {_PACKAGES[kind]} package ({err}); "
-                              f"install it with: pip install 'esbench[{kind}]'") from None
+            raise ConfigError(
+                f"--log {kind} needs the {_PACKAGES[kind]} package ({err}); "
+                f"install it with: pip install 'esbench[{kind}]'"
+            ) from None
         logs.append(TensorBoardLog(out_dir, module) if kind == "tensorboard" else WandbLog(out_dir, module))
     return logs
 
@@ -125,8 +128,10 @@ def scalars(row: dict) -> dict[str, float]:
 def seed_summary(summary: dict, seeds: Sequence[int], seed: int) -> dict:
     """`summary` as seen by one seed: entries keyed by every seed give that seed's value."""
     keys = {str(s) for s in seeds}
-    return {k: v[str(seed)] if isinstance(v, dict) and keys and {str(s) for s in v} == keys else v
-            for k, v in summary.items()}
+    return {
+        k: v[str(seed)] if isinstance(v, dict) and keys and {str(s) for s in v} == keys else v
+        for k, v in summary.items()
+    }
 
 
 class _PerSeed:
@@ -209,13 +214,17 @@ class TensorBoardLog(_PerSeed):
         logdir = self.out_dir / "tensorboard" / self.trial_id / f"seed_{seed}"
         logdir.mkdir(parents=True, exist_ok=True)
         # The file name has the time to the second and the host: the suffix keeps two writers apart.
-        writer = self._tbx.event_file_writer.EventsWriter(str(logdir / "events"), f".{os.getpid()}.{next(_files)}")
+        writer = self._tbx.event_file_writer.EventsWriter(
+            str(logdir / "events"), f".{os.getpid()}.{next(_files)}"
+        )
         self._event(writer, self._tbx.summary.text("config", _as_text(self.config | {"seed": seed})), 0)
         return writer
 
     def _write(self, writer, values: dict[str, float], step: int) -> None:
         Summary = self._tbx.proto.summary_pb2.Summary
-        self._event(writer, Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()]), step)
+        self._event(
+            writer, Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()]), step
+        )
 
     def _flush(self, writer) -> None:
         writer.flush()
@@ -247,16 +256,29 @@ class WandbLog(_PerSeed):
     def _open(self, seed: int):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         settings = self._wandb.Settings(
-            silent=True, console="off", disable_git=True, disable_code=True, save_code=False,
-            disable_job_creation=True, x_disable_stats=True, x_disable_meta=True,
-            x_disable_machine_info=True, x_save_requirements=False, x_transaction_log_flush_interval=_WANDB_FLUSH_S,
+            silent=True,
+            console="off",
+            disable_git=True,
+            disable_code=True,
+            save_code=False,
+            disable_job_creation=True,
+            x_disable_stats=True,
+            x_disable_meta=True,
+            x_disable_machine_info=True,
+            x_save_requirements=False,
+            x_transaction_log_flush_interval=_WANDB_FLUSH_S,
         )
         with _environ(WANDB_ERROR_REPORTING="false"):
             return self._wandb.init(
-                mode="offline", dir=str(self.out_dir), project="esbench", group=self.trial_id,
-                name=f"{self.trial_id}-seed{seed}", config=self.config | {"seed": seed},
+                mode="offline",
+                dir=str(self.out_dir),
+                project="esbench",
+                group=self.trial_id,
+                name=f"{self.trial_id}-seed{seed}",
+                config=self.config | {"seed": seed},
                 tags=[str(self.config[k]) for k in ("env", "algo") if k in self.config],
-                reinit="create_new", settings=settings,
+                reinit="create_new",
+                settings=settings,
             )
 
     def _write(self, run, values: dict[str, float], step: int) -> None:

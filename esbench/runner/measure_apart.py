@@ -41,8 +41,14 @@ def _child(out, specs, loaded, stage, steps, accelerator, memory_limit) -> None:
     try:
         plugins.replay(loaded)
         trials = resolve_trials(specs)
-        cost = measure_group(trials, stage, steps, accelerator, memory_limit,
-                             report=lambda phase, c: out.put((phase, c.as_dict())))
+        cost = measure_group(
+            trials,
+            stage,
+            steps,
+            accelerator,
+            memory_limit,
+            report=lambda phase, c: out.put((phase, c.as_dict())),
+        )
         out.put(("done", cost.as_dict()))
     except Exception as err:  # the parent records it as this program's failure
         out.put(("error", error_line(err)))
@@ -60,21 +66,27 @@ def _over_time(cost: ProgramCost, phase: str, trials, steps: int, time_limit: fl
         updates = min(plan.budget / cost.env_steps_per_update, plan.max_updates)
         what = "its evaluation was not timed: evaluations left out"
     cost.projected_s = projection(dataclasses.replace(cost, eval_s=None), updates)
-    cost.note = (f"timing: {cost.env} x {cost.algo} stopped after {time_limit:g} s ({what}); "
-                 f"its projection is a lower bound")
+    cost.note = (
+        f"timing: {cost.env} x {cost.algo} stopped after {time_limit:g} s ({what}); "
+        f"its projection is a lower bound"
+    )
     return cost
 
 
-def measure_apart(trials, stage: str, steps: int, accelerator, memory_limit: int | None,
-                  time_limit: float) -> ProgramCost:
+def measure_apart(
+    trials, stage: str, steps: int, accelerator, memory_limit: int | None, time_limit: float
+) -> ProgramCost:
     """cost.measure_group in a child process whose timing may take `time_limit` seconds (module docstring)."""
     from esbench import plugins
 
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
     out = context.Queue()
     specs = [t.spec for t in trials]
-    child = context.Process(target=_child, daemon=True,
-                            args=(out, specs, plugins.loaded(), stage, steps, accelerator, memory_limit))
+    child = context.Process(
+        target=_child,
+        daemon=True,
+        args=(out, specs, plugins.loaded(), stage, steps, accelerator, memory_limit),
+    )
     child.start()
     phase, last, deadline = None, None, None
     try:
@@ -110,6 +122,12 @@ def measure_apart(trials, stage: str, steps: int, accelerator, memory_limit: int
 
 def _died(trials, stage: str, last: dict | None, exitcode) -> ProgramCost:
     cost = ProgramCost(**last) if last else unmeasured(trials, stage)
-    how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
-    return dataclasses.replace(cost, status="failed", projected_s=None,
-                               note=f"{cost.env} x {cost.algo}: the measuring process died ({how}; out of memory?)")
+    how = (
+        f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+    )
+    return dataclasses.replace(
+        cost,
+        status="failed",
+        projected_s=None,
+        note=f"{cost.env} x {cost.algo}: the measuring process died ({how}; out of memory?)",
+    )

@@ -21,8 +21,17 @@ import jax
 from esbench.faults import MachineFault
 from esbench.validation import ConfigError
 
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 # what shrinks a program, by the Config fields that set its batch
 _SHRINKING_FIELDS = ("pop_size", "n_parallel_evaluations", "num_envs", "num_steps", "layer_size")
 
@@ -53,8 +62,12 @@ def program_memory(compiled) -> ProgramMemory | None:
         return None
     if stats is None:
         return None
-    return ProgramMemory(int(stats.argument_size_in_bytes), int(stats.output_size_in_bytes),
-                         int(stats.temp_size_in_bytes), int(stats.alias_size_in_bytes))
+    return ProgramMemory(
+        int(stats.argument_size_in_bytes),
+        int(stats.output_size_in_bytes),
+        int(stats.temp_size_in_bytes),
+        int(stats.alias_size_in_bytes),
+    )
 
 
 def available_memory() -> tuple[int | None, str]:
@@ -65,7 +78,9 @@ def available_memory() -> tuple[int | None, str]:
     except Exception:
         stats = None
     if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), f"{device.device_kind} memory_stats"
+        return int(stats["bytes_limit"]) - int(
+            stats.get("bytes_in_use", 0)
+        ), f"{device.device_kind} memory_stats"
     try:
         with open("/proc/meminfo") as f:
             meminfo = dict(line.split(":", 1) for line in f)
@@ -83,8 +98,10 @@ def parse_size(text: str, option: str = "--memory-limit") -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).upper() if match else ""
     if not match or unit not in {*_UNITS, ""} or float(match.group(1)) <= 0:
-        raise ConfigError(f"{option} {text!r}: expected a size > 0 with a unit, e.g. 40GB, 512MiB, 1.5TB "
-                          f"(units: {', '.join(u if u == 'B' else u.replace('I', 'i') for u in _UNITS)})")
+        raise ConfigError(
+            f"{option} {text!r}: expected a size > 0 with a unit, e.g. 40GB, 512MiB, 1.5TB "
+            f"(units: {', '.join(u if u == 'B' else u.replace('I', 'i') for u in _UNITS)})"
+        )
     return int(float(match.group(1)) * _UNITS[unit or "B"])
 
 
@@ -102,9 +119,11 @@ def shrink_hint(trials) -> str:
     """The settings that shrink a group's program, with their values."""
     cfg, spec = trials[0].cfg, trials[0].spec
     fields = [f"{name} (now {getattr(cfg, name)})" for name in _SHRINKING_FIELDS if hasattr(cfg, name)]
-    fields += [f"seeds per program (now {len(spec.seeds)})",
-               f"points per program (now {len(trials)}; --no-vectorize runs them one by one)",
-               f"devices (now {jax.local_device_count()}: more split the batch)"]
+    fields += [
+        f"seeds per program (now {len(spec.seeds)})",
+        f"points per program (now {len(trials)}; --no-vectorize runs them one by one)",
+        f"devices (now {jax.local_device_count()}: more split the batch)",
+    ]
     return ", ".join(fields)
 
 
@@ -126,5 +145,6 @@ def check_fits(trials, needs: ProgramMemory | None, limit: int | None = None) ->
             f"memory: the program of {what} needs {gb(needs.peak_bytes)} (arguments {gb(needs.argument_bytes)}, "
             f"outputs {gb(needs.output_bytes)}, temporaries {gb(needs.temp_bytes)}) but {gb(limit)} is available "
             f"({source}); nothing of it ran. Shrink {shrink_hint(trials)}; or override with --memory-limit SIZE "
-            f"or --no-memory-guard")
+            f"or --no-memory-guard"
+        )
     return f"memory: {what} needs {gb(needs.peak_bytes)} of {gb(limit)} ({source})"

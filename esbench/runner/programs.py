@@ -97,7 +97,9 @@ class Programs:
     init_keys: jax.Array
     values: dict  # the traced value fields: name -> [points] array
     sharding: NamedSharding | None
-    update: Any = None  # (state, values) -> (state, metrics): one update of every point and seed, uncompiled (cost.py)
+    update: Any = (
+        None  # (state, values) -> (state, metrics): one update of every point and seed, uncompiled (cost.py)
+    )
     state_shapes: Any = None
 
     def init(self):
@@ -126,8 +128,17 @@ def _evaluation_program(env, policy_shapes, keys, eval_episodes: int, determinis
     """vmap_points(vmap_seeds(evaluate_policy)); `deterministic` a bool, or a [points] array (compiled as input)."""
     leaves, treedef = jax.tree_util.tree_flatten(policy_shapes)
     traced = not isinstance(deterministic, bool)
-    cache_key = (env.spec, env.raw_reset, env.raw_step, treedef, tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
-                 keys.shape, eval_episodes, "traced" if traced else deterministic, activation)
+    cache_key = (
+        env.spec,
+        env.raw_reset,
+        env.raw_step,
+        treedef,
+        tuple((x.shape, x.dtype, x.weak_type) for x in leaves),
+        keys.shape,
+        eval_episodes,
+        "traced" if traced else deterministic,
+        activation,
+    )
     with _EVAL_CACHE_LOCK:
         if cache_key in _EVAL_CACHE:
             _EVAL_CACHE.move_to_end(cache_key)
@@ -139,7 +150,9 @@ def _evaluation_program(env, policy_shapes, keys, eval_episodes: int, determinis
 
     if traced:
         program = jax.jit(jax.vmap(jax.vmap(one, (0, 0, None)), (0, None, 0)))
-        compiled = program.lower(policy_shapes, keys, jax.ShapeDtypeStruct(deterministic.shape, jnp.bool_)).compile()
+        compiled = program.lower(
+            policy_shapes, keys, jax.ShapeDtypeStruct(deterministic.shape, jnp.bool_)
+        ).compile()
     else:
         program = jax.jit(jax.vmap(jax.vmap(lambda p, k: one(p, k, deterministic)), (0, None)))
         compiled = program.lower(policy_shapes, keys).compile()
@@ -168,8 +181,11 @@ def _chunk_fn(algo, env, config_for, min_steps: int):
             state, c, _ = carry
             state, metrics = algo.update(state, env, cfg)
             simulated = metrics.get("simulated_env_steps", metrics["valid_env_steps"])
-            c = {"updates": c["updates"] + 1, "env_steps": c["env_steps"] + metrics["valid_env_steps"],
-                 "simulated_env_steps": c["simulated_env_steps"] + simulated}
+            c = {
+                "updates": c["updates"] + 1,
+                "env_steps": c["env_steps"] + metrics["valid_env_steps"],
+                "simulated_env_steps": c["simulated_env_steps"] + simulated,
+            }
             return state, c, metrics
 
         state, c, metrics = jax.lax.while_loop(cond, body, (state, counts, zeros))
@@ -201,20 +217,42 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
     state_shapes = jax.eval_shape(init, init_keys, values)
     policy_shapes = jax.eval_shape(policy, state_shapes)
     counters = jax.ShapeDtypeStruct((len(trials), len(seeds)), jnp.int32)
-    if sharding is not None:  # compile for the layout the arrays will have: the batch split, the rest replicated
+    if (
+        sharding is not None
+    ):  # compile for the layout the arrays will have: the batch split, the rest replicated
         replicated = NamedSharding(sharding.mesh, PartitionSpec())
         laid_out = lambda tree, s: jax.tree_util.tree_map(  # noqa: E731
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree)
-        state_shapes, policy_shapes, counters = (laid_out(t, sharding) for t in (state_shapes, policy_shapes, counters))
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree
+        )
+        state_shapes, policy_shapes, counters = (
+            laid_out(t, sharding) for t in (state_shapes, policy_shapes, counters)
+        )
         init_keys, values = jax.device_put((init_keys, values), replicated)
     deterministic = values.get("deterministic_policy", cfg0.deterministic_policy)
     with population_split(population):  # traced here; XLA compiles them side by side below
-        lowered = [init.lower(init_keys, values), chunk.lower(state_shapes, values, counters, counters, counters),
-                   policy.lower(state_shapes), finite.lower(state_shapes)]
+        lowered = [
+            init.lower(init_keys, values),
+            chunk.lower(state_shapes, values, counters, counters, counters),
+            policy.lower(state_shapes),
+            finite.lower(state_shapes),
+        ]
     with ThreadPoolExecutor(max_workers=5) as pool:
-        evaluation = pool.submit(_evaluation_program, env, policy_shapes, init_keys, first.spec.eval_episodes,
-                                 deterministic, cfg0.activation)
+        evaluation = pool.submit(
+            _evaluation_program,
+            env,
+            policy_shapes,
+            init_keys,
+            first.spec.eval_episodes,
+            deterministic,
+            cfg0.activation,
+        )
         init_c, chunk_c, policy_c, finite_c = pool.map(lambda program: program.compile(), lowered)
         compiled = [init_c, chunk_c, policy_c, evaluation.result(), finite_c]
-    return Programs(*compiled, init_keys=init_keys, values=values, sharding=sharding, update=update,
-                    state_shapes=state_shapes)
+    return Programs(
+        *compiled,
+        init_keys=init_keys,
+        values=values,
+        sharding=sharding,
+        update=update,
+        state_shapes=state_shapes,
+    )

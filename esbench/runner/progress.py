@@ -6,13 +6,22 @@ import math
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class TrialProgress:
     """`with TrialProgress(name, total_env_steps) as bar: bar.advance(env_steps, ret, sps)`."""
 
-    def __init__(self, name: str, total_env_steps: int, enabled: bool = True, run_eta: "RunEta | None" = None):
+    def __init__(
+        self, name: str, total_env_steps: int, enabled: bool = True, run_eta: "RunEta | None" = None
+    ):
         self.name = name
         self.run_eta = run_eta
         self.enabled = enabled
@@ -148,8 +157,10 @@ class RunEta:
             return None
         self.announced = True
         elapsed = self._clock() - self.start
-        return (f"run: projected {_duration(elapsed + left)} in all from its first chunk "
-                f"(each group compiling as the first did, every env step at its pace)")
+        return (
+            f"run: projected {_duration(elapsed + left)} in all from its first chunk "
+            f"(each group compiling as the first did, every env step at its pace)"
+        )
 
 
 def _duration(seconds: float) -> str:

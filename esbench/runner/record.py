@@ -32,9 +32,14 @@ class TrialRecord:
 
     def __post_init__(self):
         n = len(self.seeds)
-        for name, dtype, fill in (("updates", np.int64, 0), ("env_steps", np.int64, 0),
-                                  ("simulated_env_steps", np.int64, 0), ("diverged", bool, False),
-                                  ("final_eval", np.float64, np.nan), ("final_eval_std", np.float64, np.nan)):
+        for name, dtype, fill in (
+            ("updates", np.int64, 0),
+            ("env_steps", np.int64, 0),
+            ("simulated_env_steps", np.int64, 0),
+            ("diverged", bool, False),
+            ("final_eval", np.float64, np.nan),
+            ("final_eval_std", np.float64, np.nan),
+        ):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(n, fill, dtype))
 
@@ -59,8 +64,15 @@ class TrialRecord:
         mean, std = self._evaluation(returns, seconds)
         return self._append(mean, std, np.full(len(self.seeds), np.nan), np.full(len(self.seeds), np.nan), {})
 
-    def chunk(self, counts: dict, metrics: dict, finite: np.ndarray, seconds: float,
-              returns=None, eval_seconds: float = 0.0) -> list[dict]:
+    def chunk(
+        self,
+        counts: dict,
+        metrics: dict,
+        finite: np.ndarray,
+        seconds: float,
+        returns=None,
+        eval_seconds: float = 0.0,
+    ) -> list[dict]:
         """The log point after a chunk: its per-seed `counts` (updates, env_steps, simulated_env_steps), the
         `metrics` of each seed's last update, each seed's finiteness, the training seconds, and the
         evaluation after it (or None). A seed that ran no update keeps its previous metrics."""
@@ -71,11 +83,20 @@ class TrialRecord:
         self.simulated_env_steps += np.asarray(counts["simulated_env_steps"], np.int64)
         self.run_s += seconds
         self.log_point += 1
-        last = {row["seed"]: row for row in self.rows[-len(self.seeds):]}
-        previous = {name: np.asarray([last[s].get(name, np.nan) for s in self.seeds], np.float64)
-                    for name in ("train_return", *(f"{ALGORITHM_METRIC_PREFIX}{m}" for m in metrics if m != "train_return"))}
-        current = {("train_return" if m == "train_return" else f"{ALGORITHM_METRIC_PREFIX}{m}"): np.asarray(v, np.float64)
-                   for m, v in metrics.items()}
+        last = {row["seed"]: row for row in self.rows[-len(self.seeds) :]}
+        previous = {
+            name: np.asarray([last[s].get(name, np.nan) for s in self.seeds], np.float64)
+            for name in (
+                "train_return",
+                *(f"{ALGORITHM_METRIC_PREFIX}{m}" for m in metrics if m != "train_return"),
+            )
+        }
+        current = {
+            ("train_return" if m == "train_return" else f"{ALGORITHM_METRIC_PREFIX}{m}"): np.asarray(
+                v, np.float64
+            )
+            for m, v in metrics.items()
+        }
         current = {name: np.where(ran > 0, v, previous[name]) for name, v in current.items()}
         train_return = current.pop("train_return")
         self.diverged |= ~np.asarray(finite) | ~np.isfinite(train_return)
@@ -84,20 +105,29 @@ class TrialRecord:
         return self._append(mean, std, train_return, throughput, current)
 
     def _append(self, mean, std, train_return, throughput, extra) -> list[dict]:
-        rows = [{
-            "seed": int(seed), "log_point": self.log_point, "update": int(self.updates[i]),
-            "env_steps": int(self.env_steps[i]), "simulated_env_steps": int(self.simulated_env_steps[i]),
-            "wall_clock_s": self.run_s, "train_return": float(train_return[i]),
-            "eval_return_mean": float(mean[i]), "eval_return_std": float(std[i]),
-            "throughput_sps": float(throughput[i]), "diverged": bool(self.diverged[i]),
-            **{name: float(v[i]) for name, v in extra.items()},
-        } for i, seed in enumerate(self.seeds)]
+        rows = [
+            {
+                "seed": int(seed),
+                "log_point": self.log_point,
+                "update": int(self.updates[i]),
+                "env_steps": int(self.env_steps[i]),
+                "simulated_env_steps": int(self.simulated_env_steps[i]),
+                "wall_clock_s": self.run_s,
+                "train_return": float(train_return[i]),
+                "eval_return_mean": float(mean[i]),
+                "eval_return_std": float(std[i]),
+                "throughput_sps": float(throughput[i]),
+                "diverged": bool(self.diverged[i]),
+                **{name: float(v[i]) for name, v in extra.items()},
+            }
+            for i, seed in enumerate(self.seeds)
+        ]
         self.rows.extend(rows)
         return rows
 
     def mean_train_return(self) -> float:
         """The mean last training return over the seeds that have not diverged (NaN if none)."""
-        last = {row["seed"]: row["train_return"] for row in self.rows[-len(self.seeds):]}
+        last = {row["seed"]: row["train_return"] for row in self.rows[-len(self.seeds) :]}
         values = [last[s] for s, d in zip(self.seeds, self.diverged) if not d and np.isfinite(last[s])]
         return float(np.mean(values)) if values else float("nan")
 
@@ -110,8 +140,12 @@ class TrialRecord:
             "status": "diverged" if self.all_diverged else "finished",
             "seed_status": {s: ("diverged" if d else "finished") for s, d in zip(seeds, self.diverged)},
             "final_eval_return": dict(zip(seeds, final)),
-            "final_eval_return_std": {s: (None if np.isnan(v) else float(v)) for s, v in zip(seeds, self.final_eval_std)},
-            "final_eval_return_mean": float(np.nanmean(self.final_eval)) if np.isfinite(self.final_eval).any() else None,
+            "final_eval_return_std": {
+                s: (None if np.isnan(v) else float(v)) for s, v in zip(seeds, self.final_eval_std)
+            },
+            "final_eval_return_mean": float(np.nanmean(self.final_eval))
+            if np.isfinite(self.final_eval).any()
+            else None,
             "run_s": self.run_s,
             "eval_s": self.eval_s,
             "chunks": self.log_point,

@@ -39,16 +39,19 @@ class Accelerator:
         return max(flops / (self.tf32_tflops * 1e12), bytes_accessed / (self.bandwidth_tbs * 1e12))
 
 
-ACCELERATORS = {a.name: a for a in (
-    # NVIDIA H100 Tensor Core GPU datasheet (2023): SXM5 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 3.35 TB/s HBM3, 80 GB
-    Accelerator("h100-sxm", 67.0, 494.7, 3.35, 80, "NVIDIA H100 datasheet, SXM5"),
-    # same datasheet, PCIe: 51 TF fp32, 378 TF tf32 dense (756 with sparsity), 2.0 TB/s HBM2e, 80 GB
-    Accelerator("h100-pcie", 51.0, 378.0, 2.0, 80, "NVIDIA H100 datasheet, PCIe"),
-    # NVIDIA A100 datasheet (2021), 80GB SXM: 19.5 TF fp32, 156 TF tf32 dense (312 with sparsity), 2.039 TB/s HBM2e
-    Accelerator("a100-80gb", 19.5, 156.0, 2.039, 80, "NVIDIA A100 datasheet, 80GB SXM"),
-    # NVIDIA H200 datasheet (2024), SXM: 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 4.8 TB/s HBM3e, 141 GB
-    Accelerator("h200", 67.0, 494.7, 4.8, 141, "NVIDIA H200 datasheet, SXM"),
-)}
+ACCELERATORS = {
+    a.name: a
+    for a in (
+        # NVIDIA H100 Tensor Core GPU datasheet (2023): SXM5 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 3.35 TB/s HBM3, 80 GB
+        Accelerator("h100-sxm", 67.0, 494.7, 3.35, 80, "NVIDIA H100 datasheet, SXM5"),
+        # same datasheet, PCIe: 51 TF fp32, 378 TF tf32 dense (756 with sparsity), 2.0 TB/s HBM2e, 80 GB
+        Accelerator("h100-pcie", 51.0, 378.0, 2.0, 80, "NVIDIA H100 datasheet, PCIe"),
+        # NVIDIA A100 datasheet (2021), 80GB SXM: 19.5 TF fp32, 156 TF tf32 dense (312 with sparsity), 2.039 TB/s HBM2e
+        Accelerator("a100-80gb", 19.5, 156.0, 2.039, 80, "NVIDIA A100 datasheet, 80GB SXM"),
+        # NVIDIA H200 datasheet (2024), SXM: 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 4.8 TB/s HBM3e, 141 GB
+        Accelerator("h200", 67.0, 494.7, 4.8, 141, "NVIDIA H200 datasheet, SXM"),
+    )
+}
 HOST = "this-cpu"  # measured here: a large matmul's flops/s and a large array's read bytes/s (measure_host)
 
 
@@ -58,7 +61,9 @@ def accelerator(name: str) -> Accelerator:
         return measure_host()
     if name not in ACCELERATORS:
         known = [*ACCELERATORS, HOST]
-        raise ConfigError(f"--accelerator {name!r} is unknown.{suggest(name, known)} Known: {', '.join(known)}")
+        raise ConfigError(
+            f"--accelerator {name!r} is unknown.{suggest(name, known)} Known: {', '.join(known)}"
+        )
     return ACCELERATORS[name]
 
 
@@ -81,11 +86,18 @@ def measure_host() -> Accelerator:
     # a reduction reads every byte and allocates nothing (a copy's fresh output buffer pays page faults)
     bandwidth = big.nbytes / _best_time(jax.jit(jnp.sum), big)
     device = jax.local_devices()[0]
-    return Accelerator(HOST, flops / 1e12, flops / 1e12, bandwidth / 1e12, float("nan"),
-                       f"measured: {device.device_kind}, 1024^2 fp32 matmul and a 256 MiB sum")
+    return Accelerator(
+        HOST,
+        flops / 1e12,
+        flops / 1e12,
+        bandwidth / 1e12,
+        float("nan"),
+        f"measured: {device.device_kind}, 1024^2 fp32 matmul and a 256 MiB sum",
+    )
 
 
 # ------------------------------------------------------------------------------- counts ---
+
 
 def xla_cost(compiled) -> tuple[float, float]:
     """(flops, bytes accessed) of a compiled program by XLA's cost analysis (each loop body counted once)."""
@@ -113,14 +125,18 @@ def _loops(jaxpr: Jaxpr, in_loop: bool, episode_trips: float):
             yield _closed(eqn.params["body_jaxpr"]), (1.0 if in_loop else episode_trips)
         else:
             for value in eqn.params.values():
-                for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
                     if isinstance(sub, (ClosedJaxpr, Jaxpr)):
                         yield from _loops(_closed(sub).jaxpr, in_loop, episode_trips)
 
 
-def loop_corrected_cost(closed: ClosedJaxpr, episode_trips: float, in_loop: bool = False,
-                        counted_once: tuple[float, float] | None = None,
-                        bodies: dict | None = None) -> tuple[float, float]:
+def loop_corrected_cost(
+    closed: ClosedJaxpr,
+    episode_trips: float,
+    in_loop: bool = False,
+    counted_once: tuple[float, float] | None = None,
+    bodies: dict | None = None,
+) -> tuple[float, float]:
     """(flops, bytes) of one run of `closed`: cost(J) = xla(J) + sum over its loops of trips * cost(body) - xla(body).
 
     counted_once: xla(J) where J is already compiled (the chunk program: one update, its loops once).
@@ -138,8 +154,9 @@ def loop_corrected_cost(closed: ClosedJaxpr, episode_trips: float, in_loop: bool
     return flops, bytes_
 
 
-def update_cost(update, state_shapes, values, episode_trips: float, chunk=None,
-                cache: dict | None = None) -> tuple[float, float]:
+def update_cost(
+    update, state_shapes, values, episode_trips: float, chunk=None, cache: dict | None = None
+) -> tuple[float, float]:
     """(flops, bytes accessed) of one update of every point and seed (`update(state, values)`, batched).
 
     chunk: the compiled chunk program, a while loop of updates whose body XLA counts once: its counts
@@ -150,11 +167,14 @@ def update_cost(update, state_shapes, values, episode_trips: float, chunk=None,
         cache["jaxpr"] = jax.make_jaxpr(update)(state_shapes, values)
         cache["once"] = xla_cost(chunk) if chunk is not None else None
         cache["bodies"] = {}
-    return loop_corrected_cost(cache["jaxpr"], float(max(episode_trips, 1.0)), counted_once=cache["once"],
-                               bodies=cache["bodies"])
+    return loop_corrected_cost(
+        cache["jaxpr"], float(max(episode_trips, 1.0)), counted_once=cache["once"], bodies=cache["bodies"]
+    )
 
 
-def trips_estimate(simulated_steps_per_update: float, max_steps_per_update: float, max_episode_steps: int) -> float:
+def trips_estimate(
+    simulated_steps_per_update: float, max_steps_per_update: float, max_episode_steps: int
+) -> float:
     """An ES generation's episode-loop trips: its simulated env steps over the most it can simulate, times the limit."""
     if max_steps_per_update <= 0:
         return 1.0

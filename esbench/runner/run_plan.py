@@ -53,8 +53,10 @@ class RunPlan:
     def stage_totals(self) -> dict[str, dict]:
         totals: dict[str, dict] = {}
         for cost, rounds in zip(self.programs, self.rounds):
-            t = totals.setdefault(cost.stage, {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0,
-                                               "lower_bound": False})
+            t = totals.setdefault(
+                cost.stage,
+                {"programs": 0, "trials": 0, "projected_s": 0.0, "roofline_s": 0.0, "lower_bound": False},
+            )
             t["lower_bound"] |= cost.status != "ok"
             t["programs"] += rounds
             t["trials"] += cost.trials * rounds
@@ -74,7 +76,10 @@ class RunPlan:
 
     def makespan_s(self, workers: int) -> float:
         """Wall time when `workers` take the groups longest-first (each to the least loaded worker)."""
-        jobs = sorted(((c.projected_s or 0.0) for c, r in zip(self.programs, self.rounds) for _ in range(r)), reverse=True)
+        jobs = sorted(
+            ((c.projected_s or 0.0) for c, r in zip(self.programs, self.rounds) for _ in range(r)),
+            reverse=True,
+        )
         loads = [0.0] * workers
         for job in jobs:
             heapq.heapreplace(loads, loads[0] + job)
@@ -100,32 +105,54 @@ class RunPlan:
                     cost = ProgramCost(**{k: v for k, v in program.items() if k in names})
                     _COMPLETENESS.index(cost.status)
                 except (TypeError, ValueError) as err:
-                    raise ConfigError(f"plan {n + 1}: a program that `esbench plan --json` did not write: {err}") from None
+                    raise ConfigError(
+                        f"plan {n + 1}: a program that `esbench plan --json` did not write: {err}"
+                    ) from None
                 key = (cost.stage, cost.env, cost.algo, cost.trials, cost.seeds, cost.budget)
                 seen[key] = seen.get(key, -1) + 1
                 programs.setdefault((*key, seen[key]), []).append((cost, program.get("rounds", 1)))
             notes += [n for n in plan.get("notes", []) if n not in notes and not n.startswith("partial")]
             chips.append(plan.get("accelerator"))
         if len({json.dumps(c, sort_keys=True) for c in chips}) > 1:
-            raise ConfigError("the plans were made for different accelerators: "
-                              f"{', '.join(sorted({c['name'] if c else 'none' for c in chips}))}")
+            raise ConfigError(
+                "the plans were made for different accelerators: "
+                f"{', '.join(sorted({c['name'] if c else 'none' for c in chips}))}"
+            )
         costs, rounds = [], []
         for measured in programs.values():
             ordered = sorted(measured, key=lambda m: _COMPLETENESS.index(m[0].status))
             best, r = ordered[0]
-            gaps = {f: getattr(other, f) for other, _ in reversed(ordered[1:]) for f in names
-                    if getattr(best, f) is None and getattr(other, f) is not None}
+            gaps = {
+                f: getattr(other, f)
+                for other, _ in reversed(ordered[1:])
+                for f in names
+                if getattr(best, f) is None and getattr(other, f) is not None
+            }
             costs.append(dataclasses.replace(best, **{**gaps, "shared_with": []}))  # indices of another plan
             rounds.append(r)
-        return cls(costs, rounds, Accelerator(**chips[0]) if chips and chips[0] else None, notes,
-                   " and ".join(devices) or None)
+        return cls(
+            costs,
+            rounds,
+            Accelerator(**chips[0]) if chips and chips[0] else None,
+            notes,
+            " and ".join(devices) or None,
+        )
 
     def env_totals(self) -> dict[str, dict]:
         """Per env: its programs' projected and roofline seconds (times their rounds) and its largest program."""
         totals: dict[str, dict] = {}
         for cost, rounds in zip(self.programs, self.rounds):
-            t = totals.setdefault(cost.env, {"projected_s": 0.0, "lower_bound": False, "unprojected": 0,
-                                             "roofline_s": 0.0, "peak_bytes": 0, "largest": None})
+            t = totals.setdefault(
+                cost.env,
+                {
+                    "projected_s": 0.0,
+                    "lower_bound": False,
+                    "unprojected": 0,
+                    "roofline_s": 0.0,
+                    "peak_bytes": 0,
+                    "largest": None,
+                },
+            )
             if cost.projected_s is None:
                 t["unprojected"] += 1  # too big to run here, or failed
             t["projected_s"] += (cost.projected_s or 0.0) * rounds
@@ -136,10 +163,16 @@ class RunPlan:
         return totals
 
     def as_json(self, workers: int | None = None) -> dict:
-        out = {"device": self.device, "projected_s": self.projected_s, "projected_is_lower_bound": self.lower_bound,
-               "stages": self.stage_totals(), "envs": self.env_totals(), "notes": self.notes,
-               "accelerator": dataclasses.asdict(self.accelerator) if self.accelerator else None,
-               "programs": [{**c.as_dict(), "rounds": r} for c, r in zip(self.programs, self.rounds)]}
+        out = {
+            "device": self.device,
+            "projected_s": self.projected_s,
+            "projected_is_lower_bound": self.lower_bound,
+            "stages": self.stage_totals(),
+            "envs": self.env_totals(),
+            "notes": self.notes,
+            "accelerator": dataclasses.asdict(self.accelerator) if self.accelerator else None,
+            "programs": [{**c.as_dict(), "rounds": r} for c, r in zip(self.programs, self.rounds)],
+        }
         if self.accelerator is not None:
             out["roofline_s"] = sum((c.roofline_s or 0.0) * r for c, r in zip(self.programs, self.rounds))
         if workers:
@@ -148,6 +181,7 @@ class RunPlan:
 
 
 # ------------------------------------------------------------------------------- groups ---
+
 
 def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
     """The groups each stage of `esbench reproduce` compiles (protocol.py's own specs and grouping).
@@ -159,7 +193,9 @@ def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
 
     s = protocol.settings
     if s.skip_search:
-        finals = resolve_trials([protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs])
+        finals = resolve_trials(
+            [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
+        )
         return [StagedGroup("final", g) for g in group_trials(_with_matched(protocol, finals), vectorize)]
     staged, again, firsts = [], [], []
     for pair in protocol.pairs:
@@ -167,7 +203,7 @@ def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
         rounds = math.ceil(s.search_trials / len(points))
         search = resolve_trials([protocol.search_spec(pair, p, i) for i, p in enumerate(points)])
         staged += [StagedGroup("search", g, rounds) for g in group_trials(search, vectorize)]
-        again += [protocol.reselect_spec(pair, p, i) for i, p in enumerate(points[:s.reselect_top])]
+        again += [protocol.reselect_spec(pair, p, i) for i, p in enumerate(points[: s.reselect_top])]
         firsts.append(protocol.final_spec(pair, points[0]))
     staged += [StagedGroup("reselect", g) for g in group_trials(resolve_trials(again), vectorize)]
     finals = _with_matched(protocol, resolve_trials(firsts))
@@ -197,8 +233,10 @@ def _shape_key(group) -> tuple:
     spec = group[0].spec
     key = group_key(group[0])
     if isinstance(key, str):  # no value fields: the whole config but the budget fixes the shapes
-        key = json.dumps({k: v for k, v in group[0].config.items() if k not in ("trial_id", "env_steps", "stage")},
-                         sort_keys=True)
+        key = json.dumps(
+            {k: v for k, v in group[0].config.items() if k not in ("trial_id", "env_steps", "stage")},
+            sort_keys=True,
+        )
     else:
         key = key[:4]
     return key, len(group), len(spec.seeds), spec.eval_episodes
@@ -208,8 +246,14 @@ def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
     """A measurement of the same shapes projected for another group's budget and logging."""
     trial = group[0]
     plan = trial.plan
-    cost = dataclasses.replace(measured, stage=stage, trials=len(group), budget=plan.budget,
-                               evaluations=evaluations(plan, trial.spec.eval_every), shared_with=[])
+    cost = dataclasses.replace(
+        measured,
+        stage=stage,
+        trials=len(group),
+        budget=plan.budget,
+        evaluations=evaluations(plan, trial.spec.eval_every),
+        shared_with=[],
+    )
     if measured.roofline_at_limit_s is not None:  # the fewest updates: in proportion to the budget
         cost.roofline_at_limit_s = measured.roofline_at_limit_s * plan.budget / measured.budget
     if measured.status not in ("ok", "over time"):  # not run: its only bound is the one at the limit
@@ -224,10 +268,16 @@ def _for_group(measured: ProgramCost, stage: str, group) -> ProgramCost:
     return cost
 
 
-def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator | None = None,
-             memory_limit: int | None = None, device_bytes: float | None = None,
-             progress: Callable[[str], None] | None = None,
-             after_each: Callable[[RunPlan], None] | None = None, time_limit: float | None = None) -> RunPlan:
+def plan_run(
+    staged: list[StagedGroup],
+    steps: int = 2,
+    accelerator: Accelerator | None = None,
+    memory_limit: int | None = None,
+    device_bytes: float | None = None,
+    progress: Callable[[str], None] | None = None,
+    after_each: Callable[[RunPlan], None] | None = None,
+    time_limit: float | None = None,
+) -> RunPlan:
     """Measure every distinct program of `staged` once and project each group (see the module's docstring).
 
     memory_limit: what a program measured here may use (None: what this device has, memory.py); a bigger
@@ -248,13 +298,17 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
         spec = sg.trials[0].spec
         if key not in measured:
             if progress:
-                progress(f"[{i + 1}/{len(staged)}] {sg.stage}: {spec.env} x {spec.algo}, "
-                         f"{len(sg.trials)} point(s) x {len(spec.seeds)} seed(s)")
+                progress(
+                    f"[{i + 1}/{len(staged)}] {sg.stage}: {spec.env} x {spec.algo}, "
+                    f"{len(sg.trials)} point(s) x {len(spec.seeds)} seed(s)"
+                )
             try:
                 if time_limit is None:
                     measured[key] = measure_group(sg.trials, sg.stage, steps, accelerator, memory_limit)
                 else:
-                    measured[key] = measure_apart(sg.trials, sg.stage, steps, accelerator, memory_limit, time_limit)
+                    measured[key] = measure_apart(
+                        sg.trials, sg.stage, steps, accelerator, memory_limit, time_limit
+                    )
             except Exception as err:  # one program that fails to compile must not hide the others' figures
                 measured[key] = unmeasured(sg.trials, sg.stage, status="failed", note=error_line(err))
             costs.append(measured[key])
@@ -266,13 +320,18 @@ def plan_run(staged: list[StagedGroup], steps: int = 2, accelerator: Accelerator
             costs[-1].fits_device = costs[-1].peak_bytes <= device_bytes
         if after_each is not None:
             after_each(RunPlan(list(costs), list(rounds), accelerator, ["partial: planned so far"], device))
-    notes = [FINAL_NOTE] if any(sg.stage == "final" for sg in staged) and any(sg.stage == "search" for sg in staged) else []
+    notes = (
+        [FINAL_NOTE]
+        if any(sg.stage == "final" for sg in staged) and any(sg.stage == "search" for sg in staged)
+        else []
+    )
     if device_bytes is not None:
         notes.append(f"device memory compared against: {gb(device_bytes)}")
     return RunPlan(costs, rounds, accelerator, notes, device)
 
 
 # ------------------------------------------------------------------------------- format ---
+
 
 def _seconds(s: float | None) -> str:
     if s is None or (isinstance(s, float) and math.isnan(s)):
@@ -297,8 +356,10 @@ def _projected(cost: ProgramCost) -> str:
 def _table(rows: list[list[str]], left: int = 1) -> str:
     """Columns padded to their widest cell: the first `left` to the left, the rest to the right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in rows
+    )
 
 
 def _env_table(plan: RunPlan, envs: dict) -> str:
@@ -325,9 +386,16 @@ def format_plan(plan: RunPlan, workers: int | None = None) -> str:
     rows = [head]
     for cost, r in zip(plan.programs, plan.rounds):
         name = f"{cost.env} x {cost.algo}"
-        row = [cost.stage, name, f"{cost.trials}" + (f" x{r}" if r > 1 else ""), str(cost.seeds),
-               _seconds(cost.compile_s), "-" if cost.env_steps_per_s is None else f"{cost.env_steps_per_s:,.0f}",
-               gb(cost.peak_bytes) + ("" if cost.fits_device is not False else " (too big)"), _projected(cost)]
+        row = [
+            cost.stage,
+            name,
+            f"{cost.trials}" + (f" x{r}" if r > 1 else ""),
+            str(cost.seeds),
+            _seconds(cost.compile_s),
+            "-" if cost.env_steps_per_s is None else f"{cost.env_steps_per_s:,.0f}",
+            gb(cost.peak_bytes) + ("" if cost.fits_device is not False else " (too big)"),
+            _projected(cost),
+        ]
         if plan.accelerator is not None:
             row.append(_seconds(cost.roofline_s))
         rows.append(row)
@@ -338,12 +406,18 @@ def format_plan(plan: RunPlan, workers: int | None = None) -> str:
     for stage, t in plan.stage_totals().items():
         bound = f", {plan.accelerator.name} bound {_seconds(t['roofline_s'])}" if plan.accelerator else ""
         at_least = "at least " if t["lower_bound"] else ""
-        lines.append(f"{stage}: {t['programs']} program(s), {t['trials']} trial(s), projected {at_least}"
-                     f"{_seconds(t['projected_s'])}{bound}")
+        lines.append(
+            f"{stage}: {t['programs']} program(s), {t['trials']} trial(s), projected {at_least}"
+            f"{_seconds(t['projected_s'])}{bound}"
+        )
     at_least = "at least " if plan.lower_bound else ""
-    lines.append(f"total: projected {at_least}{_seconds(plan.projected_s)} on this machine, one group after another")
+    lines.append(
+        f"total: projected {at_least}{_seconds(plan.projected_s)} on this machine, one group after another"
+    )
     if workers:
-        lines.append(f"with {workers} workers taking groups longest-first: {at_least}{_seconds(plan.makespan_s(workers))}")
+        lines.append(
+            f"with {workers} workers taking groups longest-first: {at_least}{_seconds(plan.makespan_s(workers))}"
+        )
     for note in dict.fromkeys(c.note for c in plan.programs if c.status != "ok"):
         lines.append(note)
     lines += plan.notes

@@ -51,15 +51,17 @@ def space_size(space: dict[str, dict]) -> float:
     """The number of distinct points of a space (inf when a field is continuous)."""
     size = 1.0
     for dist in space.values():
-        (kind, args), = dist.items()
-        size *= {"choice": lambda: len({json.dumps(a) for a in args}),
-                 "int_uniform": lambda: int(args[1]) - int(args[0]) + 1}.get(kind, lambda: math.inf)()
+        ((kind, args),) = dist.items()
+        size *= {
+            "choice": lambda: len({json.dumps(a) for a in args}),
+            "int_uniform": lambda: int(args[1]) - int(args[0]) + 1,
+        }.get(kind, lambda: math.inf)()
     return size
 
 
 def candidate_values(dist: dict) -> list:
     """The values that bound what a distribution draws: every choice, or a range's low and high."""
-    (_, args), = dist.items()
+    ((_, args),) = dist.items()
     return list(args)
 
 
@@ -97,10 +99,12 @@ def _distributions(space: dict[str, dict], path: str = "space") -> dict:
     dists = optuna_module().distributions
     out = {}
     for name, dist in space.items():
-        (kind, args), = dist.items()
+        ((kind, args),) = dist.items()
         if kind == "choice":
             if not all(a is None or isinstance(a, (bool, int, float, str)) for a in args):
-                raise ConfigError(f"{path}.{name}: TPE takes choices that are numbers, strings, booleans or null, got {args!r}")
+                raise ConfigError(
+                    f"{path}.{name}: TPE takes choices that are numbers, strings, booleans or null, got {args!r}"
+                )
             out[name] = dists.CategoricalDistribution(args)
         elif kind == "int_uniform":
             out[name] = dists.IntDistribution(int(args[0]), int(args[1]))
@@ -115,21 +119,33 @@ def check_space(space: dict[str, dict], sampler: str, path: str) -> None:
         _distributions(space, path)
 
 
-def tpe_points(space: dict[str, dict], history: Sequence[tuple[Point, float | None]], n: int, key: str,
-               round_index: int, batch: int) -> list[Point]:
+def tpe_points(
+    space: dict[str, dict],
+    history: Sequence[tuple[Point, float | None]],
+    n: int,
+    key: str,
+    round_index: int,
+    batch: int,
+) -> list[Point]:
     """Round `round_index`'s `n` points: TPE given `history` (points and scores, in search order)."""
     optuna = optuna_module()
     distributions = _distributions(space)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # constant_liar
-        sampler = optuna.samplers.TPESampler(seed=stream_seed(key, round_index), n_startup_trials=batch,
-                                             constant_liar=True)
+        sampler = optuna.samplers.TPESampler(
+            seed=stream_seed(key, round_index), n_startup_trials=batch, constant_liar=True
+        )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     state = optuna.trial.TrialState
     for point, score in history:
-        study.add_trial(optuna.trial.create_trial(
-            params=point, distributions=distributions, value=score,
-            state=state.COMPLETE if score is not None else state.FAIL))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=point,
+                distributions=distributions,
+                value=score,
+                state=state.COMPLETE if score is not None else state.FAIL,
+            )
+        )
     taken = {point_key(p) for p, _ in history}
     rng = random.Random(f"{key}|round {round_index}|fallback")
     points = []
@@ -147,13 +163,19 @@ def tpe_points(space: dict[str, dict], history: Sequence[tuple[Point, float | No
     return points
 
 
-def next_points(sampler: str, space: dict[str, dict], history: Sequence[tuple[Point, float | None]], n_total: int,
-                key: str, batch: int) -> list[Point]:
+def next_points(
+    sampler: str,
+    space: dict[str, dict],
+    history: Sequence[tuple[Point, float | None]],
+    n_total: int,
+    key: str,
+    batch: int,
+) -> list[Point]:
     """The next round of points of a search of `n_total` ([] once `history` holds them all)."""
     n = n_total - len(history)
     if n <= 0:
         return []
     if sampler == "random":  # one round: all of it, regenerated whole
-        return random_points(space, n_total, key)[len(history):]
+        return random_points(space, n_total, key)[len(history) :]
     round_index = len(history) // batch
     return tpe_points(space, history, min(n, batch), key, round_index, batch)

@@ -71,16 +71,50 @@ from esbench.faults import MachineFault, fault_line
 from esbench.runner.config import TrialSpec, check_hparam_names
 from esbench.validation import ConfigError, build, field_names, rule, suggest
 
-TOP_KEYS = ("name", "description", "imports", "plugins", "envs", "algorithms", "paper_rows", "env_overrides", "search", "trial",
-            "protocol", "budgets", "default_budget", "checkpoint_every")
-TRIAL_KEYS = ("seeds", "env_steps", "num_logs", "eval_every", "eval_episodes", "max_episode_steps", "num_gpus")
-BUDGET_KEYS = (*TRIAL_KEYS, "envs", "algorithms", "env_overrides", "protocol", "description", "checkpoint_every")
+TOP_KEYS = (
+    "name",
+    "description",
+    "imports",
+    "plugins",
+    "envs",
+    "algorithms",
+    "paper_rows",
+    "env_overrides",
+    "search",
+    "trial",
+    "protocol",
+    "budgets",
+    "default_budget",
+    "checkpoint_every",
+)
+TRIAL_KEYS = (
+    "seeds",
+    "env_steps",
+    "num_logs",
+    "eval_every",
+    "eval_episodes",
+    "max_episode_steps",
+    "num_gpus",
+)
+BUDGET_KEYS = (
+    *TRIAL_KEYS,
+    "envs",
+    "algorithms",
+    "env_overrides",
+    "protocol",
+    "description",
+    "checkpoint_every",
+)
 SEARCH_KEYS = ("grid", "random")
 DISTRIBUTIONS = ("uniform", "log_uniform", "choice", "int_uniform")
 PAPER_SPACE = "paper"  # in `protocol.space`: the paper's Table 15 / 16, or an algorithm's own SEARCH_SPACE (all, or one field's)
-TUNING_SEED_BASE = 1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
+TUNING_SEED_BASE = (
+    1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
+)
 MATCHED_ALGOS = ("eggroll", "openes")  # the matched stage: each runs on the other's winning point
-RESELECT_SEED_BASE = 2_000_000  # re-selection seeds given as a count start here: fresh for the search and the final stage
+RESELECT_SEED_BASE = (
+    2_000_000  # re-selection seeds given as a count start here: fresh for the search and the final stage
+)
 
 
 def _check_keys(mapping: Any, allowed, path: str) -> dict:
@@ -92,7 +126,9 @@ def _check_keys(mapping: Any, allowed, path: str) -> dict:
         return mapping
     for key in mapping:
         if key not in allowed:
-            raise ConfigError(f"{path}.{key}: unknown key.{suggest(str(key), allowed)} Allowed: {', '.join(allowed)}")
+            raise ConfigError(
+                f"{path}.{key}: unknown key.{suggest(str(key), allowed)} Allowed: {', '.join(allowed)}"
+            )
     return mapping
 
 
@@ -105,9 +141,13 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
     except yaml.YAMLError as err:
         raise ConfigError(f"sweep file {path} is not valid YAML: {err}") from None
     except UnicodeDecodeError as err:  # the decoder's error does not name the file
-        raise MachineFault(f"sweep file {path}: {fault_line(err, 'nothing was run or written', 'then rerun')}") from err
+        raise MachineFault(
+            f"sweep file {path}: {fault_line(err, 'nothing was run or written', 'then rerun')}"
+        ) from err
     if not isinstance(data, dict):
-        raise ConfigError(f"sweep file {path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"sweep file {path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if isinstance(data.get("plugins"), list):  # folders named relative to the file: resolved once, here
         data["plugins"] = [os.path.join(folder, p) if isinstance(p, str) else p for p in data["plugins"]]
@@ -122,8 +162,10 @@ def load_imports(data: dict, folder: str = ".") -> None:
         raise ConfigError(f"imports = {imports!r} is invalid; allowed: a list of module names")
     folders = data.get("plugins") or []
     if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
-        raise ConfigError(f"plugins = {folders!r} is invalid; allowed: a list of folders of plugin files (*.py), "
-                          "relative to the sweep file")
+        raise ConfigError(
+            f"plugins = {folders!r} is invalid; allowed: a list of folders of plugin files (*.py), "
+            "relative to the sweep file"
+        )
     plugins.load(imports, paths=(".", folder))
     for plugin_folder in folders:
         plugins.load_folder(os.path.join(folder, plugin_folder))
@@ -151,7 +193,9 @@ def _env_list(envs: Any, path: str = "envs") -> list[str]:
 def _split_search_key(key: str, algos, path: str) -> tuple[str, str]:
     algo, dot, name = str(key).partition(".")
     if not dot or algo not in algos:
-        raise ConfigError(f"{path}.{key}: search keys are '<algorithm>.<hyperparameter>' with algorithm one of: {', '.join(algos)}")
+        raise ConfigError(
+            f"{path}.{key}: search keys are '<algorithm>.<hyperparameter>' with algorithm one of: {', '.join(algos)}"
+        )
     return algo, name
 
 
@@ -159,14 +203,21 @@ def check_distribution(dist: Any, path: str) -> tuple[str, Any]:
     """(kind, args) of a distribution {uniform|log_uniform|int_uniform: [low, high]} or {choice: [..]}; ConfigError."""
     if not isinstance(dist, dict) or len(dist) != 1:
         raise ConfigError(f"{path}: expected one of {{{': [..], '.join(DISTRIBUTIONS)}: [..]}}, got {dist!r}")
-    (kind, args), = dist.items()
+    ((kind, args),) = dist.items()
     if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"{path}: unknown distribution {kind!r}.{suggest(str(kind), DISTRIBUTIONS)} Allowed: {', '.join(DISTRIBUTIONS)}")
+        raise ConfigError(
+            f"{path}: unknown distribution {kind!r}.{suggest(str(kind), DISTRIBUTIONS)} Allowed: {', '.join(DISTRIBUTIONS)}"
+        )
     if kind == "choice":
         if not isinstance(args, list) or not args:
             raise ConfigError(f"{path}.choice: expected a non-empty list")
         return kind, args
-    if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args) and args[0] < args[1]):
+    if not (
+        isinstance(args, list)
+        and len(args) == 2
+        and all(isinstance(a, (int, float)) for a in args)
+        and args[0] < args[1]
+    ):
         raise ConfigError(f"{path}.{kind}: expected [low, high] with low < high, got {args!r}")
     if kind == "log_uniform" and args[0] <= 0:
         raise ConfigError(f"{path}.log_uniform: bounds must be positive, got {args!r}")
@@ -214,7 +265,9 @@ def search_points(search: Any, algos, path: str = "search") -> list[dict[str, di
             raise ConfigError(f"{path}.random.num_samples: must be a positive integer, got {n!r}")
         space = rand.get("space")
         if not isinstance(space, dict) or not space:
-            raise ConfigError(f"{path}.random.space: expected a non-empty mapping '<algo>.<hyperparameter>': distribution")
+            raise ConfigError(
+                f"{path}.random.space: expected a non-empty mapping '<algo>.<hyperparameter>': distribution"
+            )
         rng = random.Random(rand.get("seed", 0))
         sampled = []
         for base in points:
@@ -280,7 +333,9 @@ class Sweep:
         path = f"{self.path}.checkpoint_every" if "checkpoint_every" in self.chosen else "checkpoint_every"
         value = self.chosen.get("checkpoint_every", self.data.get("checkpoint_every"))
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{path} = {value!r} is invalid; allowed: an integer >= 1 (chunks between checkpoints)")
+            raise ConfigError(
+                f"{path} = {value!r} is invalid; allowed: an integer >= 1 (chunks between checkpoints)"
+            )
         return value
 
     @property
@@ -295,26 +350,43 @@ class Sweep:
             names |= set((per_algo or {}).get(algo) or {})
         return names
 
-    def hparams(self, env: str, algo: str, point: dict | None = None, point_path: str = "search") -> dict[str, Any]:
+    def hparams(
+        self, env: str, algo: str, point: dict | None = None, point_path: str = "search"
+    ) -> dict[str, Any]:
         """`algo`'s hyperparameters on `env` with a search point, in the order the module doc states."""
         budget_overrides = (self.chosen.get("env_overrides") or {}).get(env) or {}
         return {
             **check_hparam_names(algo, self.algos[algo], f"algorithms.{algo}"),
             **self.rows.get((env, algo), {}),
-            **check_hparam_names(algo, (self.env_overrides.get(env) or {}).get(algo), f"env_overrides.{env}.{algo}"),
+            **check_hparam_names(
+                algo, (self.env_overrides.get(env) or {}).get(algo), f"env_overrides.{env}.{algo}"
+            ),
             **check_hparam_names(algo, point, f"{point_path}.{algo}"),
-            **check_hparam_names(algo, (self.chosen.get("algorithms") or {}).get(algo), f"{self.path}.algorithms.{algo}"),
+            **check_hparam_names(
+                algo, (self.chosen.get("algorithms") or {}).get(algo), f"{self.path}.algorithms.{algo}"
+            ),
             **check_hparam_names(algo, budget_overrides.get(algo), f"{self.path}.env_overrides.{env}.{algo}"),
         }
 
-    def spec(self, env: str, algo: str, point: dict | None = None, owner: str | None = None,
-             point_path: str = "search", **fields) -> TrialSpec:
+    def spec(
+        self,
+        env: str,
+        algo: str,
+        point: dict | None = None,
+        owner: str | None = None,
+        point_path: str = "search",
+        **fields,
+    ) -> TrialSpec:
         """The trial of (env, algo) at a search point; `fields` override the trial fields (seeds, stage)."""
         values = {k: _per_env(v, env, f"trial.{k}") for k, v in self.trial_defaults.items()}
         values["seeds"] = seed_list(values.get("seeds", 1), "trial.seeds")
         values.update(fields)
         hparams = self.hparams(env, algo, point, point_path)
-        return build(TrialSpec, {"env": env, "algo": algo, "hparams": hparams, **values}, owner or f"trial[{env} x {algo}]")
+        return build(
+            TrialSpec,
+            {"env": env, "algo": algo, "hparams": hparams, **values},
+            owner or f"trial[{env} x {algo}]",
+        )
 
 
 def _check_envs(envs: list[str], path: str) -> None:
@@ -342,10 +414,14 @@ def parse_sweep(data: dict, budget: str | None = None) -> Sweep:
     if budget is None and budgets:
         raise ConfigError(f"no budget given and no default_budget; choose one of: {', '.join(budgets)}")
     if budget is not None and budget not in budgets:
-        raise ConfigError(f"budget {budget!r} is not defined.{suggest(budget, budgets)} Allowed: {', '.join(budgets) or '(none)'}")
+        raise ConfigError(
+            f"budget {budget!r} is not defined.{suggest(budget, budgets)} Allowed: {', '.join(budgets) or '(none)'}"
+        )
     chosen = _check_keys(budgets.get(budget) if budget else {}, BUDGET_KEYS, f"budgets.{budget}")
-    trial_defaults = {**_check_keys(data.get("trial"), TRIAL_KEYS, "trial"),
-                      **{k: v for k, v in chosen.items() if k in TRIAL_KEYS}}
+    trial_defaults = {
+        **_check_keys(data.get("trial"), TRIAL_KEYS, "trial"),
+        **{k: v for k, v in chosen.items() if k in TRIAL_KEYS},
+    }
     for env in env_overrides:
         if env not in envs:
             raise ConfigError(f"env_overrides.{env}: not one of the sweep's envs.{suggest(env, envs)}")
@@ -353,7 +429,9 @@ def parse_sweep(data: dict, budget: str | None = None) -> Sweep:
         subset = _env_list(chosen["envs"], f"budgets.{budget}.envs")
         for i, env in enumerate(subset):
             if env not in envs:
-                raise ConfigError(f"budgets.{budget}.envs[{i}]: {env!r} is not one of the sweep's envs.{suggest(env, envs)}")
+                raise ConfigError(
+                    f"budgets.{budget}.envs[{i}]: {env!r} is not one of the sweep's envs.{suggest(env, envs)}"
+                )
         envs = subset
     rows = paper_rows(data.get("paper_rows", False), envs, list(algos))
     sweep = Sweep(data, budget, tuple(envs), algos, env_overrides, chosen, trial_defaults, rows)
@@ -365,9 +443,17 @@ def expand_sweep(data: dict, budget: str | None = None) -> list[TrialSpec]:
     """Every trial of the sweep under `budget`, validated; ConfigError on the first problem."""
     sweep = parse_sweep(data, budget)
     points = search_points(data.get("search"), list(sweep.algos))
-    return [sweep.spec(env, algo, point.get(algo),
-                       owner=f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]")
-            for env in sweep.envs for algo in sweep.algos for p, point in enumerate(points)]
+    return [
+        sweep.spec(
+            env,
+            algo,
+            point.get(algo),
+            owner=f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]",
+        )
+        for env in sweep.envs
+        for algo in sweep.algos
+        for p, point in enumerate(points)
+    ]
 
 
 # ------------------------------------------------------------------ the protocol section ---
@@ -380,7 +466,9 @@ SAMPLERS = typing.get_args(Sampler)
 class ProtocolSettings:
     """The `protocol:` section (the file's, then the budget's, then the command line's), validated."""
 
-    search_trials: int = field(default=paper.protocol()["search_trials"], metadata=rule(lambda v: v >= 1, "an integer >= 1"))
+    search_trials: int = field(
+        default=paper.protocol()["search_trials"], metadata=rule(lambda v: v >= 1, "an integer >= 1")
+    )
     tuning_seeds: tuple[int, ...] = (TUNING_SEED_BASE,)
     final_seeds: tuple[int, ...] = tuple(range(paper.protocol()["seeds"]))
     sampler: Sampler = "random"
@@ -389,10 +477,14 @@ class ProtocolSettings:
     skip_search: bool = False
     # Re-selection (off by default, the paper's protocol): the `reselect_top` best search points per (env,
     # algorithm) re-run on `reselect_seeds`; the best of them there is the winner.
-    reselect_top: int = field(default=0, metadata=rule(lambda v: v >= 0, "an integer >= 0 (0: no re-selection)"))
+    reselect_top: int = field(
+        default=0, metadata=rule(lambda v: v >= 0, "an integer >= 0 (0: no re-selection)")
+    )
     reselect_seeds: tuple[int, ...] = ()
     matched: bool = False  # EGGROLL on OpenES's winning point and OpenES on EGGROLL's, on the final seeds
-    space: dict = field(default_factory=dict)  # algorithm -> {hyperparameter: distribution}; {} with skip_search
+    space: dict = field(
+        default_factory=dict
+    )  # algorithm -> {hyperparameter: distribution}; {} with skip_search
 
 
 PROTOCOL_KEYS = tuple(field_names(ProtocolSettings))
@@ -409,28 +501,37 @@ def _algo_space(sweep: Sweep, algo: str, given: Any, path: str) -> dict[str, dic
         try:
             return paper.search_space(algo)
         except paper.TableError as err:
-            raise ConfigError(f"{path}: {err}; give this algorithm's space explicitly (or a SEARCH_SPACE in its "
-                              "module)") from None
+            raise ConfigError(
+                f"{path}: {err}; give this algorithm's space explicitly (or a SEARCH_SPACE in its module)"
+            ) from None
 
     if given is None or given == PAPER_SPACE:
         space = {name: {"choice": choices} for name, choices in table().items() if name not in fixed}
         if not space:
-            raise ConfigError(f"{path}: the budget fixes every hyperparameter of the paper's space; nothing is left to search")
+            raise ConfigError(
+                f"{path}: the budget fixes every hyperparameter of the paper's space; nothing is left to search"
+            )
         return space
     if not isinstance(given, dict) or not given:
-        raise ConfigError(f"{path}: expected '{PAPER_SPACE}' or a non-empty mapping hyperparameter -> "
-                          f"'{PAPER_SPACE}' | [choices] | {{{'|'.join(DISTRIBUTIONS)}: [..]}}, got {given!r}")
+        raise ConfigError(
+            f"{path}: expected '{PAPER_SPACE}' or a non-empty mapping hyperparameter -> "
+            f"'{PAPER_SPACE}' | [choices] | {{{'|'.join(DISTRIBUTIONS)}: [..]}}, got {given!r}"
+        )
     check_hparam_names(algo, given, path)
     space = {}
     for name, dist in given.items():
         if name in fixed:
-            raise ConfigError(f"{path}.{name}: the budget {sweep.budget!r} sets {name} (its `algorithms` or "
-                              f"`env_overrides`), so it cannot be searched; drop one of the two")
+            raise ConfigError(
+                f"{path}.{name}: the budget {sweep.budget!r} sets {name} (its `algorithms` or "
+                f"`env_overrides`), so it cannot be searched; drop one of the two"
+            )
         if dist == PAPER_SPACE:
             choices = table()
             if name not in choices:
-                raise ConfigError(f"{path}.{name}: the paper's space has no {name!r}.{suggest(name, choices)} "
-                                  f"Its fields: {', '.join(choices)}")
+                raise ConfigError(
+                    f"{path}.{name}: the paper's space has no {name!r}.{suggest(name, choices)} "
+                    f"Its fields: {', '.join(choices)}"
+                )
             dist = {"choice": choices[name]}
         elif isinstance(dist, list):
             dist = {"choice": dist}
@@ -441,36 +542,51 @@ def _algo_space(sweep: Sweep, algo: str, given: Any, path: str) -> dict[str, dic
 
 def _check_stages(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
     """Seeds fresh for every stage that needs them, re-selection within the search, matched with both ES."""
-    seeds = {"tuning_seeds": settings.tuning_seeds, "reselect_seeds": settings.reselect_seeds,
-             "final_seeds": settings.final_seeds}
+    seeds = {
+        "tuning_seeds": settings.tuning_seeds,
+        "reselect_seeds": settings.reselect_seeds,
+        "final_seeds": settings.final_seeds,
+    }
     if settings.skip_search:
         seeds = {"final_seeds": settings.final_seeds}
         if settings.reselect_top or settings.reselect_seeds:
-            raise ConfigError(f"{path}.reselect_top: re-selection re-runs the best search points, and skip_search "
-                              "runs no search; drop reselect_top / reselect_seeds or skip_search")
+            raise ConfigError(
+                f"{path}.reselect_top: re-selection re-runs the best search points, and skip_search "
+                "runs no search; drop reselect_top / reselect_seeds or skip_search"
+            )
     names = list(seeds)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             overlap = sorted(set(seeds[a]) & set(seeds[b]))
             if overlap:
-                raise ConfigError(f"{path}: {a} and {b} overlap in {', '.join(map(str, overlap))}; every stage must "
-                                  f"run on fresh seeds (counts never overlap: tuning from {TUNING_SEED_BASE}, "
-                                  f"re-selection from {RESELECT_SEED_BASE}, final from 0)")
+                raise ConfigError(
+                    f"{path}: {a} and {b} overlap in {', '.join(map(str, overlap))}; every stage must "
+                    f"run on fresh seeds (counts never overlap: tuning from {TUNING_SEED_BASE}, "
+                    f"re-selection from {RESELECT_SEED_BASE}, final from 0)"
+                )
     if settings.reselect_top and not settings.reselect_seeds:
-        raise ConfigError(f"{path}.reselect_seeds: reselect_top = {settings.reselect_top} needs the seeds to re-run "
-                          "the best points on: a count >= 1 or a list of integer seeds")
+        raise ConfigError(
+            f"{path}.reselect_seeds: reselect_top = {settings.reselect_top} needs the seeds to re-run "
+            "the best points on: a count >= 1 or a list of integer seeds"
+        )
     if settings.reselect_seeds and not settings.reselect_top:
-        raise ConfigError(f"{path}.reselect_top: reselect_seeds is set but reselect_top is 0; allowed: an integer "
-                          f"from 1 to search_trials ({settings.search_trials}), or drop reselect_seeds")
+        raise ConfigError(
+            f"{path}.reselect_top: reselect_seeds is set but reselect_top is 0; allowed: an integer "
+            f"from 1 to search_trials ({settings.search_trials}), or drop reselect_seeds"
+        )
     if settings.reselect_top > settings.search_trials:
-        raise ConfigError(f"{path}.reselect_top = {settings.reselect_top} is invalid; allowed: an integer from 1 to "
-                          f"search_trials ({settings.search_trials}), or 0 for no re-selection")
+        raise ConfigError(
+            f"{path}.reselect_top = {settings.reselect_top} is invalid; allowed: an integer from 1 to "
+            f"search_trials ({settings.search_trials}), or 0 for no re-selection"
+        )
     if settings.matched:
         missing = [a for a in MATCHED_ALGOS if a not in sweep.algos]
         if missing:
-            raise ConfigError(f"{path}.matched: the matched stage runs EGGROLL and OpenES on each other's winning "
-                              f"point, and the sweep has no {' or '.join(missing)}; its algorithms: "
-                              f"{', '.join(sweep.algos)}. Add them or drop matched")
+            raise ConfigError(
+                f"{path}.matched: the matched stage runs EGGROLL and OpenES on each other's winning "
+                f"point, and the sweep has no {' or '.join(missing)}; its algorithms: "
+                f"{', '.join(sweep.algos)}. Add them or drop matched"
+            )
 
 
 def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
@@ -479,13 +595,21 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
     own = _check_keys(sweep.chosen.get("protocol"), PROTOCOL_KEYS, f"{sweep.path}.protocol")
     path = sweep.protocol_path
     values = {**top, **own, **{k: v for k, v in overrides.items() if v is not None}}
-    spaces = {**_check_keys(top.get("space"), None, "protocol.space"),
-              **_check_keys(own.get("space"), None, f"{sweep.path}.protocol.space")}
+    spaces = {
+        **_check_keys(top.get("space"), None, "protocol.space"),
+        **_check_keys(own.get("space"), None, f"{sweep.path}.protocol.space"),
+    }
     for algo in spaces:
         if algo not in sweep.algos:
-            raise ConfigError(f"{path}.space.{algo}: not one of the sweep's algorithms.{suggest(algo, sweep.algos)} "
-                              f"Allowed: {', '.join(sweep.algos)}")
-    for name, first in (("tuning_seeds", TUNING_SEED_BASE), ("final_seeds", 0), ("reselect_seeds", RESELECT_SEED_BASE)):
+            raise ConfigError(
+                f"{path}.space.{algo}: not one of the sweep's algorithms.{suggest(algo, sweep.algos)} "
+                f"Allowed: {', '.join(sweep.algos)}"
+            )
+    for name, first in (
+        ("tuning_seeds", TUNING_SEED_BASE),
+        ("final_seeds", 0),
+        ("reselect_seeds", RESELECT_SEED_BASE),
+    ):
         if name in values:
             values[name] = seed_list(values[name], f"{path}.{name}", first)
     values["space"] = {}

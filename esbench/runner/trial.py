@@ -61,9 +61,15 @@ class RunOptions:
     run_eta: Any = None  # progress.RunEta of the whole run (local backend): its ETA beside the trial's
 
 
-def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, records: list[TrialRecord],
-               progress: bool = True, after_chunk: Callable[[int, object], None] | None = None,
-               run_eta=None):
+def run_chunks(
+    trials: Sequence[ResolvedTrial],
+    programs: Programs,
+    state,
+    records: list[TrialRecord],
+    progress: bool = True,
+    after_chunk: Callable[[int, object], None] | None = None,
+    run_eta=None,
+):
     """The chunk loop from where the records stand to the end of the plan; returns the final state.
 
     `after_chunk(chunk, state)` runs after each chunk's rows are recorded (live logs, checkpoints, stop).
@@ -87,11 +93,19 @@ def run_chunks(trials: Sequence[ResolvedTrial], programs: Programs, state, recor
             counts, metrics = jax.device_get((counts, metrics))
             finite = np.asarray(programs.finite(state))
             for p, record in enumerate(records):
-                record.chunk({k: v[p] for k, v in counts.items()}, {k: v[p] for k, v in metrics.items()}, finite[p],
-                             seconds, None if returns is None else returns[p], eval_seconds / len(records))
-            bar.advance(int(np.mean([r.env_steps.mean() for r in records])),
-                        float(np.nanmean([r.mean_train_return() for r in records])),
-                        float(counts["env_steps"].sum()) / seconds)
+                record.chunk(
+                    {k: v[p] for k, v in counts.items()},
+                    {k: v[p] for k, v in metrics.items()},
+                    finite[p],
+                    seconds,
+                    None if returns is None else returns[p],
+                    eval_seconds / len(records),
+                )
+            bar.advance(
+                int(np.mean([r.env_steps.mean() for r in records])),
+                float(np.nanmean([r.mean_train_return() for r in records])),
+                float(counts["env_steps"].sum()) / seconds,
+            )
             if after_chunk is not None:
                 after_chunk(chunk, state)
     return state
@@ -127,8 +141,9 @@ def _start(trials, programs: Programs, state, checkpointer: Checkpointer | None)
     return state, records
 
 
-def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(),
-              stop: StopRequest | None = None) -> list[TrialResult]:
+def run_group(
+    trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(), stop: StopRequest | None = None
+) -> list[TrialResult]:
     """Run trials that share shapes (programs.py) as one program; one result per trial, in order.
 
     With `options.out_dir`, the group checkpoints (and resumes from its checkpoint) and streams live logs;
@@ -155,9 +170,11 @@ def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(
         nonlocal last_saved
         for trial_logs, record in zip(logs, records):
             for log in trial_logs:
-                log.log(record.rows[-len(record.seeds):])
+                log.log(record.rows[-len(record.seeds) :])
         stopping = stop is not None and stop.requested
-        if checkpointer is not None and (stopping or checkpointer.due(chunk, time.perf_counter() - last_saved)):
+        if checkpointer is not None and (
+            stopping or checkpointer.due(chunk, time.perf_counter() - last_saved)
+        ):
             checkpointer.save(trials, state, records, compile_s)
             last_saved = time.perf_counter()
         if stopping:
@@ -176,8 +193,14 @@ def run_group(trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(
         for p, (trial, record) in enumerate(zip(trials, records)):
             point = jax.tree_util.tree_map(lambda x: x[p], params)
             policy_bytes = serialization.msgpack_serialize(serialization.to_state_dict(point))
-            results.append(TrialResult(trial.config, metrics_frame(record.rows),
-                                       trial_summary(trial, record, compile_s, ids), policy_bytes))
+            results.append(
+                TrialResult(
+                    trial.config,
+                    metrics_frame(record.rows),
+                    trial_summary(trial, record, compile_s, ids),
+                    policy_bytes,
+                )
+            )
             for log in logs[p]:
                 log.finish(results[-1].summary)
     finally:
