@@ -4,7 +4,9 @@ esbench plan sweeps/paper16.yaml --budget cpu --skip-search --envs CartPole-v1 -
 python benchmarks/roofline_cpu_check.py plan.json      # a Markdown table: bound and measured time per update
 """
 
-import json, sys
+import json
+import sys
+
 from esbench.runner.roofline import measure_host
 
 d = json.load(open(sys.argv[1]))

@@ -103,9 +103,8 @@ def _run_options(args, checkpoint_every: int | None = None):
 
     checkpoint_every: the sweep file's, used when the command line gives none.
     """
-    from esbench.runner.trial import RunOptions
-
     from esbench.runner.memory import parse_size
+    from esbench.runner.trial import RunOptions
 
     every = args.checkpoint_every if args.checkpoint_every is not None else checkpoint_every
     limit = parse_size(args.memory_limit) if args.memory_limit is not None else None

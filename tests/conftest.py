@@ -112,3 +112,9 @@ def write_sweep(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory):
+    """A persistent compilation cache shared by the protocol subprocesses: a rerun compiles nothing twice."""
+    return tmp_path_factory.mktemp("jax_cache")

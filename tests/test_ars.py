@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny_spec
+
 from esbench import plugins
 from esbench.algorithms import es, evaluate, get_algorithm, networks, openes
 from esbench.envs import make

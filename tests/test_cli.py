@@ -1,9 +1,8 @@
 """The command line end to end: envs, run, sweep (a slice of the smoke reproduction), report."""
 
-from pathlib import Path
-
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,8 +10,7 @@ import yaml
 from esbench import cli, paper
 from esbench.envs import PAPER_ENVS
 from esbench.results import load, load_summaries
-from esbench.runner import expand_sweep, load_sweep_file
-from esbench.runner import resolve_trial
+from esbench.runner import expand_sweep, load_sweep_file, resolve_trial
 from esbench.runner.backends import resolve_trials
 
 ROOT = Path(__file__).resolve().parents[1]

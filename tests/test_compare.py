@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
-
 from conftest import tiny_spec
+
 from esbench import cli
 from esbench.report.compare import NoTrialsError, compare_folders
 from esbench.results import ResultStore, TrialResult

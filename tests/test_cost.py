@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import tiny_spec
 
 from esbench import cli
 from esbench.faults import MachineFault
@@ -21,8 +22,6 @@ from esbench.runner.roofline import loop_corrected_cost
 from esbench.runner.run_plan import plan_run, protocol_groups
 from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import ConfigError
-
-from conftest import tiny_spec
 
 TWO_ENVS = """
     name: two-envs

@@ -13,7 +13,6 @@ import pytest
 
 from esbench.envs import Box, Discrete, UnknownEnvError, make
 
-
 # ----------------------------------------------------------------------------- brax
 
 

@@ -71,12 +71,6 @@ def sweep_file(tmp_path, body=TINY, edit=None, name="sweep.yaml") -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def jax_cache(tmp_path_factory):
-    """A persistent compilation cache shared by the protocol subprocesses: a rerun compiles nothing twice."""
-    return tmp_path_factory.mktemp("jax_cache")
-
-
 def _command(path, out, *args):
     return [sys.executable, "-m", "esbench.cli", "reproduce", str(path), "--out", str(out), "--quiet", *args]
 

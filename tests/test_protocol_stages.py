@@ -5,11 +5,11 @@ import json
 
 import pandas as pd
 import pytest
+from test_protocol import finished, kill_when, reproduce, stages, sweep_file
 
 from esbench import cli
 from esbench.results import load, load_protocol, load_summaries
 from esbench.runner.sweep import RESELECT_SEED_BASE, TUNING_SEED_BASE
-from test_protocol import finished, jax_cache, kill_when, reproduce, stages, sweep_file  # noqa: F401 (jax_cache: a fixture)
 
 STAGED = {"reselect_top": 2, "reselect_seeds": 2, "matched": True}
 

@@ -6,7 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-
 from esbench import cli
 from esbench.results import ResultStore, load, load_protocol, load_summaries
 from esbench.runner.config import TrialSpec, resolve_trial

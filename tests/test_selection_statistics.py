@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import yaml
+from test_protocol import _set, assert_one_error_before_anything_runs, sweep_file
 
 from esbench.report.matched import paired_difference
 from esbench.runner.config import resolve_trial
 from esbench.runner.protocol import Candidate, matched_pairs, prepare_protocol, ranked, reselect, select
-from test_protocol import _set, assert_one_error_before_anything_runs, sweep_file
 
 PAIR = ("Noisy-v0", "es")
 

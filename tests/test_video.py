@@ -17,8 +17,7 @@ import pytest
 
 from esbench.algorithms import networks
 from esbench.algorithms.evaluate import run_episode
-from esbench.envs import Discrete, EnvSpec, build_env, make, register
-from esbench.envs import registry
+from esbench.envs import Discrete, EnvSpec, build_env, make, register, registry
 from esbench.envs.core import rgb_frame
 from esbench.results import ResultStore, TrainedPolicy, load_trained_policy
 from esbench.runner import TrialSpec, run_trial

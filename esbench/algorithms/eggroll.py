@@ -27,7 +27,6 @@ import jax.numpy as jnp
 
 from esbench.algorithms import es
 
-
 LABEL = "EGGROLL"
 
 

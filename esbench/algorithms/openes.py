@@ -19,7 +19,6 @@ import jax.numpy as jnp
 from esbench import paper
 from esbench.algorithms import es
 
-
 LABEL = "OpenES"
 
 

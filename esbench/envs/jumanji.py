@@ -64,8 +64,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import jumanji
+import numpy as np
 from jumanji import specs
 from jumanji.environments import Game2048, Knapsack
 from jumanji.viewer import MatplotlibViewer

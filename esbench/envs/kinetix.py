@@ -16,8 +16,8 @@ import os
 
 import jax.numpy as jnp
 import numpy as np
-from kinetix.environment import ActionType, ObservationType, make_kinetix_env as _kinetix_make_env
-from kinetix.environment import static_env_params_from_size
+from kinetix.environment import ActionType, ObservationType, static_env_params_from_size
+from kinetix.environment import make_kinetix_env as _kinetix_make_env
 from kinetix.render import make_render_pixels
 from kinetix.util.saving import BASE_DIR as LEVELS_DIR
 from kinetix.util.saving import load_from_json_file

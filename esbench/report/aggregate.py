@@ -43,8 +43,8 @@ from rliable import metrics as rly_metrics
 
 from esbench.algorithms import algorithm_names
 from esbench.envs.registry import PAPER_ENVS
-from esbench.results.schema import METRIC_COLUMNS
 from esbench.report.rules import check_band
+from esbench.results.schema import METRIC_COLUMNS
 
 # The report reads the results schema; frames written before log_point and simulated_env_steps existed lack them.
 OPTIONAL_COLUMNS = ("log_point", "simulated_env_steps")
