@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from pathlib import Path
 
 from esbench import __version__
 
@@ -65,3 +66,31 @@ def device_info() -> dict:
 def device_description() -> str:
     """'cpu:cpu x1', 'gpu:NVIDIA H100 80GB HBM3 x1', ..."""
     return device_info()["description"]
+
+
+def code_commit() -> str:
+    """The git commit esbench runs from ('<sha>', '<sha>-dirty' with uncommitted changes), or 'unknown'
+    (an installed copy outside a git checkout)."""
+    import subprocess
+
+    folder = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha

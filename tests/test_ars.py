@@ -134,7 +134,9 @@ def test_ars_improves_pendulum(ars):
 
 
 def test_its_search_space_is_what_the_protocol_searches(ars, write_sweep):
-    from esbench.runner.sweep import load_sweep_file, parse_sweep, protocol_settings
+    from esbench.runner.protocol_settings import protocol_settings
+    from esbench.runner.sweep import parse_sweep
+    from esbench.runner.sweep_file import load_sweep_file
 
     path = write_sweep("""
         envs: [CartPole-v1]

@@ -460,7 +460,7 @@ def test_timing_trial_budget_is_the_updates_to_run_with_the_cap_and_network():
     trial, facts = training.timing_trial("CartPole-v1", "eggroll", settings)
     assert facts["scaled_field"] == "pop_size" and trial.cfg.pop_size == 16
     assert (trial.cfg.layer_size, trial.cfg.n_layers, trial.env.spec.max_episode_steps) == (8, 1, 10)
-    assert trial.plan.max_env_steps_per_update == 16 * 10 and trial.spec.seeds == (0,)
+    assert trial.schedule.max_env_steps_per_update == 16 * 10 and trial.spec.seeds == (0,)
     assert (trial.spec.env_steps, trial.spec.num_logs) == (5 * 16 * 10, 5)
     uncapped, _ = training.timing_trial("CartPole-v1", "eggroll", tiny_training(max_episode_steps=10**6))
     assert (

@@ -17,9 +17,9 @@ from esbench.runner import load_sweep_file, resolve_trial
 from esbench.runner import programs as programs_module
 from esbench.runner import trial as trial_module
 from esbench.runner.memory import MemoryRefused, parse_size
+from esbench.runner.plan import plan_run, protocol_groups
 from esbench.runner.protocol import prepare_protocol, run_protocol
 from esbench.runner.roofline import loop_corrected_cost
-from esbench.runner.run_plan import plan_run, protocol_groups
 from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import ConfigError
 
@@ -143,20 +143,20 @@ def test_plan_of_a_two_env_protocol_is_within_2x_of_its_run(write_sweep, tmp_pat
 
 def test_a_program_measured_apart_keeps_its_compile_figures_past_its_time_limit(write_sweep):
     """In a child process: generous limit, the in-process figures; a limit no update meets, status "over time",
-    the compile's figures and a projection that is a lower bound (measure_apart.py)."""
-    from esbench.runner.measure_apart import measure_apart
+    the compile's figures and a projection that is a lower bound (measure_in_child.py)."""
+    from esbench.runner.measure_in_child import measure_in_child
+    from esbench.runner.plan import RunPlan, format_plan
     from esbench.runner.roofline import accelerator
-    from esbench.runner.run_plan import RunPlan, format_plan
 
     protocol = prepare_protocol(load_sweep_file(write_sweep(TWO_ENVS)), "tiny", envs=["CartPole-v1"])
     (staged,) = protocol_groups(protocol)
     chip = accelerator("h100-sxm")
-    done = measure_apart(staged.trials, "final", 1, chip, None, time_limit=300)
+    done = measure_in_child(staged.trials, "final", 1, chip, None, time_limit=300)
     assert done.status == "ok" and done.env_steps_per_s > 0 and done.eval_s > 0 and done.roofline_s > 0
-    stopped = measure_apart(staged.trials, "final", 1, chip, None, time_limit=1e-6)
+    stopped = measure_in_child(staged.trials, "final", 1, chip, None, time_limit=1e-6)
     assert stopped.status == "over time" and "lower bound" in stopped.note
     assert stopped.peak_bytes == done.peak_bytes and stopped.compile_s > 0 and stopped.roofline_s > 0
-    plan = staged.trials[0].plan
+    plan = staged.trials[0].schedule
     fewest_updates = min(plan.budget / plan.max_env_steps_per_update, plan.max_updates)
     assert stopped.projected_s == pytest.approx(stopped.compile_s + fewest_updates * 1e-6 / 2)
     assert "projected at least" in format_plan(RunPlan([stopped], [1], chip))
@@ -165,8 +165,8 @@ def test_a_program_measured_apart_keeps_its_compile_figures_past_its_time_limit(
 def test_saved_plans_read_back_as_one_with_per_env_totals(tmp_path, capsys):
     """`esbench plan --from-json` measures nothing: parts planned apart are one plan, totals per env included."""
     from esbench.runner.cost import ProgramCost
+    from esbench.runner.plan import RunPlan
     from esbench.runner.roofline import accelerator
-    from esbench.runner.run_plan import RunPlan
 
     def part(name, *costs, chip="h100-sxm"):
         path = tmp_path / name

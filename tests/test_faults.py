@@ -30,7 +30,7 @@ TWO_TRIALS = """
 envs: [CartPole-v1]
 algorithms:
   eggroll: {pop_size: 8, rank: 1, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
-search: {grid: {eggroll.learning_rate: [0.01, 0.1]}}
+search: {grid: {eggroll: {learning_rate: [0.01, 0.1]}}}
 trial: {seeds: 2, env_steps: 960, num_logs: 3, eval_episodes: 2, max_episode_steps: 20}
 """
 HALF_A_FILE = b"half a file"

@@ -178,7 +178,7 @@ FOUR_SHAPES = """
 envs: [CartPole-v1]
 algorithms:
   eggroll: {rank: 1, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
-search: {grid: {eggroll.pop_size: [8, 10, 12, 14]}}
+search: {grid: {eggroll: {pop_size: [8, 10, 12, 14]}}}
 trial: {seeds: 1, env_steps: 800, num_logs: 2, eval_episodes: 2, max_episode_steps: 20}
 """
 # Appends "<pid> <trial id>" to started.txt whenever this process starts running a group.

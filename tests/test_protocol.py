@@ -18,7 +18,9 @@ from esbench import cli, paper
 from esbench.results import load, load_protocol, load_summaries
 from esbench.runner import samplers
 from esbench.runner.protocol import Protocol, prepare_protocol
-from esbench.runner.sweep import TUNING_SEED_BASE, load_sweep_file, parse_sweep, protocol_settings
+from esbench.runner.protocol_settings import TUNING_SEED_BASE, protocol_settings
+from esbench.runner.sweep import parse_sweep
+from esbench.runner.sweep_file import load_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
@@ -346,7 +348,7 @@ BAD = [
     ),
     (
         "a search section",
-        _set("search", {"grid": {"eggroll.sigma": [0.1, 0.2]}}),
+        _set("search", {"grid": {"eggroll": {"sigma": [0.1, 0.2]}}}),
         "search: `esbench reproduce` searches protocol.space",
     ),
     (

@@ -9,7 +9,7 @@ from test_protocol import finished, kill_when, reproduce, stages, sweep_file
 
 from esbench import cli
 from esbench.results import load, load_protocol, load_summaries
-from esbench.runner.sweep import RESELECT_SEED_BASE, TUNING_SEED_BASE
+from esbench.runner.protocol_settings import RESELECT_SEED_BASE, TUNING_SEED_BASE
 
 STAGED = {"reselect_top": 2, "reselect_seeds": 2, "matched": True}
 

@@ -10,7 +10,7 @@ from esbench import cli
 from esbench.results import ResultStore, load, load_protocol, load_summaries
 from esbench.runner.config import TrialSpec, resolve_trial
 from esbench.runner.protocol import describe_protocol, prepare_protocol
-from esbench.runner.sweep import load_sweep_file
+from esbench.runner.sweep_file import load_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, PLOTS = ROOT / "results" / "cpu", ROOT / "plots" / "cpu"

@@ -44,8 +44,8 @@ BAD_SWEEPS = [
     ("impossible budget", BASE_SWEEP.replace("env_steps: 480", "env_steps: 4"), "smaller than one update"),
     (
         "empty grid",
-        BASE_SWEEP + "search: {grid: {eggroll.sigma: []}}\n",
-        "search.grid.eggroll.sigma: expected a non-empty list",
+        BASE_SWEEP + "search: {grid: {eggroll: {sigma: []}}}\n",
+        "search.grid.eggroll.sigma.choice: expected a non-empty list",
     ),
     ("unknown env", BASE_SWEEP.replace("CartPole-v1", "CartPol-v1"), "unknown environment id 'CartPol-v1'"),
     ("unknown algorithm", BASE_SWEEP.replace("eggroll:", "egroll:"), "unknown algorithm 'egroll'"),
@@ -135,8 +135,8 @@ def test_budget_counts_env_steps_inside_episodes():
     m, s = result.metrics, result.summary
     assert list(m.log_point.unique()) == [0, 1, 2, 3, 4]
     assert (m[m.log_point == 0][["update", "env_steps", "simulated_env_steps"]] == 0).all().all()
-    most = trial.plan.max_env_steps_per_update
-    assert most == 8 * 1 * TINY_EPISODE and trial.plan.min_env_steps_per_update == 8
+    most = trial.schedule.max_env_steps_per_update
+    assert most == 8 * 1 * TINY_EPISODE and trial.schedule.min_env_steps_per_update == 8
     for seed, rows in m.groupby("seed"):
         rows = rows.sort_values("log_point")
         steps, updates = rows.env_steps.to_numpy(), rows["update"].to_numpy()
@@ -261,7 +261,7 @@ KILL_SWEEP = """
 envs: [CartPole-v1]
 algorithms:
   eggroll: {rank: 1, layer_size: 8, n_layers: 1}
-search: {grid: {eggroll.pop_size: [8, 10, 12, 14, 16, 18]}}
+search: {grid: {eggroll: {pop_size: [8, 10, 12, 14, 16, 18]}}}
 trial: {seeds: 1, env_steps: 480, num_logs: 2, eval_episodes: 2, max_episode_steps: 20}
 """
 # A plugin that SIGKILLs its own process right after the store has written the second trial: a kill at a

@@ -22,7 +22,7 @@ An algorithm is any object (a module will do) with:
     SEARCH_SPACE (optional)                 {Config field: [choices]}: what `protocol.space: paper` searches
                                             for an algorithm the paper's Tables 15/16 lack
     min_env_steps_per_update(env, cfg) (optional)  the fewest env steps inside episodes an update
-                                            counts (runner/plan.py; default: env_steps_per_update)
+                                            counts (runner/schedule.py; default: env_steps_per_update)
 
 An update's metrics may include `simulated_env_steps` (steps simulated, masked ones included;
 default: the env steps it counts).

@@ -153,7 +153,7 @@ def timing_trial(env_id: str, algo: str, settings: TrainingSettings) -> tuple[Re
         num_logs=n_updates,
         max_episode_steps=episode_cap(env_id, settings.max_episode_steps),
     )
-    most = resolve_trial(spec, owner).plan.max_env_steps_per_update
+    most = resolve_trial(spec, owner).schedule.max_env_steps_per_update
     trial = resolve_trial(dataclasses.replace(spec, env_steps=n_updates * most), owner)
     return trial, {"hparams_source": source, "scaled_field": field}
 
@@ -210,7 +210,7 @@ def measure_pair(env_id: str, algo: str, settings: TrainingSettings) -> dict:
             trial_id=trial.trial_id,
             config=trial.config["hparams"],
             max_episode_steps=trial.env.spec.max_episode_steps,
-            env_steps_per_update=trial.plan.max_env_steps_per_update,
+            env_steps_per_update=trial.schedule.max_env_steps_per_update,
         )
         time_updates(trial, settings, record)
         record["median_s"] = median(record["times_s"])

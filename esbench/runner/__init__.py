@@ -2,7 +2,8 @@
 
 from esbench.runner.backends import BACKENDS, SweepOutcome, resolve_trials, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.sweep import expand_sweep, load_sweep_file, parse_sweep
+from esbench.runner.sweep import expand_sweep, parse_sweep
+from esbench.runner.sweep_file import load_sweep_file
 from esbench.runner.trial import run_trial
 from esbench.validation import ConfigError
 

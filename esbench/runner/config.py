@@ -1,8 +1,8 @@
 """Trial specs, and their resolution, once, into what the backends and the runner pass along.
 
     spec  = TrialSpec(env="CartPole-v1", algo="eggroll", hparams={...}, seeds=(0, 1, 2), env_steps=10**6)
-    trial = resolve_trial(spec)     # validated: env built, algorithm found, Config built, budget planned
-    trial.trial_id, trial.config, trial.algorithm, trial.cfg, trial.env, trial.plan
+    trial = resolve_trial(spec)     # validated: env built, algorithm found, Config built, budget scheduled
+    trial.trial_id, trial.config, trial.algorithm, trial.cfg, trial.env, trial.schedule
 
 Every problem is one `ConfigError` naming the field path and the allowed
 values, raised before anything runs or is written.
@@ -20,7 +20,7 @@ from typing import Any, Literal
 from esbench.algorithms import get_algorithm
 from esbench.envs import Env, make
 from esbench.provenance import PROTOCOL_VERSION
-from esbench.runner.plan import TrialPlan, plan_trial
+from esbench.runner.schedule import Schedule, schedule_trial
 from esbench.validation import ConfigError, build, check_names, rule, validate
 
 DEFAULT_NUM_LOGS = 20
@@ -79,7 +79,7 @@ class ResolvedTrial:
     algorithm: Any
     cfg: Any  # the algorithm's Config
     env: Env
-    plan: TrialPlan
+    schedule: Schedule  # how the budget is spent in chunks (schedule.py)
 
     @property
     def trial_id(self) -> str:
@@ -128,7 +128,7 @@ def resolve_trial(spec: TrialSpec, owner: str = "trial") -> ResolvedTrial:
     except KeyError as err:
         raise ConfigError(f"{owner}.env: {err}") from None
     try:
-        plan = plan_trial(spec.env_steps, spec.num_logs, algorithm, env, cfg)
+        schedule = schedule_trial(spec.env_steps, spec.num_logs, algorithm, env, cfg)
     except ConfigError as err:
         raise ConfigError(f"{owner} [{spec.env} x {spec.algo}]: {err}") from None
     config = {
@@ -145,7 +145,7 @@ def resolve_trial(spec: TrialSpec, owner: str = "trial") -> ResolvedTrial:
         "protocol_version": PROTOCOL_VERSION,
     }
     config["trial_id"] = trial_id(config)
-    return ResolvedTrial(spec, config, algorithm, cfg, env, plan)
+    return ResolvedTrial(spec, config, algorithm, cfg, env, schedule)
 
 
 def trial_id(config: dict[str, Any]) -> str:

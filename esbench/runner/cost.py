@@ -66,9 +66,11 @@ class ProgramCost:
         None  # ... were every episode to run to its limit: the budget's least work
     )
     fits_device: bool | None = (
-        None  # peak_bytes within the device's memory (run_plan: --memory-gb, the accelerator's)
+        None  # peak_bytes within the device's memory (plan.py: --memory-gb, the accelerator's)
     )
-    status: str = "ok"  # ok | too big | failed | over time (measure_apart: projected_s is then a lower bound)
+    status: str = (
+        "ok"  # ok | too big | failed | over time (measure_in_child: projected_s is then a lower bound)
+    )
     note: str = ""
     shared_with: list = field(default_factory=list)  # other groups of the same shapes, measured once
 
@@ -76,9 +78,11 @@ class ProgramCost:
         return asdict(self)
 
 
-def evaluations(plan, eval_every: int) -> int:
+def evaluations(schedule, eval_every: int) -> int:
     """Evaluations a trial runs: log point 0, then every `eval_every` chunks and the last."""
-    return 1 + sum(1 for c in range(1, plan.num_logs + 1) if c % eval_every == 0 or c == plan.num_logs)
+    return 1 + sum(
+        1 for c in range(1, schedule.num_logs + 1) if c % eval_every == 0 or c == schedule.num_logs
+    )
 
 
 def _counter(trials, seeds, value) -> jax.Array:
@@ -98,9 +102,9 @@ def measure_group(
     report(phase, cost so far): called once compiled ("compiled": compile time, memory and, with an
     accelerator, the bound as if every episode ran to its limit) and once the updates are timed ("timed")."""
     first = trials[0]
-    spec, plan = first.spec, first.plan
+    spec, schedule = first.spec, first.schedule
     seeds = np.asarray(spec.seeds, np.uint32)
-    cost = unmeasured(trials, stage, evaluations=evaluations(plan, spec.eval_every))
+    cost = unmeasured(trials, stage, evaluations=evaluations(schedule, spec.eval_every))
     start = time.perf_counter()
     programs = compile_programs(trials, seeds)
     compile_s = time.perf_counter() - start  # init is run (and timed) below, once it is known to fit
@@ -116,7 +120,7 @@ def measure_group(
             cost,
             programs,
             accelerator,
-            plan.budget / plan.max_env_steps_per_update,
+            schedule.budget / schedule.max_env_steps_per_update,
             first.env.spec.max_episode_steps,
             counted,
         )
@@ -155,7 +159,7 @@ def measure_group(
     cost.update_s = seconds / updates
     cost.env_steps_per_update = per_seed
     cost.env_steps_per_s = float(np.sum(counts["env_steps"])) / seconds
-    run_updates = min(plan.budget / per_seed, plan.max_updates)
+    run_updates = min(schedule.budget / per_seed, schedule.max_updates)
     if accelerator is not None:
         simulated = float(np.mean(counts["simulated_env_steps"])) / updates
         _bound(
@@ -163,7 +167,7 @@ def measure_group(
             programs,
             accelerator,
             run_updates,
-            trips_estimate(simulated, plan.max_env_steps_per_update, first.env.spec.max_episode_steps),
+            trips_estimate(simulated, schedule.max_env_steps_per_update, first.env.spec.max_episode_steps),
             counted,
         )
     if report is not None:
@@ -185,7 +189,7 @@ def unmeasured(trials, stage: str, **fields) -> ProgramCost:
     """A group's ProgramCost before (or without) any measurement."""
     spec = trials[0].spec
     return ProgramCost(
-        spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].plan.budget, **fields
+        spec.env, spec.algo, stage, len(trials), len(spec.seeds), trials[0].schedule.budget, **fields
     )
 
 

@@ -10,7 +10,7 @@ compiles once and runs as one program:
     chunk = jit(vmap_points(vmap_seeds(while_loop(update))))     # one program between two log points
 
 A chunk runs each seed's updates until its env steps reach the chunk's goal
-(or the budget has no room for another update; see plan.py), so different
+(or the budget has no room for another update; see schedule.py), so different
 seeds may run different numbers of updates, each exactly as it would alone.
 With several local devices the batch is sharded over them (the seeds axis,
 else the points axis, when its size divides by the device count; else each
@@ -90,7 +90,7 @@ class Programs:
     """A group's compiled programs and their inputs; every array has a leading [points, seeds] batch."""
 
     compiled_init: Any  # (init keys [seeds, 2], values) -> state
-    compiled_chunk: Any  # (state, values, goal, room, more) -> (state, counts, metrics)
+    compiled_chunk: Any  # (state, values, goal, room, max_updates) -> (state, counts, metrics)
     policy: Any  # state -> policy params
     evaluate: Any  # (policy params, eval keys [seeds, 2]) -> EpisodeStats [points, seeds, episodes]
     finite: Any  # state -> bool [points, seeds]
@@ -105,9 +105,9 @@ class Programs:
     def init(self):
         return self.compiled_init(self.init_keys, self.values)
 
-    def chunk(self, state, goal, room, more):
+    def chunk(self, state, goal, room, max_updates):
         """Each seed's updates until its env steps reach `goal` (see _chunk_fn); -> (state, counts, metrics)."""
-        return self.compiled_chunk(state, self.values, goal, room, more)
+        return self.compiled_chunk(state, self.values, goal, room, max_updates)
 
     def evaluate_at(self, state, seeds: np.ndarray, log_point: int):
         """Evaluation returns [points, seeds, episodes] of policy(state) at `log_point`."""
@@ -165,9 +165,9 @@ def _evaluation_program(env, policy_shapes, keys, eval_episodes: int, determinis
 
 def _chunk_fn(algo, env, config_for, min_steps: int):
     """One seed's chunk: updates while its env steps are below `goal`, the budget has `room` for the fewest
-    env steps an update spends, and fewer than `more` updates have run (the budget's cap)."""
+    env steps an update spends, and fewer than `max_updates` updates have run (the budget's cap)."""
 
-    def run(state, values, goal, room, more):
+    def run(state, values, goal, room, max_updates):
         cfg = config_for(values)
         _, metric_shapes = jax.eval_shape(lambda s: algo.update(s, env, cfg), state)
         zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), metric_shapes)
@@ -175,7 +175,9 @@ def _chunk_fn(algo, env, config_for, min_steps: int):
 
         def cond(carry):
             _, c, _ = carry
-            return (c["env_steps"] < goal) & (c["env_steps"] + min_steps <= room) & (c["updates"] < more)
+            return (
+                (c["env_steps"] < goal) & (c["env_steps"] + min_steps <= room) & (c["updates"] < max_updates)
+            )
 
         def body(carry):
             state, c, _ = carry
@@ -208,7 +210,7 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
     jit = (lambda f: jax.jit(f, out_shardings=sharding)) if sharding is not None else jax.jit
     per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
     init = jit(jax.vmap(per_seed, (None, 0), axis_size=len(trials)))  # values may be empty: no mapped input
-    run = _chunk_fn(algo, env, config_for, first.plan.min_env_steps_per_update)
+    run = _chunk_fn(algo, env, config_for, first.schedule.min_env_steps_per_update)
     update = jax.vmap(jax.vmap(lambda s, v: algo.update(s, env, config_for(v)), (0, None)), (0, 0))
     chunk = jit(jax.vmap(jax.vmap(run, (0, None, 0, 0, 0)), (0, 0, 0, 0, 0)))
     policy = jax.jit(jax.vmap(jax.vmap(algo.policy)))

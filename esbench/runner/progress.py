@@ -81,7 +81,7 @@ class RunEta:
         self._clock = time.perf_counter
         self.start = self._clock()
         self.work = [self._work(g) for g in groups]
-        self.budgets = [g[0].plan.budget for g in groups]
+        self.budgets = [g[0].schedule.budget for g in groups]
         self.done = 0
         self.current, self.partial = None, 0.0  # the running group and its work done in this run
         self.resumed_at = None  # the running group's env steps per seed when it started (a checkpoint's)
@@ -91,7 +91,7 @@ class RunEta:
 
     @staticmethod
     def _work(group) -> float:
-        return group[0].plan.budget * len(group) * len(group[0].spec.seeds)
+        return group[0].schedule.budget * len(group) * len(group[0].spec.seeds)
 
     def claimed(self, index: int, group) -> None:
         """The trials of group `index` this process runs (others may be another process's)."""

@@ -39,14 +39,8 @@ from esbench.results.store import PROTOCOL_FILE
 from esbench.runner import samplers
 from esbench.runner.backends import SweepOutcome, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
-from esbench.runner.sweep import (
-    MATCHED_ALGOS,
-    ProtocolSettings,
-    Sweep,
-    paper_row,
-    parse_sweep,
-    protocol_settings,
-)
+from esbench.runner.protocol_settings import MATCHED_ALGOS, ProtocolSettings, protocol_settings
+from esbench.runner.sweep import Sweep, paper_row, parse_sweep
 from esbench.runner.trial import RunOptions
 from esbench.validation import ConfigError, suggest
 
@@ -240,7 +234,7 @@ def prepare_protocol(
     sweep = parse_sweep(data, budget)
     if data.get("search"):
         raise ConfigError(
-            "search: `esbench reproduce` searches protocol.space (see esbench/runner/sweep.py); "
+            "search: `esbench reproduce` searches protocol.space (see esbench/runner/search_space.py); "
             "the `search` section is for `esbench sweep`; remove one"
         )
     settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler)

@@ -28,7 +28,7 @@ import random
 import warnings
 from typing import Any, Sequence
 
-from esbench.runner.sweep import sample_value
+from esbench.runner.search_space import sample_value
 from esbench.validation import ConfigError
 
 MAX_REPEATS = 20

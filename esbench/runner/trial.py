@@ -70,24 +70,24 @@ def run_chunks(
     after_chunk: Callable[[int, object], None] | None = None,
     run_eta=None,
 ):
-    """The chunk loop from where the records stand to the end of the plan; returns the final state.
+    """The chunk loop from where the records stand to the end of the schedule; returns the final state.
 
     `after_chunk(chunk, state)` runs after each chunk's rows are recorded (live logs, checkpoints, stop).
     """
-    plan, spec = trials[0].plan, trials[0].spec
+    schedule, spec = trials[0].schedule, trials[0].spec
     seeds = np.asarray(spec.seeds, np.uint32)
     name = trials[0].trial_id if len(trials) == 1 else f"{len(trials)} trials of {spec.env} x {spec.algo}"
-    with TrialProgress(name, plan.budget, enabled=progress, run_eta=run_eta) as bar:
+    with TrialProgress(name, schedule.budget, enabled=progress, run_eta=run_eta) as bar:
         bar.advance(int(np.mean([r.env_steps.mean() for r in records])), float("nan"), float("nan"))
-        for chunk in range(records[0].log_point + 1, plan.num_logs + 1):
+        for chunk in range(records[0].log_point + 1, schedule.num_logs + 1):
             if all(r.all_diverged for r in records):
                 break
-            goal = _counter([plan.target(chunk) - r.env_steps for r in records])
-            room = _counter([plan.budget - r.env_steps for r in records])
-            more = _counter([plan.max_updates - r.updates for r in records])
-            (state, counts, metrics), seconds = _timed(programs.chunk, state, goal, room, more)
+            goal = _counter([schedule.target(chunk) - r.env_steps for r in records])
+            room = _counter([schedule.budget - r.env_steps for r in records])
+            max_updates = _counter([schedule.max_updates - r.updates for r in records])
+            (state, counts, metrics), seconds = _timed(programs.chunk, state, goal, room, max_updates)
             returns, eval_seconds = None, 0.0
-            if chunk % spec.eval_every == 0 or chunk == plan.num_logs:
+            if chunk % spec.eval_every == 0 or chunk == schedule.num_logs:
                 returns, eval_seconds = _timed(programs.evaluate_at, state, seeds, chunk)
                 returns = np.asarray(returns)
             counts, metrics = jax.device_get((counts, metrics))
@@ -115,8 +115,8 @@ def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, g
     return {
         **record.summary(),
         "compile_s": compile_s,
-        "budget": trial.plan.budget,
-        "max_env_steps_per_update": trial.plan.max_env_steps_per_update,
+        "budget": trial.schedule.budget,
+        "max_env_steps_per_update": trial.schedule.max_env_steps_per_update,
         # trials run as one program share compile and wall-clock time
         "vectorized_with": [trial_id for trial_id in group if trial_id != trial.trial_id],
         "device": device_description(),
@@ -179,7 +179,7 @@ def run_group(
             last_saved = time.perf_counter()
         if stopping:
             where = f" (checkpoint in {checkpointer.folder(trials)})" if checkpointer is not None else ""
-            raise Interrupted(f"stopped after chunk {chunk} of {trials[0].plan.num_logs}{where}")
+            raise Interrupted(f"stopped after chunk {chunk} of {trials[0].schedule.num_logs}{where}")
 
     try:
         for trial, trial_logs, record in zip(trials, logs, records):

@@ -1,6 +1,6 @@
 """One group's cost measured in a process of its own, its timing stopped after a time limit.
 
-    cost = measure_apart(trials, "final", steps=1, accelerator=chip, time_limit=120)
+    cost = measure_in_child(trials, "final", steps=1, accelerator=chip, time_limit=120)
 
 At the paper's shapes one ES generation on a CPU can take an hour (brax humanoid:
 4096 members x 8 episodes x 3 seeds, 98k envs a step), and XLA cannot be
@@ -56,14 +56,14 @@ def _child(out, specs, loaded, stage, steps, accelerator, memory_limit) -> None:
 
 def _over_time(cost: ProgramCost, phase: str, trials, steps: int, time_limit: float) -> ProgramCost:
     """The lower-bound projection of a group whose timing ran past `time_limit` (see the module's docstring)."""
-    plan = trials[0].plan
+    schedule = trials[0].schedule
     cost.status = "over time"
     if phase == "compiled":
         cost.update_s = time_limit / (1 + steps)
-        updates = min(plan.budget / plan.max_env_steps_per_update, plan.max_updates)
+        updates = min(schedule.budget / schedule.max_env_steps_per_update, schedule.max_updates)
         what = f"one update took over {time_limit / (1 + steps):.3g} s"
     else:  # the updates were timed; timing them and the evaluation ran past the limit
-        updates = min(plan.budget / cost.env_steps_per_update, plan.max_updates)
+        updates = min(schedule.budget / cost.env_steps_per_update, schedule.max_updates)
         what = "its evaluation was not timed: evaluations left out"
     cost.projected_s = projection(dataclasses.replace(cost, eval_s=None), updates)
     cost.note = (
@@ -73,7 +73,7 @@ def _over_time(cost: ProgramCost, phase: str, trials, steps: int, time_limit: fl
     return cost
 
 
-def measure_apart(
+def measure_in_child(
     trials, stage: str, steps: int, accelerator, memory_limit: int | None, time_limit: float
 ) -> ProgramCost:
     """cost.measure_group in a child process whose timing may take `time_limit` seconds (module docstring)."""

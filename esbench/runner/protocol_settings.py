@@ -1,0 +1,195 @@
+"""The `protocol:` section of a sweep file (the file's, then the budget's, then the command line's), validated.
+
+    settings = protocol_settings(parse_sweep(data, "cpu"), skip_search=None, sampler=None)
+
+Seeds are given as counts or lists; counts never overlap (tuning from TUNING_SEED_BASE,
+re-selection from RESELECT_SEED_BASE, final from 0), and overlapping lists are refused, so no
+final seed is seen by any selection. `space` is parsed by search_space.py; `margin` and
+`competence` need `references` for every env of the budget (report/verdicts.py reads them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from esbench import paper
+from esbench.runner.search_space import algorithm_space
+from esbench.runner.sweep import Sweep, seed_list
+from esbench.runner.sweep_file import check_keys
+from esbench.validation import ConfigError, build, field_names, rule, suggest
+
+TUNING_SEED_BASE = (
+    1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
+)
+RESELECT_SEED_BASE = 2_000_000  # re-selection seeds given as a count start here: fresh for search and final
+MATCHED_ALGOS = ("eggroll", "openes")  # the matched stage: each runs on the other's winning point
+REFERENCE_KEYS = ("random", "reference")
+
+
+Sampler = Literal["random", "tpe"]  # runner/samplers.py
+SAMPLERS = typing.get_args(Sampler)
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """The `protocol:` section (the file's, then the budget's, then the command line's), validated."""
+
+    search_trials: int = field(
+        default=paper.protocol()["search_trials"], metadata=rule(lambda v: v >= 1, "an integer >= 1")
+    )
+    tuning_seeds: tuple[int, ...] = (TUNING_SEED_BASE,)
+    final_seeds: tuple[int, ...] = tuple(range(paper.protocol()["seeds"]))
+    sampler: Sampler = "random"
+    sampler_seed: int = 0
+    tpe_batch: int = field(default=5, metadata=rule(lambda v: v >= 1, "an integer >= 1"))
+    skip_search: bool = False
+    # Re-selection (off by default, the paper's protocol): the `reselect_top` best search points per (env,
+    # algorithm) re-run on `reselect_seeds`; the best of them there is the winner.
+    reselect_top: int = field(
+        default=0, metadata=rule(lambda v: v >= 0, "an integer >= 0 (0: no re-selection)")
+    )
+    reselect_seeds: tuple[int, ...] = ()
+    matched: bool = False  # EGGROLL on OpenES's winning point and OpenES on EGGROLL's, on the final seeds
+    space: dict = field(
+        default_factory=dict
+    )  # algorithm -> {hyperparameter: distribution}; {} with skip_search
+    # The verdicts (report/verdicts.py), declared before the run: an equivalence margin and a competence
+    # threshold, each a fraction of an env's reference gain (`references`: reference - random return).
+    margin: float | None = field(
+        default=None, metadata=rule(lambda v: v is None or 0 < v < 1, "a number in (0, 1), or null")
+    )
+    competence: float | None = field(
+        default=None, metadata=rule(lambda v: v is None or 0 < v <= 1, "a number in (0, 1], or null")
+    )
+    references: dict = field(
+        default_factory=dict
+    )  # env -> {"random": R, "reference": R} of the budget's envs
+
+
+PROTOCOL_KEYS = tuple(field_names(ProtocolSettings))
+
+
+def _check_stages(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
+    """Seeds fresh for every stage that needs them, re-selection within the search, matched with both ES."""
+    seeds = {
+        "tuning_seeds": settings.tuning_seeds,
+        "reselect_seeds": settings.reselect_seeds,
+        "final_seeds": settings.final_seeds,
+    }
+    if settings.skip_search:
+        seeds = {"final_seeds": settings.final_seeds}
+        if settings.reselect_top or settings.reselect_seeds:
+            raise ConfigError(
+                f"{path}.reselect_top: re-selection re-runs the best search points, and skip_search "
+                "runs no search; drop reselect_top / reselect_seeds or skip_search"
+            )
+    names = list(seeds)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            overlap = sorted(set(seeds[a]) & set(seeds[b]))
+            if overlap:
+                raise ConfigError(
+                    f"{path}: {a} and {b} overlap in {', '.join(map(str, overlap))}; every stage must "
+                    f"run on fresh seeds (counts never overlap: tuning from {TUNING_SEED_BASE}, "
+                    f"re-selection from {RESELECT_SEED_BASE}, final from 0)"
+                )
+    if settings.reselect_top and not settings.reselect_seeds:
+        raise ConfigError(
+            f"{path}.reselect_seeds: reselect_top = {settings.reselect_top} needs the seeds to re-run "
+            "the best points on: a count >= 1 or a list of integer seeds"
+        )
+    if settings.reselect_seeds and not settings.reselect_top:
+        raise ConfigError(
+            f"{path}.reselect_top: reselect_seeds is set but reselect_top is 0; allowed: an integer "
+            f"from 1 to search_trials ({settings.search_trials}), or drop reselect_seeds"
+        )
+    if settings.reselect_top > settings.search_trials:
+        raise ConfigError(
+            f"{path}.reselect_top = {settings.reselect_top} is invalid; allowed: an integer from 1 to "
+            f"search_trials ({settings.search_trials}), or 0 for no re-selection"
+        )
+    if settings.matched:
+        missing = [a for a in MATCHED_ALGOS if a not in sweep.algos]
+        if missing:
+            raise ConfigError(
+                f"{path}.matched: the matched stage runs EGGROLL and OpenES on each other's winning "
+                f"point, and the sweep has no {' or '.join(missing)}; its algorithms: "
+                f"{', '.join(sweep.algos)}. Add them or drop matched"
+            )
+
+
+def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
+    """The protocol settings of `sweep`'s file and budget; `overrides` (None: not given) from the command line."""
+    top = check_keys(sweep.data.get("protocol"), PROTOCOL_KEYS, "protocol")
+    own = check_keys(sweep.budget_section.get("protocol"), PROTOCOL_KEYS, f"{sweep.path}.protocol")
+    path = sweep.protocol_path
+    values = {**top, **own, **{k: v for k, v in overrides.items() if v is not None}}
+    spaces = {
+        **check_keys(top.get("space"), None, "protocol.space"),
+        **check_keys(own.get("space"), None, f"{sweep.path}.protocol.space"),
+    }
+    for algo in spaces:
+        if algo not in sweep.algos:
+            raise ConfigError(
+                f"{path}.space.{algo}: not one of the sweep's algorithms.{suggest(algo, sweep.algos)} "
+                f"Allowed: {', '.join(sweep.algos)}"
+            )
+    for name, first in (
+        ("tuning_seeds", TUNING_SEED_BASE),
+        ("final_seeds", 0),
+        ("reselect_seeds", RESELECT_SEED_BASE),
+    ):
+        if name in values:
+            values[name] = seed_list(values[name], f"{path}.{name}", first)
+    values["space"] = {}
+    values["references"] = reference_scores(sweep)
+    settings = build(ProtocolSettings, values, path)
+    _check_stages(settings, sweep, path)
+    _check_verdicts(settings, sweep, path)
+    if settings.skip_search:
+        return settings
+    space = {
+        algo: algorithm_space(algo, spaces.get(algo), f"{path}.space.{algo}", sweep.fixed(algo), sweep.budget)
+        for algo in sweep.algos
+    }
+    return dataclasses.replace(settings, space=space)
+
+
+def reference_scores(sweep: Sweep) -> dict[str, dict[str, float]]:
+    """The file's `references` of the budget's envs: env -> {random, reference}; ConfigError on a bad entry."""
+    given = check_keys(sweep.data.get("references"), None, "references")
+    out = {}
+    for env, scores in given.items():
+        path = f"references.{env}"
+        if env not in sweep.all_envs:
+            raise ConfigError(f"{path}: not one of the sweep's envs.{suggest(str(env), sweep.all_envs)}")
+        scores = check_keys(scores, REFERENCE_KEYS, path)
+        for key in REFERENCE_KEYS:
+            value = scores.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{path}.{key} = {value!r} is invalid; allowed: a finite number (a return)")
+        if not scores["reference"] > scores["random"]:
+            raise ConfigError(
+                f"{path}: reference = {scores['reference']!r} must be above random = {scores['random']!r} "
+                "(the gain the margin and the competence threshold are fractions of)"
+            )
+        if env in sweep.envs:
+            out[env] = {key: float(scores[key]) for key in REFERENCE_KEYS}
+    return out
+
+
+def _check_verdicts(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
+    """A margin or a competence threshold needs every env's reference scores."""
+    for name in ("margin", "competence"):
+        if getattr(settings, name) is None:
+            continue
+        missing = [env for env in sweep.envs if env not in settings.references]
+        if missing:
+            raise ConfigError(
+                f"{path}.{name}: {', '.join(missing)} has no reference scores, and the {name} is a fraction of "
+                "each env's reference gain; add `references: {ENV: {random: R, reference: R}}` to the sweep file"
+            )
