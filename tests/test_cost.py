@@ -302,7 +302,7 @@ def test_run_eta_projects_compiles_and_the_remaining_env_steps_at_the_pace_so_fa
 
     def group(budget, points, seeds):
         trial = SimpleNamespace(
-            plan=SimpleNamespace(budget=budget), spec=SimpleNamespace(seeds=tuple(range(seeds)))
+            schedule=SimpleNamespace(budget=budget), spec=SimpleNamespace(seeds=tuple(range(seeds)))
         )
         return [trial] * points
 

@@ -23,7 +23,7 @@ from esbench.results import load
 from esbench.results.store import PROTOCOL_FILE, TMP_PREFIX, write_folder
 from esbench.runner import backends, checkpoint
 from esbench.runner.checkpoint import CHECKPOINTS_DIR
-from esbench.runner.protocol import write_record
+from esbench.runner.protocol_record import write_record
 
 # Two trials, 3 chunks of EGGROLL on CartPole, two seeds each.
 TWO_TRIALS = """
@@ -369,7 +369,7 @@ def test_errors_without_a_file_name_quote_the_library_message():
 def test_debug_combines_with_every_command_before_or_after_it(command):
     parser = cli.build_parser()
     for argv in ([*command, "--debug"], ["--debug", *command]):
-        assert parser.parse_args(argv).func.__name__ == f"cmd_{command[0]}"
+        assert parser.parse_args(argv).func.__module__ == f"esbench.cli.{command[0]}"
 
 
 def test_a_debug_variable_that_is_neither_on_nor_off_is_bad_input(monkeypatch, capsys):

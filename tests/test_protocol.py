@@ -446,7 +446,7 @@ def test_a_folder_of_another_protocol_is_refused(tmp_path, capsys, reference):
 
 
 def test_runs_on_a_subset_of_envs_add_up_in_one_record(tmp_path):
-    from esbench.runner.protocol import write_record
+    from esbench.runner.protocol_record import write_record
 
     def record(env, trial_id):
         return {

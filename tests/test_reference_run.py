@@ -9,7 +9,8 @@ from pathlib import Path
 from esbench import cli
 from esbench.results import ResultStore, load, load_protocol, load_summaries
 from esbench.runner.config import TrialSpec, resolve_trial
-from esbench.runner.protocol import describe_protocol, prepare_protocol
+from esbench.runner.protocol import prepare_protocol
+from esbench.runner.protocol_description import describe_protocol
 from esbench.runner.sweep_file import load_sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from esbench.algorithms.evaluate import evaluate_policy
 from esbench.results import (
     CorruptResultsError,
     ResultStore,
+    damaged_trials,
     load,
     load_summaries,
     load_trained_policy,
@@ -80,20 +81,40 @@ def test_reloaded_policy_reproduces_the_final_evaluation(stored):
         load_trained_policy(out, trial_id, 4)
 
 
-def test_incomplete_and_interrupted_folders_are_reported_not_read(stored, tmp_path):
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_incomplete_and_interrupted_folders_are_reported_not_read(stored, tmp_path, capsys):
     out, result = stored
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     trial_id = result.config["trial_id"]
     (trial_path(copy, trial_id) / "metrics.parquet").unlink()
     (copy / "trials" / ".tmp-killed-123").mkdir()
-    with pytest.warns(UserWarning) as warned:
-        df = load(copy)
+    before = _tree(copy)
+    df = load(copy)
     assert df.empty
-    messages = " ".join(str(w.message) for w in warned)
-    assert "missing metrics.parquet" in messages and ".tmp-killed-123" in messages
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("esbench: ") for line in lines)  # one line each
+    assert trial_id in lines[1] and "missing metrics.parquet" in lines[1] and ".tmp-killed-123" in lines[0]
+    assert damaged_trials(copy) == {trial_id: lines[1].split(": ", 2)[2]}
     with pytest.raises(CorruptResultsError):
         load(copy, strict=True)
+    assert _tree(copy) == before  # nothing in the damaged folder is changed
+
+
+def test_a_truncated_metrics_file_is_named_once_and_left_out(stored, tmp_path, capsys):
+    out, result = stored
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    trial_id = result.config["trial_id"]
+    metrics = trial_path(copy, trial_id) / "metrics.parquet"
+    metrics.write_bytes(metrics.read_bytes()[:100])
+    assert load(copy).empty and load_summaries(copy).empty
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"esbench: left out trial {trial_id}: ")
+    assert "metrics.parquet" in lines[0]
 
 
 def test_rewriting_a_trial_replaces_it_whole(stored, tmp_path):

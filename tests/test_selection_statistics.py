@@ -13,7 +13,9 @@ from test_protocol import _set, assert_one_error_before_anything_runs, sweep_fil
 
 from esbench.report.matched import paired_difference
 from esbench.runner.config import resolve_trial
-from esbench.runner.protocol import Candidate, matched_pairs, prepare_protocol, ranked, reselect, select
+from esbench.runner.protocol import prepare_protocol
+from esbench.runner.selection import Candidate, ranked, reselect, select
+from esbench.runner.stages import matched_specs
 
 PAIR = ("Noisy-v0", "es")
 
@@ -109,7 +111,7 @@ def test_matched_stage_runs_each_es_on_the_other_final_configuration(tmp_path):
         "openes": {"sigma": 0.5, "learning_rate": 0.1},
     }
     finals = {pair: resolve_trial(protocol.final_spec(pair, points[pair[1]])) for pair in protocol.pairs}
-    entries = matched_pairs(protocol, finals)
+    entries = matched_specs(protocol, finals)
     assert [(e["env"], e["algo"], e["point_of"]) for e, _ in entries] == [
         ("CartPole-v1", "eggroll", "openes"),
         ("CartPole-v1", "openes", "eggroll"),

@@ -47,7 +47,8 @@ def add_parser(add) -> None:
 def handle(args) -> int:
     from esbench.results import ResultStore
     from esbench.runner import load_sweep_file
-    from esbench.runner.protocol import describe_protocol, prepare_protocol, run_protocol
+    from esbench.runner.protocol import prepare_protocol, run_protocol
+    from esbench.runner.protocol_description import describe_protocol
 
     out = Path(args.out)
     protocol = prepare_protocol(

@@ -12,7 +12,8 @@ interval (`comparison.welch_interval`) and a verdict:
 
 Trials of an (env, algorithm, stage) present in both folders whose configs differ are listed
 with the fields that differ, not compared; trials whose (env, algorithm, stage) only one folder
-has are counted. Folders of different sweeps say so and compare what matches.
+has are counted. A trial folder that cannot be read (a truncated file) is listed as damaged, with
+the file and why; `--fail-on-differ` fails on it as on a pair that differs. Folders of different sweeps say so and compare what matches.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 
 from esbench.report.aggregate import final_returns
 from esbench.report.comparison import welch_interval
-from esbench.results import load, load_configs
+from esbench.results import damaged_trials, load, load_configs
 from esbench.results.schema import TIMING_COLUMNS, TRIAL_COLUMNS
 
 VERDICTS = ("bit-identical", "same", "differs", "untested")
@@ -48,16 +49,18 @@ class Comparison:
     differing: list[dict] = field(default_factory=list)  # same (env, algo, stage), other config
     only_a: list[dict] = field(default_factory=list)  # (env, algo, stage) of trials B lacks
     only_b: list[dict] = field(default_factory=list)
+    damaged: list[dict] = field(default_factory=list)  # {"side": "A" | "B", "trial_id", "reason"}
 
     @property
     def same_sweep(self) -> bool:
-        return not (self.differing or self.only_a or self.only_b)
+        return not (self.differing or self.only_a or self.only_b or self.damaged)
 
     def counts(self) -> dict[str, int]:
         return {v: sum(r["verdict"] == v for r in self.rows) for v in VERDICTS}
 
     def any_differ(self) -> bool:
-        return any(r["verdict"] == "differs" for r in self.rows)
+        """A pair differs, or a trial folder is damaged (what it held cannot be compared)."""
+        return bool(self.damaged) or any(r["verdict"] == "differs" for r in self.rows)
 
     def to_dict(self) -> dict:
         return {
@@ -70,6 +73,7 @@ class Comparison:
             "differing_configs": self.differing,
             "only_a": self.only_a,
             "only_b": self.only_b,
+            "damaged": self.damaged,
         }
 
 
@@ -168,6 +172,10 @@ def compare_folders(a: str | os.PathLike, b: str | os.PathLike, confidence: floa
     df_b, trials_b = _trials(b)
     finals_a, finals_b = final_returns(df_a), final_returns(df_b)
     out = Comparison(os.fspath(a), os.fspath(b), confidence)
+    for side, folder in (("A", a), ("B", b)):
+        out.damaged += [
+            {"side": side, "trial_id": t, "reason": why} for t, why in damaged_trials(folder).items()
+        ]
     keys_a = set(map(tuple, trials_a[list(KEY)].to_numpy()))
     keys_b = set(map(tuple, trials_b[list(KEY)].to_numpy()))
     for key in sorted(keys_a | keys_b):
@@ -200,6 +208,10 @@ def compare_folders(a: str | os.PathLike, b: str | os.PathLike, confidence: floa
         extra_a, extra_b = leftover_a[len(unmatched_b) :], list(unmatched_b.values())[len(leftover_a) :]
         out.only_a += [{**named, "trial_id": t.trial_id} for t in extra_a]
         out.only_b += [{**named, "trial_id": t.trial_id} for t in extra_b]
+    # a trial the other folder holds damaged is not missing there: it is listed once, as damaged
+    damaged = {(d["side"], d["trial_id"]) for d in out.damaged}
+    out.only_a = [t for t in out.only_a if ("B", t["trial_id"]) not in damaged]
+    out.only_b = [t for t in out.only_b if ("A", t["trial_id"]) not in damaged]
     return out
 
 
@@ -235,6 +247,8 @@ def comparison_text(cmp: Comparison) -> str:
     lines += ["", *("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
     counts = cmp.counts()
     lines += ["", f"{len(cmp.rows)} compared: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)]
+    if cmp.damaged:
+        lines.append(f"{len(cmp.damaged)} damaged trial folder(s), not compared (listed below)")
     for d in cmp.differing:
         lines.append(
             f"not compared (configs differ in {', '.join(d['fields']) or 'nothing'}): {d['env']} {d['algo']} "
@@ -243,4 +257,6 @@ def comparison_text(cmp: Comparison) -> str:
     for side, trials in (("A", cmp.only_a), ("B", cmp.only_b)):
         for t in trials:
             lines.append(f"only in {side}: {t['env']} {t['algo']} {t['stage']} {t['trial_id']}")
+    for d in cmp.damaged:
+        lines.append(f"damaged in {d['side']}: {d['trial_id']}: {d['reason']}")
     return "\n".join(lines) + "\n"

@@ -5,9 +5,15 @@
     OUT/trials/<trial_id>/summary.json     status, final returns, timings, device, versions
     OUT/trials/<trial_id>/policy.msgpack   final policy params of every seed (leading seed axis)
 
+    OUT/failed/<trial_id>.json             a trial that could not run (kind "memory": its program cannot fit
+                                           the device at any split), the one-line reason; removed once it runs
+
 A trial folder is written under a temporary name and renamed into place, so a
 folder named by a trial id is always complete; a killed run leaves at most a
-`.tmp-*` folder, which `load` reports and the next run replaces.
+`.tmp-*` folder, which `load` reports and the next run replaces. A folder that a
+disk or a hand damaged afterwards (a truncated file) is left out of every load with
+one line naming the trial and the file (`damaged_trials` lists them); nothing in
+the folder is changed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-import warnings
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -32,6 +39,15 @@ TMP_PREFIX = ".tmp-"
 LOCKS_DIR = ".locks"  # one lock file per trial being run, so two processes never run the same trial
 FILES = ("config.json", "metrics.parquet", "summary.json", "policy.msgpack")
 PROTOCOL_FILE = "protocol.json"
+FAILED_DIR = "failed"
+# lines about a folder's state, said once per process (load and load_summaries both read it)
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _said:
+        _said.add(line)
+        print(f"esbench: {line}", file=sys.stderr, flush=True)
 
 
 class CorruptResultsError(RuntimeError):
@@ -149,7 +165,49 @@ def write_trial(out_dir: str | os.PathLike, result: TrialResult) -> Path:
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True, default=float))
         (tmp / "policy.msgpack").write_bytes(result.policy_bytes)
 
-    return write_folder(trials_dir(out_dir) / result.config["trial_id"], fill)
+    path = write_folder(trials_dir(out_dir) / result.config["trial_id"], fill)
+    failure_path(out_dir, result.config["trial_id"]).unlink(missing_ok=True)  # it ran after all
+    return path
+
+
+def failure_path(out_dir: str | os.PathLike, trial_id: str) -> Path:
+    return Path(out_dir) / FAILED_DIR / f"{trial_id}.json"
+
+
+def write_failure(out_dir: str | os.PathLike, config: dict, kind: str, reason: str) -> Path:
+    """Record, atomically, that a trial could not run: its config, the kind of failure and the one-line reason."""
+    path = failure_path(out_dir, config["trial_id"])
+    record = {
+        "trial_id": config["trial_id"],
+        "kind": kind,
+        "reason": reason,
+        "config": config,
+        "time": time.time(),
+    }
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    return path
+
+
+def read_failure(out_dir: str | os.PathLike, trial_id: str) -> dict | None:
+    """The failure record of a trial that could not run (None: none, or unreadable)."""
+    path = failure_path(out_dir, trial_id)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        _say_once(f"cannot read the failure record {path}; treating the trial as not yet run")
+        return None
+
+
+def load_failures(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """Every trial of `out_dir` that could not run: trial id -> its failure record."""
+    folder = Path(out_dir) / FAILED_DIR
+    if not folder.is_dir():
+        return {}
+    records = (read_failure(out_dir, p.stem) for p in sorted(folder.glob("*.json")))
+    return {r["trial_id"]: r for r in records if r is not None}
 
 
 def read_json(path: Path) -> dict:
@@ -188,21 +246,39 @@ def _trial_folders(out_dir: str | os.PathLike, strict: bool) -> list[Path]:
             msg = f"ignoring unfinished trial folder {path} (a run was interrupted while writing it)"
             if strict:
                 raise CorruptResultsError(msg)
-            warnings.warn(msg, stacklevel=3)
+            _say_once(msg)
             continue
         folders.append(path)
     return folders
 
 
-def _readable_trials(out_dir: str | os.PathLike, strict: bool):
-    """(config, metrics, summary) of every complete trial; the others reported, or raised if strict."""
+def _scan(
+    out_dir: str | os.PathLike, strict: bool
+) -> tuple[list[tuple[dict, pd.DataFrame, dict]], dict[str, str]]:
+    """(config, metrics, summary) of every readable trial, and {trial folder: why not} of the others."""
+    readable, damaged = [], {}
     for path in _trial_folders(out_dir, strict):
         try:
-            yield read_trial(path)
+            readable.append(read_trial(path))
         except CorruptResultsError as err:
             if strict:
                 raise
-            warnings.warn(f"skipping {err}", stacklevel=3)
+            damaged[path.name] = str(err)
+    return readable, damaged
+
+
+def _readable_trials(out_dir: str | os.PathLike, strict: bool):
+    """(config, metrics, summary) of every complete trial; each other one left out with one line, or raised if
+    strict."""
+    readable, damaged = _scan(out_dir, strict)
+    for trial_id, why in damaged.items():
+        _say_once(f"left out trial {trial_id}: {why}")
+    return readable
+
+
+def damaged_trials(out_dir: str | os.PathLike) -> dict[str, str]:
+    """Trial folders of `out_dir` that cannot be read (missing or damaged files): folder name -> why."""
+    return _scan(out_dir, strict=False)[1]
 
 
 def _trial_fields(config: dict) -> dict:
@@ -219,7 +295,7 @@ def load(out_dir: str | os.PathLike, strict: bool = False) -> pd.DataFrame:
 
     Columns: trial_id, env, algo, stage, then the metric columns of
     `esbench.results.schema`. Incomplete or unreadable trial folders are
-    reported with a warning and skipped (or raise, with `strict=True`), never
+    left out with one line each on stderr (or raise, with `strict=True`), never
     silently read.
     """
     frames = []

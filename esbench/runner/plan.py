@@ -27,6 +27,7 @@ from esbench.runner.cost import ProgramCost, error_line, evaluations, measure_gr
 from esbench.runner.measure_in_child import measure_in_child
 from esbench.runner.memory import available_memory, gb
 from esbench.runner.roofline import Accelerator
+from esbench.runner.stages import batches
 from esbench.validation import ConfigError
 
 FINAL_NOTE = "final stage planned with the first sampled point's shapes (the search changes values only)"
@@ -183,42 +184,23 @@ class RunPlan:
 # ------------------------------------------------------------------------------- groups ---
 
 
-def protocol_groups(protocol, vectorize: bool = True) -> list[StagedGroup]:
-    """The groups each stage of `esbench reproduce` compiles (protocol.py's own specs and grouping).
+def protocol_groups(protocol, vectorize: bool = True, stages=None) -> list[StagedGroup]:
+    """The groups each stage of `esbench reproduce` compiles: stages.STAGES' own specs, grouped as the run groups.
 
-    Re-selection is planned with each pair's first sampled points, the matched stage with the first
-    points' final trials: the stages change values only, so these are the shapes the run compiles.
+    Each stage plans at the shapes it will compile (Stage.planned: the sampler's first round; the final and
+    matched stages at the first point's shapes, which are the winner's: the search changes values only).
+    Stages that run beside each other share one batch of groups, labelled by the first.
     """
-    from esbench.runner.protocol import _next_round  # the sampler's first round, exactly as the run draws it
-
-    s = protocol.settings
-    if s.skip_search:
-        finals = resolve_trials(
-            [protocol.final_spec(pair, protocol.paper_point(pair)) for pair in protocol.pairs]
-        )
-        return [StagedGroup("final", g) for g in group_trials(_with_matched(protocol, finals), vectorize)]
-    staged, again, firsts = [], [], []
-    for pair in protocol.pairs:
-        points = _next_round(protocol, pair, [])
-        rounds = math.ceil(s.search_trials / len(points))
-        search = resolve_trials([protocol.search_spec(pair, p, i) for i, p in enumerate(points)])
-        staged += [StagedGroup("search", g, rounds) for g in group_trials(search, vectorize)]
-        again += [protocol.reselect_spec(pair, p, i) for i, p in enumerate(points[: s.reselect_top])]
-        firsts.append(protocol.final_spec(pair, points[0]))
-    staged += [StagedGroup("reselect", g) for g in group_trials(resolve_trials(again), vectorize)]
-    finals = _with_matched(protocol, resolve_trials(firsts))
-    staged += [StagedGroup("final", g) for g in group_trials(finals, vectorize)]
+    staged = []
+    for batch in batches(protocol, stages):
+        planned = [entry for stage in batch for entry in stage.planned(protocol)]
+        if len(batch) > 1:  # run as one batch of trials: a matched trial may share a final trial's program
+            planned = [([spec for specs, _ in planned for spec in specs], max(r for _, r in planned))]
+        for specs, rounds in planned:
+            staged += [
+                StagedGroup(batch[0].name, g, rounds) for g in group_trials(resolve_trials(specs), vectorize)
+            ]
     return staged
-
-
-def _with_matched(protocol, finals: list) -> list:
-    """The final trials, and with `matched: true` the matched ones, which run beside them (protocol.run_protocol)."""
-    from esbench.runner.protocol import matched_pairs
-
-    if not protocol.settings.matched:
-        return finals
-    pairs = matched_pairs(protocol, {(t.spec.env, t.spec.algo): t for t in finals})
-    return finals + resolve_trials([spec for _, spec in pairs])
 
 
 def sweep_groups(trials, vectorize: bool = True) -> list[StagedGroup]:
