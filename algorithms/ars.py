@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from esbench.algorithms import es, evaluate, networks, openes, register_algorithm
+from esbench.algorithms import as_metrics, es, evaluate, networks, openes, register_algorithm
 from esbench.algorithms.networks import PolicySettings
 from esbench.validation import rule, validate
 
@@ -164,7 +164,7 @@ def update(state: State, env, cfg: Config):
     params = jax.tree_util.tree_map(jnp.add, state.params, step)
 
     obs_stats = merge_stats(state.obs_stats, jnp.sum(lengths), jnp.sum(obs_sum, 0), jnp.sum(obs_sq_sum, 0))
-    metrics = es.as_metrics(
+    metrics = as_metrics(
         {
             "train_return": jnp.mean(returns),
             "valid_env_steps": jnp.sum(lengths),

@@ -27,7 +27,8 @@ An algorithm is any object (a module will do) with:
 An update's metrics may include `simulated_env_steps` (steps simulated, masked ones included;
 default: the env steps it counts).
 
-The runner scans `update` K times inside one `jit` and `vmap`s it over seeds.
+The runner `vmap`s `update` over seeds and points and calls it in a `while_loop` inside one `jit` until a
+chunk's env steps are reached (runner/programs.py). The step counts (COUNTS) stay exact int32: `as_metrics`.
 
 `register_algorithm("name", obj)` adds one (from any module: a file in ./algorithms, `esbench <command>
 --import my_module` or `--plugins DIR`, a sweep file's `imports:` or `plugins:`, or an `esbench.plugins`
@@ -46,6 +47,15 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from esbench import plugins
 from esbench.algorithms.networks import PolicySettings
 from esbench.validation import NameTakenError
+
+COUNTS = ("valid_env_steps", "simulated_env_steps")
+
+
+def as_metrics(metrics: dict) -> dict:
+    """float32 metrics, except the step counts: exact int32 (float32 loses counts above 2^24 per update)."""
+    import jax.numpy as jnp
+
+    return {k: v if k in COUNTS else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
 
 @runtime_checkable

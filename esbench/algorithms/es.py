@@ -48,7 +48,7 @@ import optax
 from flax import struct
 
 from esbench import paper
-from esbench.algorithms import evaluate, networks
+from esbench.algorithms import as_metrics, evaluate, networks
 from esbench.algorithms import noise as noise_lib
 from esbench.algorithms.networks import PolicySettings
 from esbench.envs.core import Env
@@ -347,14 +347,6 @@ def simulated_env_steps(lengths: jax.Array, env: Env, cfg) -> jax.Array:
     """Env steps a generation simulates: every episode as long as the longest (early exit) or the limit."""
     steps = jnp.max(lengths) if getattr(cfg, "early_exit", True) else env.spec.max_episode_steps
     return jnp.asarray(lengths.size * steps, jnp.int32)
-
-
-COUNTS = ("valid_env_steps", "simulated_env_steps")
-
-
-def as_metrics(metrics: dict) -> dict:
-    """float32 metrics, except the step counts: exact int32 (float32 loses counts above 2^24 per generation)."""
-    return {k: v if k in COUNTS else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
 
 def policy(state: ESState) -> dict:

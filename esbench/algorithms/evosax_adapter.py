@@ -29,7 +29,7 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from esbench.algorithms import es, networks
+from esbench.algorithms import as_metrics, es, networks
 from esbench.algorithms.networks import PolicySettings
 from esbench.envs.core import Env
 from esbench.validation import rule, validate
@@ -161,7 +161,7 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         }
         if hasattr(es_state, "std"):
             metrics["sigma"] = jnp.mean(es_state.std)
-        metrics = es.as_metrics(metrics)
+        metrics = as_metrics(metrics)
         return EvosaxState(es_state, state.es_params, key, _policy_params(strategy, es_state)), metrics
 
     def policy(state: EvosaxState) -> dict:

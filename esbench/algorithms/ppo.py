@@ -33,8 +33,8 @@ the reward of a truncated step (the env reports the pre-reset obs in
 of the world: it matters on envs that only ever truncate (Pendulum, brax).
 
 Everything lives in `State` (PRNG key, env states, last observations,
-normalisation statistics), so `update` is pure and the runner can
-`jit(vmap(scan(update)))` it over seeds.
+normalisation statistics), so `update` is pure and the runner can vmap it
+over seeds and loop it inside one jit.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import optax
 from flax import struct
 
 from esbench import paper
-from esbench.algorithms import networks
+from esbench.algorithms import as_metrics, networks
 from esbench.algorithms.networks import NetworkName, PolicySettings
 from esbench.envs.core import Env
 from esbench.validation import default_from, invalid, rule, validate
@@ -521,5 +521,4 @@ def update(state: State, env: Env, cfg: Config) -> tuple[State, dict]:
         "simulated_env_steps": jnp.asarray(cfg.num_envs * cfg.num_steps, jnp.int32),
         **aux,
     }
-    counts = ("valid_env_steps", "simulated_env_steps")
-    return state, {k: v if k in counts else jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    return state, as_metrics(metrics)

@@ -35,6 +35,7 @@ def run_options(args, checkpoint_every: int | None = None):
 
     checkpoint_every: the sweep file's, used when the command line gives none.
     """
+    from esbench.runner.eta import planned_times
     from esbench.runner.memory import parse_size
     from esbench.runner.trial import RunOptions
 
@@ -49,6 +50,7 @@ def run_options(args, checkpoint_every: int | None = None):
         vectorize=not args.no_vectorize,
         memory_guard=not args.no_memory_guard,
         memory_limit=limit,
+        planned=planned_times(args.plan) if args.plan else None,
     )
 
 
@@ -118,6 +120,13 @@ def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         metavar="SIZE",
         help="memory a group's compiled program may use, e.g. 40GB, 512MiB (default: what the device "
         "has: its memory stats on a GPU, the host's available memory on a CPU)",
+    )
+    g.add_argument(
+        "--plan",
+        default=None,
+        metavar="PLAN.json",
+        help="a plan of this run saved with `esbench plan --json`: the ETA starts from its per-program "
+        "times, scaled to this machine's measured pace (default: each (env, algorithm)'s pace as measured)",
     )
     g.add_argument(
         "--no-memory-guard",

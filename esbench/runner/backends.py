@@ -24,9 +24,9 @@ from esbench import plugins
 from esbench.faults import MachineFault, fault_line, is_machine_fault
 from esbench.results.schema import TrialResult
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.eta import RunEta
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
 from esbench.runner.live_log import make_live_logs
-from esbench.runner.progress import RunEta
 from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import ConfigError
 
@@ -141,7 +141,7 @@ def run_local(
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
     groups = group_trials(todo, options.vectorize)
-    eta = RunEta(groups)
+    eta = RunEta(groups, options.planned)
     for i, group in enumerate(groups):
         with store.claim([t.trial_id for t in group]) as held:
             group = _claimed(group, held, store, outcome)
@@ -199,7 +199,7 @@ def run_ray(
             loaded = plugins.loaded()
             refs = {}
             groups = group_trials(todo, options.vectorize)
-            eta = RunEta(groups)  # compiles run in the workers: its pace includes them
+            eta = RunEta(groups, options.planned)  # compiles run in the workers: its pace includes them
             for i, group in enumerate(groups):
                 held = claims.enter_context(store.claim([t.trial_id for t in group]))
                 group = _claimed(group, held, store, outcome)

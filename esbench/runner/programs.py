@@ -34,11 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from esbench.algorithms import COUNTS
 from esbench.algorithms.es import population_split
 from esbench.algorithms.evaluate import evaluate_policy
 
 INT32_MAX = np.iinfo(np.int32).max
-COUNTS = ("valid_env_steps", "simulated_env_steps")
 
 
 def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -58,7 +58,8 @@ class RunOptions:
     vectorize: bool = True  # trials sharing shapes run as one program
     memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
     memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
-    run_eta: Any = None  # progress.RunEta of the whole run (local backend): its ETA beside the trial's
+    run_eta: Any = None  # eta.RunEta of the whole run (local backend): its ETA beside the trial's
+    planned: dict | None = None  # eta.planned_times of a saved plan (--plan): what the ETA starts from
 
 
 def run_chunks(

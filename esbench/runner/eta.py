@@ -1,0 +1,222 @@
+"""The remaining time of one `run_trials` call (a sweep, or one protocol stage), group by group.
+
+Each group still to finish costs its compile (if it has not compiled yet) plus its remaining env steps
+(budget x points x seeds) times a pace in seconds per env step. What each is taken from, best first:
+
+- pace: the group's own (env, algorithm) pace measured so far in this run (time outside compiles over
+  env steps done); else the saved plan's figure for the program (`esbench plan --json`, given with
+  `--plan`), scaled by how this run's measured groups compare with their planned figures; else the
+  mean pace of every group measured so far (rough across envs of very different speeds);
+- compile: the plan's compile time scaled the same way; else the mean compile of the same (env,
+  algorithm) in this run; else the mean of every compile so far.
+
+So without a plan the ETA is exact for groups alike (a search's points) and firms up as each (env,
+algorithm) runs its first chunk; with a plan it holds from the first chunk on (docs/plan.md measures it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from esbench.validation import ConfigError
+
+
+def planned_times(path: str | Path) -> dict[tuple, list[tuple[float, float]]]:
+    """A saved plan's (compile s, run s outside the compile) per program, keyed (env, algo, points, seeds,
+    budget); programs with the same key listed in the plan's order (its stages run in order)."""
+    try:
+        plan = json.loads(Path(path).read_text())
+        programs = plan["programs"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"--plan {path}: not a plan saved with `esbench plan --json` ({err})") from None
+    out: dict[tuple, list[tuple[float, float]]] = {}
+    for p in programs:
+        if p.get("status") == "ok" and p.get("projected_s") is not None:
+            key = (p["env"], p["algo"], p["trials"], p["seeds"], p["budget"])
+            out.setdefault(key, []).append((p["compile_s"], p["projected_s"] - p["compile_s"]))
+    return out
+
+
+def _group_key(group) -> tuple:
+    spec = group[0].spec
+    return (spec.env, spec.algo, len(group), len(spec.seeds), group[0].schedule.budget)
+
+
+class RunEta:
+    """Events from the runner (started, compiled, advanced, finished) in; `text()` and `remaining_s()` out."""
+
+    def __init__(self, groups, planned: dict[tuple, list[tuple[float, float]]] | None = None):
+        self._clock = time.perf_counter
+        self.start = self._clock()
+        self.pairs = [(g[0].spec.env, g[0].spec.algo) for g in groups]
+        self.budgets = [g[0].schedule.budget for g in groups]
+        self.work = [self._work(g) for g in groups]
+        self.expected = self._match(groups, planned or {})
+        self.began_at: dict[int, float] = {}
+        self.compile_s: dict[int, float] = {}
+        self.run_s: dict[int, float] = {}  # seconds outside the compile so far (finished: all of it)
+        self.done_work: dict[int, float] = {}  # env steps done in this run
+        self.finished_groups: set[int] = set()
+        self.current = None
+        self.resumed_at = None  # the running group's env steps per seed when it started (a checkpoint's)
+        self.announced = False
+
+    @staticmethod
+    def _work(group) -> float:
+        return group[0].schedule.budget * len(group) * len(group[0].spec.seeds)
+
+    @staticmethod
+    def _match(groups, planned) -> list[tuple[float, float] | None]:
+        taken: dict[tuple, int] = {}
+        out = []
+        for group in groups:
+            key = _group_key(group)
+            options = planned.get(key, [])
+            k = taken.get(key, 0)
+            out.append(options[min(k, len(options) - 1)] if options else None)
+            taken[key] = k + 1
+        return out
+
+    # ------------------------------------------------------------------------ events ---
+
+    def claimed(self, index: int, group) -> None:
+        """The trials of group `index` this process runs (others may be another process's)."""
+        self.work[index] = self._work(group)
+
+    def skip(self, index: int) -> None:
+        """A group another process took: no work of this run."""
+        self.work[index] = 0
+
+    def started(self, index: int) -> None:
+        self.current, self.resumed_at = index, None
+        self.began_at[index] = self._clock()
+
+    def compiled(self, seconds: float) -> None:
+        """The running group's compile time (trial.run_group)."""
+        if self.current is not None:
+            self.compile_s[self.current] = seconds
+
+    def advanced(self, env_steps_per_seed: float) -> None:
+        """The running group's mean env steps per seed so far (the first call: where it resumes from)."""
+        i = self.current
+        if i is None:
+            return
+        budget = self.budgets[i]
+        if self.resumed_at is None:  # a resumed group's restored env steps are not this run's work
+            self.resumed_at = min(env_steps_per_seed, budget)
+            self.work[i] *= 1.0 - self.resumed_at / budget
+        left = budget - self.resumed_at
+        done = min(max(env_steps_per_seed - self.resumed_at, 0.0), left)
+        self.done_work[i] = done / left * self.work[i] if left > 0 else 0.0
+        self.run_s[i] = self._elapsed_outside_compile(i)
+
+    def finished(self, index: int) -> None:
+        if index in self.began_at:
+            self.run_s[index] = self._elapsed_outside_compile(index)
+        self.done_work[index] = self.work[index]
+        self.finished_groups.add(index)
+        if self.current == index:
+            self.current = None
+
+    def failed(self, index: int) -> None:
+        """The group stopped: only what it did counts as work (nothing, if it failed before running)."""
+        self.work[index] = self.done_work.get(index, 0.0)
+        self.finished(index)
+
+    # --------------------------------------------------------------------- estimates ---
+
+    def _elapsed_outside_compile(self, i: int) -> float:
+        return max(self._clock() - self.began_at[i] - self.compile_s.get(i, 0.0), 0.0)
+
+    def _measured(self, indices) -> tuple[float, float]:
+        """(run seconds, env steps) of `indices`' measured groups."""
+        seconds = sum(self.run_s.get(i, 0.0) for i in indices if self.done_work.get(i))
+        work = sum(self.done_work.get(i, 0.0) for i in indices if self.run_s.get(i) is not None)
+        return seconds, work
+
+    def _plan_ratio(self, what: int) -> float | None:
+        """Measured over planned seconds (what 0: compiles, 1: runs) of the groups with both."""
+        measured = planned = 0.0
+        for i, expected in enumerate(self.expected):
+            if expected is None or not self.work[i]:
+                continue
+            if what == 0 and i in self.compile_s:
+                measured, planned = measured + self.compile_s[i], planned + expected[0]
+            elif what == 1 and self.done_work.get(i) and i in self.run_s:
+                measured += self.run_s[i]
+                planned += expected[1] * self.done_work[i] / self.work[i]
+        return measured / planned if planned > 0 and measured > 0 else None
+
+    def _pace(self, i: int) -> float | None:
+        same = [j for j, pair in enumerate(self.pairs) if pair == self.pairs[i]]
+        seconds, work = self._measured(same)
+        if work > 0:
+            return seconds / work
+        ratio = self._plan_ratio(1)
+        if self.expected[i] is not None and ratio is not None and self.work[i]:
+            return self.expected[i][1] * ratio / self.work[i]
+        seconds, work = self._measured(range(len(self.work)))
+        if work > 0:
+            return seconds / work
+        done = sum(
+            self.done_work.values()
+        )  # groups timed elsewhere (Ray workers): the run's pace, compiles in
+        return (self._clock() - self.start) / done if done > 0 else None
+
+    def _compile(self, i: int) -> float | None:
+        ratio = self._plan_ratio(0)
+        if self.expected[i] is not None and ratio is not None:
+            return self.expected[i][0] * ratio
+        same = [self.compile_s[j] for j in self.compile_s if self.pairs[j] == self.pairs[i]]
+        known = same or list(self.compile_s.values())
+        return sum(known) / len(known) if known else None
+
+    def remaining_s(self) -> float | None:
+        """Seconds left, or None while nothing has been measured."""
+        left = 0.0
+        for i, work in enumerate(self.work):
+            if not work or i in self.finished_groups:
+                continue
+            if i not in self.compile_s:
+                compile_s = self._compile(i)
+                if compile_s is None:
+                    return None
+                spent = self._clock() - self.began_at[i] if i in self.began_at else 0.0
+                left += max(compile_s - spent, 0.0)
+            pace = self._pace(i)
+            if pace is None:
+                return None
+            left += (work - self.done_work.get(i, 0.0)) * pace
+        return left
+
+    def text(self) -> str:
+        total = sum(self.work)
+        left = self.remaining_s()
+        if left is None:
+            return f"run: {len(self.work)} group(s), {total:,.0f} env steps; its ETA follows the first chunk"
+        done = sum(self.done_work.values())
+        elapsed = self._clock() - self.start
+        return f"run: {done / total:.0%} of its env steps in {_duration(elapsed)}, ETA {_duration(left)}"
+
+    def first_projection(self) -> str | None:
+        """Once, after the run's first chunk: the whole run's projected time, and what it rests on."""
+        left = self.remaining_s()
+        if left is None or self.announced:
+            return None
+        self.announced = True
+        elapsed = self._clock() - self.start
+        planned = sum(e is not None for e in self.expected)
+        basis = (
+            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's pace"
+            if planned
+            else "each (env, algorithm) at its own pace once measured, the pace so far until then"
+        )
+        return f"run: projected {_duration(elapsed + left)} in all from its first chunk ({basis})"
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"

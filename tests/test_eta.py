@@ -1,0 +1,113 @@
+"""The run's ETA (runner/eta.py): each (env, algorithm) at its own pace, compiles per program, and a saved
+plan's figures scaled to the run's measured pace; checked with a fake clock against explicit sums."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from esbench.runner.eta import RunEta, planned_times
+from esbench.validation import ConfigError
+
+
+def group(env, budget, points, seeds=1, algo="eggroll"):
+    trial = SimpleNamespace(
+        schedule=SimpleNamespace(budget=budget),
+        spec=SimpleNamespace(env=env, algo=algo, seeds=tuple(range(seeds))),
+    )
+    return [trial] * points
+
+
+def clocked(eta):
+    now = [0.0]
+    eta._clock, eta.start = (lambda: now[0]), 0.0
+    return now
+
+
+def test_each_env_runs_at_its_own_pace_once_measured_and_at_the_run_pace_until_then():
+    eta = RunEta([group("a", 100, 2), group("b", 100, 1), group("a", 50, 1), group("c", 300, 1)])
+    now = clocked(eta)
+    assert "ETA follows the first chunk" in eta.text()
+    eta.skip(3)  # another process runs it: not this run's work
+    eta.started(0)
+    now[0] = 4.0
+    eta.compiled(4.0)
+    eta.advanced(0)  # the bar's first call: where the group starts
+    assert eta.first_projection() is None  # nothing measured yet
+    now[0] = 6.0
+    eta.advanced(25)  # 50 of group 0's 200 env steps in 2 s outside its compile: 0.04 s each
+    # group 0: 150 x 0.04; group 1 (env b, not measured): a 4 s compile + 100 at the run's 0.04;
+    # group 2 (env a): a 4 s compile + 50 x 0.04
+    assert eta.remaining_s() == pytest.approx(150 * 0.04 + 4 + 100 * 0.04 + 4 + 50 * 0.04)
+    assert eta.text() == "run: 14% of its env steps in 0m06s, ETA 0m20s"
+    assert eta.first_projection() == (
+        "run: projected 0m26s in all from its first chunk "
+        "(each (env, algorithm) at its own pace once measured, the pace so far until then)"
+    )
+    assert eta.first_projection() is None  # said once
+    now[0] = 12.0
+    eta.finished(0)  # 200 env steps in 8 s outside the compile: 0.04 s each
+    eta.started(1)
+    eta.compiled(2.0)
+    now[0] = 14.0
+    eta.advanced(0)
+    now[0] = 15.0
+    eta.advanced(10)  # env b: 10 env steps in 1 s (15 - 12 - 2 of compile): 0.1 s each, its own pace
+    # group 1: 90 x 0.1; group 2: env a's compile (4 s) + 50 x 0.04
+    assert eta.remaining_s() == pytest.approx(90 * 0.1 + 4 + 50 * 0.04)
+
+
+def test_a_resumed_group_counts_only_its_remaining_work_and_a_failed_one_adds_none():
+    eta = RunEta([group("a", 100, 1), group("a", 100, 1)])
+    now = clocked(eta)
+    eta.started(0)
+    eta.compiled(1.0)
+    eta.advanced(50)  # resumed from a checkpoint halfway: those 50 env steps are not this run's work
+    assert eta.work[0] == 50
+    now[0] = 3.0
+    eta.advanced(60)  # 10 env steps in 2 s: 0.2 s each
+    assert eta.remaining_s() == pytest.approx(40 * 0.2 + 1.0 + 100 * 0.2)
+    eta.failed(0)  # stopped: only its 10 env steps count as work
+    assert eta.work[0] == 10
+    assert eta.remaining_s() == pytest.approx(1.0 + 100 * 0.2)
+
+
+def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp_path):
+    programs = [
+        {"env": "a", "algo": "eggroll", "trials": 2, "seeds": 1, "budget": 100, "status": "ok"}
+        | {"compile_s": 10.0, "projected_s": 110.0},
+        {"env": "b", "algo": "eggroll", "trials": 1, "seeds": 1, "budget": 100, "status": "ok"}
+        | {"compile_s": 20.0, "projected_s": 60.0},
+        {"env": "c", "algo": "eggroll", "trials": 1, "seeds": 1, "budget": 100, "status": "too big"}
+        | {"compile_s": 5.0, "projected_s": None},
+    ]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"programs": programs}))
+    planned = planned_times(path)
+    assert planned == {
+        ("a", "eggroll", 2, 1, 100): [(10.0, 100.0)],
+        ("b", "eggroll", 1, 1, 100): [(20.0, 40.0)],
+    }
+    eta = RunEta([group("a", 100, 2), group("b", 100, 1)], planned)
+    now = clocked(eta)
+    eta.started(0)
+    now[0] = 5.0
+    eta.compiled(5.0)  # half the planned compile
+    eta.advanced(0)
+    now[0] = 10.0
+    eta.advanced(50)  # 100 of 200 env steps in 5 s, planned 50 s: this run is 10x faster than the plan
+    # group 0 at its own pace (0.05 s per env step); group 1 from the plan: 20 s x 0.5 + 40 s x 0.1
+    assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 * 0.5 + 40 * 0.1)
+    assert eta.first_projection() == (
+        "run: projected 0m29s in all from its first chunk "
+        "(the saved plan's 2 of 2 programs, scaled to this run's pace)"
+    )
+
+
+def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"--plan .*plan.json: not a plan saved with `esbench plan --json`"):
+        planned_times(path)
+    with pytest.raises(ConfigError, match="not a plan saved"):
+        planned_times(tmp_path / "missing.json")
