@@ -185,7 +185,8 @@ def load_drop_ins(
     base: str | os.PathLike = ".",
     names: Iterable[str] | None = None,
 ) -> None:
-    """The drop-in folders of `base` that exist (`names`, default DROP_IN_FOLDERS), then `folders` (which must exist)."""
+    """The drop-in folders of `base` that exist (`names`, default DROP_IN_FOLDERS), then `folders` (which must
+    exist)."""
     for name in DROP_IN_FOLDERS if names is None else names:
         if (Path(base) / name).is_dir():
             load_folder(Path(base) / name)

@@ -268,7 +268,8 @@ def test_training_records(run):
     payload = run[3]["training"]
     records = {r["algorithm"]: r for r in payload["records"]}
     assert sorted(records) == sorted(algorithm_names())
-    # CartPole's paper rows scaled by 1/128: EGGROLL 2048 -> 16, OpenES 512 -> 4 (x4 episodes), PPO 256 -> 2 envs x 128 steps.
+    # CartPole's paper rows scaled by 1/128: EGGROLL 2048 -> 16, OpenES 512 -> 4 (x4 episodes),
+    # PPO 256 -> 2 envs x 128 steps.
     expected_steps = {"eggroll": 16 * 1 * 10, "openes": 4 * 4 * 10, "ppo": 2 * 128}
     scaled_field = {"eggroll": "pop_size", "openes": "pop_size", "ppo": "num_envs"}
     for algo, r in records.items():

@@ -1,4 +1,5 @@
-"""esbench plan and the memory guard: XLA's counts with loops, the guard's refusal, bad input, and a plan checked against its run."""
+"""esbench plan and the memory guard: XLA's counts with loops, the guard's refusal, bad input, and a plan
+checked against its run."""
 
 import json
 import math

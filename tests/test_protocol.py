@@ -282,8 +282,8 @@ BAD = [
     (
         "a value the algorithm rejects",
         _set("budgets.tiny.protocol.space.eggroll", {"sigma": [0.1, 0.2, -1.0]}),
-        "budgets.tiny.protocol.space.eggroll.sigma = -1.0 fails on CartPole-v1: search.hparams.sigma = -1.0 is invalid; "
-        "allowed: a number > 0",
+        "budgets.tiny.protocol.space.eggroll.sigma = -1.0 fails on CartPole-v1: "
+        "search.hparams.sigma = -1.0 is invalid; allowed: a number > 0",
     ),
     (
         "a search value bigger than the budget",
@@ -292,8 +292,8 @@ BAD = [
             _set("budgets.tiny.protocol.space.eggroll.n_parallel_evaluations", [1, 8, 64])(d),
         ),
         "budgets.tiny.protocol.space.eggroll: the space's biggest update (n_parallel_evaluations=64) does not fit "
-        "budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: env_steps: a "
-        "budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)",
+        "budgets.tiny on CartPole-v1 (narrow the space or raise env_steps): search [CartPole-v1 x eggroll]: "
+        "env_steps: a budget of 480 env steps is smaller than one update on CartPole-v1 (at least 512 env steps)",
     ),
     (
         "a search point bigger than the budget",
@@ -385,8 +385,8 @@ BAD_CLI = [
         "skip search on an env the tables lack",
         _set("envs", ["gymnax/Acrobot-v1"]),
         ["--skip-search"],
-        "budgets.tiny.protocol.skip_search: the paper's tables have no row for 'gymnax/Acrobot-v1'; they cover: CartPole-v1, "
-        "Pendulum-v1",
+        "budgets.tiny.protocol.skip_search: the paper's tables have no row for 'gymnax/Acrobot-v1'; "
+        "they cover: CartPole-v1, Pendulum-v1",
     ),
     (
         "final stage bigger than the budget",

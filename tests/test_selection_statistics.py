@@ -158,13 +158,14 @@ BAD = [
     (
         "re-selection without a search",
         {"reselect_top": 2, "reselect_seeds": 2, "skip_search": True},
-        "budgets.tiny.protocol.reselect_top: re-selection re-runs the best search points, and skip_search runs no search",
+        "budgets.tiny.protocol.reselect_top: re-selection re-runs the best search points, "
+        "and skip_search runs no search",
     ),
     (
         "matched without OpenES",
         {"matched": True, "space": {"eggroll": {"sigma": "paper", "learning_rate": "paper"}}},
-        "budgets.tiny.protocol.matched: the matched stage runs EGGROLL and OpenES on each other's winning point, and the "
-        "sweep has no openes; its algorithms: eggroll",
+        "budgets.tiny.protocol.matched: the matched stage runs EGGROLL and OpenES on each other's winning point, "
+        "and the sweep has no openes; its algorithms: eggroll",
     ),
     (
         "matched not a boolean",

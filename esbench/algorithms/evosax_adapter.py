@@ -123,7 +123,8 @@ def make_evosax_algorithm(strategy_name: str) -> SimpleNamespace:
         from esbench.algorithms import UnknownAlgorithmError
 
         raise UnknownAlgorithmError(
-            f"unknown evosax strategy {strategy_name!r}; evosax {_evosax_version()} has: {', '.join(sorted(strategies))}"
+            f"unknown evosax strategy {strategy_name!r}; evosax {_evosax_version()} has: "
+            f"{', '.join(sorted(strategies))}"
         )
     population_based = _is_population_based(strategy_name)
 

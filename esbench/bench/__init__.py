@@ -42,7 +42,8 @@ MODES = ("quick", "full")
 class Kind:
     """A benchmark kind: its settings, how it measures, how it is shown."""
 
-    settings: type  # frozen dataclass, fields with `esbench.validation` rules, defaults = the quick mode, validate(owner)
+    # frozen dataclass, fields with `esbench.validation` rules, defaults = the quick mode, validate(owner)
+    settings: type
     full: dict  # the full mode's values, where they differ from the defaults
     measure: Callable[
         ..., dict

@@ -35,7 +35,8 @@ from esbench.validation import rule, validate
 
 # Mean evaluation returns that count as solved: gymnax's CartPole-v1 threshold, and Pendulum's usual -200.
 SOLVED = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
-# Small populations move little under plain SGD with the official update (sigma / sqrt(N) scale): adam, as the cpu budget.
+# Small populations move little under plain SGD with the official update (sigma / sqrt(N) scale): adam,
+# as the cpu budget.
 HPARAMS = {"n_parallel_evaluations": 1, "optimizer": "adam"}
 
 

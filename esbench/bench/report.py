@@ -172,7 +172,8 @@ def training_table(payload: dict):
 
     device = payload["device"]["description"]
     table = Table(
-        title=f"Training loop: env steps/s of one update ({payload['mode']}, scale {payload['settings']['scale']:g}, {device})"
+        title=f"Training loop: env steps/s of one update ({payload['mode']}, "
+        f"scale {payload['settings']['scale']:g}, {device})"
     )
     columns = (
         "env",

@@ -91,7 +91,8 @@ FULL = dict(envs=("CartPole-v1", "brax/ant", "craftax/Craftax-Classic-Symbolic")
 
 
 def paper_hparams(algo: str, env_id: str) -> tuple[dict, str]:
-    """The paper's hyperparameters for (algo, env_id) and where they came from; {} (the Config defaults) if it has none."""
+    """The paper's hyperparameters for (algo, env_id) and where they came from; {} (the Config defaults) if it
+    has none."""
     try:
         return paper.row(algo, env_id), f"esbench.paper.row({algo!r}, {env_id!r})"
     except paper.TableError:
@@ -129,7 +130,8 @@ def episode_cap(env_id: str, max_episode_steps: Optional[int]) -> Optional[int]:
 
 
 def timing_trial(env_id: str, algo: str, settings: TrainingSettings) -> tuple[ResolvedTrial, dict]:
-    """The resolved trial whose updates are timed, and what the record says of its making (hparams_source, scaled_field).
+    """The resolved trial whose updates are timed, and what the record says of its making (hparams_source,
+    scaled_field).
 
     Its budget is exactly `warmup + repeats` updates of the most env steps
     one can simulate: resolved once to read that number (it depends on the

@@ -143,7 +143,10 @@ class Env:
 
     def __repr__(self) -> str:
         s = self.spec
-        return f"Env({s.id!r}, obs_dim={s.obs_dim}, action={s.action.describe()}, max_episode_steps={s.max_episode_steps})"
+        return (
+            f"Env({s.id!r}, obs_dim={s.obs_dim}, action={s.action.describe()}, "
+            f"max_episode_steps={s.max_episode_steps})"
+        )
 
 
 def flatten_obs(obs: Any) -> jax.Array:

@@ -130,7 +130,8 @@ class Checkpointer:
         return write_folder(folder, fill)
 
     def load(self, trials, template) -> tuple | None:
-        """(state, records, compile_s) of the group's checkpoint, or None (absent, or unusable: reported in one line)."""
+        """(state, records, compile_s) of the group's checkpoint, or None (absent, or unusable: reported in one
+        line)."""
         folder = self.folder(trials)
         if not folder.exists():
             return None

@@ -149,7 +149,8 @@ def resolve_trial(spec: TrialSpec, owner: str = "trial") -> ResolvedTrial:
 
 
 def trial_id(config: dict[str, Any]) -> str:
-    """Stable id: readable env/algo prefix + hash of the resolved config and the protocol version (resources excluded)."""
+    """Stable id: readable env/algo prefix + hash of the resolved config and the protocol version (resources
+    excluded)."""
     body = {k: v for k, v in config.items() if k != "trial_id"}
     digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{config['env']}-{config['algo']}").strip("_")

@@ -77,7 +77,8 @@ class Protocol:
         )
 
     def matched_spec(self, env: str, algo: str, own: ResolvedTrial, other: ResolvedTrial) -> TrialSpec:
-        """`algo` on `env` with every hyperparameter of `other` (the other ES's final trial) that `algo` has, but rank."""
+        """`algo` on `env` with every hyperparameter of `other` (the other ES's final trial) that `algo` has, but
+        rank."""
         own_fields = dataclasses.asdict(own.cfg)
         shared = {k: v for k, v in dataclasses.asdict(other.cfg).items() if k in own_fields and k != "rank"}
         spec = self.sweep.spec(
