@@ -5,8 +5,10 @@ Each group still to finish costs its compile (if it has not compiled yet) plus i
 
 - pace: the group's own (env, algorithm) pace measured so far in this run (time outside compiles over
   env steps done); else the saved plan's figure for the program (`esbench plan --json`, given with
-  `--plan`), scaled by how this run's measured groups compare with their planned figures; else the
-  mean pace of every group measured so far (rough across envs of very different speeds);
+  `--plan`), scaled by how this run's finished groups compare with their planned figures (as planned
+  until one has finished: a group's first chunks are no guide to its whole, since ES episodes lengthen
+  as the policy learns); else the mean pace of every group measured so far (rough across envs of very
+  different speeds);
 - compile: the plan's compile time scaled the same way; else the mean compile of the same (env,
   algorithm) in this run; else the mean of every compile so far.
 
@@ -53,6 +55,7 @@ class RunEta:
         self.pairs = [(g[0].spec.env, g[0].spec.algo) for g in groups]
         self.budgets = [g[0].schedule.budget for g in groups]
         self.work = [self._work(g) for g in groups]
+        self.full = list(self.work)  # a group's whole work, which its planned times are for
         self.expected = self._match(groups, planned or {})
         self.began_at: dict[int, float] = {}
         self.compile_s: dict[int, float] = {}
@@ -83,7 +86,7 @@ class RunEta:
 
     def claimed(self, index: int, group) -> None:
         """The trials of group `index` this process runs (others may be another process's)."""
-        self.work[index] = self._work(group)
+        self.work[index] = self.full[index] = self._work(group)
 
     def skip(self, index: int) -> None:
         """A group another process took: no work of this run."""
@@ -136,27 +139,29 @@ class RunEta:
         work = sum(self.done_work.get(i, 0.0) for i in indices if self.run_s.get(i) is not None)
         return seconds, work
 
-    def _plan_ratio(self, what: int) -> float | None:
-        """Measured over planned seconds (what 0: compiles, 1: runs) of the groups with both."""
+    def _plan_ratio(self, what: int) -> float:
+        """Measured over planned seconds (what 0: compiles, 1: runs) of the finished groups with both (1 before)."""
         measured = planned = 0.0
-        for i, expected in enumerate(self.expected):
-            if expected is None or not self.work[i]:
+        for i in self.finished_groups:
+            expected = self.expected[i]
+            if expected is None or not self.work[i] or i not in self.run_s:
                 continue
             if what == 0 and i in self.compile_s:
                 measured, planned = measured + self.compile_s[i], planned + expected[0]
-            elif what == 1 and self.done_work.get(i) and i in self.run_s:
-                measured += self.run_s[i]
-                planned += expected[1] * self.done_work[i] / self.work[i]
-        return measured / planned if planned > 0 and measured > 0 else None
+            elif what == 1:
+                measured, planned = (
+                    measured + self.run_s[i],
+                    planned + expected[1] * self.work[i] / self.full[i],
+                )
+        return measured / planned if planned > 0 and measured > 0 else 1.0
 
     def _pace(self, i: int) -> float | None:
         same = [j for j, pair in enumerate(self.pairs) if pair == self.pairs[i]]
         seconds, work = self._measured(same)
         if work > 0:
             return seconds / work
-        ratio = self._plan_ratio(1)
-        if self.expected[i] is not None and ratio is not None and self.work[i]:
-            return self.expected[i][1] * ratio / self.work[i]
+        if self.expected[i] is not None and self.full[i]:
+            return self.expected[i][1] * self._plan_ratio(1) / self.full[i]
         seconds, work = self._measured(range(len(self.work)))
         if work > 0:
             return seconds / work
@@ -166,9 +171,8 @@ class RunEta:
         return (self._clock() - self.start) / done if done > 0 else None
 
     def _compile(self, i: int) -> float | None:
-        ratio = self._plan_ratio(0)
-        if self.expected[i] is not None and ratio is not None:
-            return self.expected[i][0] * ratio
+        if self.expected[i] is not None:
+            return self.expected[i][0] * self._plan_ratio(0)
         same = [self.compile_s[j] for j in self.compile_s if self.pairs[j] == self.pairs[i]]
         known = same or list(self.compile_s.values())
         return sum(known) / len(known) if known else None
@@ -209,7 +213,7 @@ class RunEta:
         elapsed = self._clock() - self.start
         planned = sum(e is not None for e in self.expected)
         basis = (
-            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's pace"
+            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's finished groups"
             if planned
             else "each (env, algorithm) at its own pace once measured, the pace so far until then"
         )
