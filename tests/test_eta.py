@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from esbench.runner.eta import RunEta, planned_times
+from esbench.runner.eta import EtaHistory, RunEta, planned_times
 from esbench.validation import ConfigError
 
 
@@ -84,7 +84,7 @@ def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp
     path = tmp_path / "plan.json"
     path.write_text(json.dumps({"programs": programs}))
     planned = planned_times(path)
-    assert planned == {
+    assert planned.times == {
         ("a", "eggroll", 2, 1, 100): [(10.0, 100.0)],
         ("b", "eggroll", 1, 1, 100): [(20.0, 40.0)],
     }
@@ -100,11 +100,15 @@ def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp
     assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 + 40)
     assert eta.first_projection() == (
         "run: projected 1m15s in all from its first chunk "
-        "(the saved plan's 2 of 2 programs, scaled to this run's finished groups)"
+        "(the saved plan's 2 of 2 programs, scaled to the finished groups)"
     )
     now[0] = 20.0
     eta.finished(0)  # 15 s of running against 100 planned, 5 s of compile against 10
     assert eta.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.15)
+    later = RunEta([group("b", 100, 1)], planned)  # the next stage of the same command: scaled alike
+    clocked(later)
+    later.started(0)
+    assert later.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.15)
 
 
 def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):
@@ -114,3 +118,17 @@ def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):
         planned_times(path)
     with pytest.raises(ConfigError, match="not a plan saved"):
         planned_times(tmp_path / "missing.json")
+
+
+def test_a_later_stage_starts_from_the_paces_and_compiles_of_the_stages_before_it():
+    history = EtaHistory()
+    search = RunEta([group("a", 100, 2)], history)
+    now = clocked(search)
+    search.started(0)
+    search.compiled(3.0)
+    now[0] = 13.0
+    search.finished(0)  # 200 env steps in 10 s outside the compile: 0.05 s each
+    final = RunEta([group("a", 100, 1, seeds=4), group("b", 100, 1)], history)
+    clocked(final)
+    # env a at the search's pace with its compile; env b, never measured: the mean pace and compile so far
+    assert final.remaining_s() == pytest.approx(3.0 + 400 * 0.05 + 3.0 + 100 * 0.05)

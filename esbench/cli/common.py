@@ -50,7 +50,7 @@ def run_options(args, checkpoint_every: int | None = None):
         vectorize=not args.no_vectorize,
         memory_guard=not args.no_memory_guard,
         memory_limit=limit,
-        planned=planned_times(args.plan) if args.plan else None,
+        eta_history=planned_times(args.plan) if args.plan else None,
     )
 
 

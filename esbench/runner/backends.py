@@ -141,7 +141,7 @@ def run_local(
     todo, done = pending(trials, store)
     outcome = SweepOutcome(skipped=done)
     groups = group_trials(todo, options.vectorize)
-    eta = RunEta(groups, options.planned)
+    eta = RunEta(groups, options.eta_history)
     for i, group in enumerate(groups):
         with store.claim([t.trial_id for t in group]) as held:
             group = _claimed(group, held, store, outcome)
@@ -199,7 +199,7 @@ def run_ray(
             loaded = plugins.loaded()
             refs = {}
             groups = group_trials(todo, options.vectorize)
-            eta = RunEta(groups, options.planned)  # compiles run in the workers: its pace includes them
+            eta = RunEta(groups, options.eta_history)  # compiles run in the workers: its pace includes them
             for i, group in enumerate(groups):
                 held = claims.enter_context(store.claim([t.trial_id for t in group]))
                 group = _claimed(group, held, store, outcome)

@@ -4,16 +4,17 @@ Each group still to finish costs its compile (if it has not compiled yet) plus i
 (budget x points x seeds) times a pace in seconds per env step. What each is taken from, best first:
 
 - pace: the group's own (env, algorithm) pace measured so far in this run (time outside compiles over
-  env steps done); else the saved plan's figure for the program (`esbench plan --json`, given with
-  `--plan`), scaled by how this run's finished groups compare with their planned figures (as planned
-  until one has finished: a group's first chunks are no guide to its whole, since ES episodes lengthen
-  as the policy learns); else the mean pace of every group measured so far (rough across envs of very
-  different speeds);
+  env steps done), else in an earlier stage of the same command; else the saved plan's figure for the
+  program (`esbench plan --json`, given with `--plan`), scaled by how the groups this command has
+  finished compare with their planned figures (as planned until one has finished: a group's first
+  chunks are no guide to its whole, since ES episodes lengthen as the policy learns); else the mean
+  pace of every group measured so far (rough across envs of very different speeds);
 - compile: the plan's compile time scaled the same way; else the mean compile of the same (env,
-  algorithm) in this run; else the mean of every compile so far.
+  algorithm) in this run or an earlier stage; else the mean of every compile so far.
 
 So without a plan the ETA is exact for groups alike (a search's points) and firms up as each (env,
-algorithm) runs its first chunk; with a plan it holds from the first chunk on (docs/plan.md measures it).
+algorithm) runs its first chunk; with a plan it starts from every program's figure (docs/plan.md
+measures how close both come on the main job).
 """
 
 from __future__ import annotations
@@ -25,20 +26,47 @@ from pathlib import Path
 from esbench.validation import ConfigError
 
 
-def planned_times(path: str | Path) -> dict[tuple, list[tuple[float, float]]]:
-    """A saved plan's (compile s, run s outside the compile) per program, keyed (env, algo, points, seeds,
-    budget); programs with the same key listed in the plan's order (its stages run in order)."""
+class EtaHistory:
+    """What one command's ETAs know beyond their own stage: a saved plan's (compile s, run s outside the
+    compile) per program, keyed (env, algo, points, seeds, budget; programs with the same key in the
+    plan's order, as its stages run), how the finished groups compared with their planned times, and
+    each (env, algorithm)'s pace in the stages that have finished."""
+
+    def __init__(self, times: dict[tuple, list[tuple[float, float]]] | None = None):
+        self.times = times or {}
+        self.measured, self.planned = [0.0, 0.0], [0.0, 0.0]  # [compiles, runs]
+        self.pair_runs: dict[tuple, list[float]] = {}  # (env, algo) -> [run seconds, env steps]
+        self.compiles: dict[tuple, list[float]] = {}  # (env, algo) -> compile seconds of its groups
+
+    def add(self, what: int, measured: float, planned: float) -> None:
+        self.measured[what] += measured
+        self.planned[what] += planned
+
+    def ratio(self, what: int) -> float:
+        """Measured over planned seconds (what 0: compiles, 1: runs) of the finished groups (1 before any)."""
+        m, p = self.measured[what], self.planned[what]
+        return m / p if m > 0 and p > 0 else 1.0
+
+    def pace(self, pair: tuple | None = None) -> float | None:
+        """Seconds per env step of `pair` in the finished stages (None: of every pair); None if unmeasured."""
+        runs = [self.pair_runs.get(pair, (0.0, 0.0))] if pair is not None else list(self.pair_runs.values())
+        seconds, work = sum(r[0] for r in runs), sum(r[1] for r in runs)
+        return seconds / work if work > 0 else None
+
+
+def planned_times(path: str | Path) -> EtaHistory:
+    """The times of a plan saved with `esbench plan --json` (its programs that were timed)."""
     try:
         plan = json.loads(Path(path).read_text())
         programs = plan["programs"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        times: dict[tuple, list[tuple[float, float]]] = {}
+        for p in programs:
+            if p.get("status") == "ok" and p.get("projected_s") is not None:
+                key = (p["env"], p["algo"], p["trials"], p["seeds"], p["budget"])
+                times.setdefault(key, []).append((p["compile_s"], p["projected_s"] - p["compile_s"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"--plan {path}: not a plan saved with `esbench plan --json` ({err})") from None
-    out: dict[tuple, list[tuple[float, float]]] = {}
-    for p in programs:
-        if p.get("status") == "ok" and p.get("projected_s") is not None:
-            key = (p["env"], p["algo"], p["trials"], p["seeds"], p["budget"])
-            out.setdefault(key, []).append((p["compile_s"], p["projected_s"] - p["compile_s"]))
-    return out
+    return EtaHistory(times)
 
 
 def _group_key(group) -> tuple:
@@ -49,14 +77,15 @@ def _group_key(group) -> tuple:
 class RunEta:
     """Events from the runner (started, compiled, advanced, finished) in; `text()` and `remaining_s()` out."""
 
-    def __init__(self, groups, planned: dict[tuple, list[tuple[float, float]]] | None = None):
+    def __init__(self, groups, history: EtaHistory | None = None):
         self._clock = time.perf_counter
         self.start = self._clock()
         self.pairs = [(g[0].spec.env, g[0].spec.algo) for g in groups]
         self.budgets = [g[0].schedule.budget for g in groups]
         self.work = [self._work(g) for g in groups]
         self.full = list(self.work)  # a group's whole work, which its planned times are for
-        self.expected = self._match(groups, planned or {})
+        self.history = history if history is not None else EtaHistory()
+        self.expected = self._match(groups, self.history.times)
         self.began_at: dict[int, float] = {}
         self.compile_s: dict[int, float] = {}
         self.run_s: dict[int, float] = {}  # seconds outside the compile so far (finished: all of it)
@@ -118,6 +147,17 @@ class RunEta:
     def finished(self, index: int) -> None:
         if index in self.began_at:
             self.run_s[index] = self._elapsed_outside_compile(index)
+            expected, history = self.expected[index], self.history
+            if expected is not None and self.work[index]:
+                if index in self.compile_s:
+                    history.add(0, self.compile_s[index], expected[0])
+                history.add(1, self.run_s[index], expected[1] * self.work[index] / self.full[index])
+            if index in self.compile_s:
+                history.compiles.setdefault(self.pairs[index], []).append(self.compile_s[index])
+            if self.work[index]:
+                runs = history.pair_runs.setdefault(self.pairs[index], [0.0, 0.0])
+                runs[0] += self.run_s[index]
+                runs[1] += self.work[index]
         self.done_work[index] = self.work[index]
         self.finished_groups.add(index)
         if self.current == index:
@@ -139,42 +179,31 @@ class RunEta:
         work = sum(self.done_work.get(i, 0.0) for i in indices if self.run_s.get(i) is not None)
         return seconds, work
 
-    def _plan_ratio(self, what: int) -> float:
-        """Measured over planned seconds (what 0: compiles, 1: runs) of the finished groups with both (1 before)."""
-        measured = planned = 0.0
-        for i in self.finished_groups:
-            expected = self.expected[i]
-            if expected is None or not self.work[i] or i not in self.run_s:
-                continue
-            if what == 0 and i in self.compile_s:
-                measured, planned = measured + self.compile_s[i], planned + expected[0]
-            elif what == 1:
-                measured, planned = (
-                    measured + self.run_s[i],
-                    planned + expected[1] * self.work[i] / self.full[i],
-                )
-        return measured / planned if planned > 0 and measured > 0 else 1.0
-
     def _pace(self, i: int) -> float | None:
         same = [j for j, pair in enumerate(self.pairs) if pair == self.pairs[i]]
         seconds, work = self._measured(same)
         if work > 0:
             return seconds / work
+        earlier = self.history.pace(self.pairs[i])  # an earlier stage of this command
+        if earlier is not None:
+            return earlier
         if self.expected[i] is not None and self.full[i]:
-            return self.expected[i][1] * self._plan_ratio(1) / self.full[i]
+            return self.expected[i][1] * self.history.ratio(1) / self.full[i]
         seconds, work = self._measured(range(len(self.work)))
         if work > 0:
             return seconds / work
-        done = sum(
-            self.done_work.values()
-        )  # groups timed elsewhere (Ray workers): the run's pace, compiles in
+        if self.history.pace() is not None:
+            return self.history.pace()
+        # groups timed elsewhere (Ray workers): the run's pace, compiles in
+        done = sum(self.done_work.values())
         return (self._clock() - self.start) / done if done > 0 else None
 
     def _compile(self, i: int) -> float | None:
         if self.expected[i] is not None:
-            return self.expected[i][0] * self._plan_ratio(0)
-        same = [self.compile_s[j] for j in self.compile_s if self.pairs[j] == self.pairs[i]]
-        known = same or list(self.compile_s.values())
+            return self.expected[i][0] * self.history.ratio(0)
+        pair, earlier = self.pairs[i], self.history.compiles
+        same = [self.compile_s[j] for j in self.compile_s if self.pairs[j] == pair] or earlier.get(pair, [])
+        known = same or list(self.compile_s.values()) or [c for cs in earlier.values() for c in cs]
         return sum(known) / len(known) if known else None
 
     def remaining_s(self) -> float | None:
@@ -213,7 +242,7 @@ class RunEta:
         elapsed = self._clock() - self.start
         planned = sum(e is not None for e in self.expected)
         basis = (
-            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's finished groups"
+            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to the finished groups"
             if planned
             else "each (env, algorithm) at its own pace once measured, the pace so far until then"
         )

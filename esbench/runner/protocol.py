@@ -25,6 +25,7 @@ from esbench.results import ResultStore
 from esbench.runner import samplers
 from esbench.runner.backends import SweepOutcome, run_trials
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.eta import EtaHistory
 from esbench.runner.protocol_record import base_record, check_record, write_record
 from esbench.runner.protocol_settings import ProtocolSettings, protocol_settings
 from esbench.runner.selection import Pair
@@ -226,7 +227,10 @@ def run_protocol(
     did not all settle (one failed, or another process is running it) stops the run before the next stage:
     rerunning the command goes on from there. `options`: how trials run (run_trials).
     """
-    progress = options.progress if options is not None else True
+    options = options if options is not None else RunOptions()
+    if options.eta_history is None:  # one history for every stage: later stages start from earlier paces
+        options = dataclasses.replace(options, eta_history=EtaHistory())
+    progress = options.progress
     out, record, outcome = Path(store.out_dir), base_record(protocol), ProtocolOutcome()
     state = ProtocolState(protocol, store)
 

@@ -59,7 +59,7 @@ class RunOptions:
     memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
     memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
     run_eta: Any = None  # eta.RunEta of the whole run (local backend): its ETA beside the trial's
-    planned: dict | None = None  # eta.planned_times of a saved plan (--plan): what the ETA starts from
+    eta_history: Any = None  # eta.EtaHistory shared by one command's ETAs (with --plan: the plan's times)
 
 
 def run_chunks(
