@@ -95,20 +95,21 @@ def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp
     eta.compiled(5.0)  # half the planned compile
     eta.advanced(0)
     now[0] = 10.0
-    eta.advanced(50)  # 100 of 200 env steps in 5 s outside the compile: its own pace, 0.05 s each
-    # group 1 as planned until a group has finished: 20 s + 40 s
-    assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 + 40)
+    eta.advanced(50)  # 100 of 200 env steps in 5 s, planned 50 s: this machine runs the plan 10x faster
+    # group 0 at its own pace (0.05 s per env step); group 1 from the plan: 20 s x 0.5 + 40 s x 0.1
+    assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 * 0.5 + 40 * 0.1)
     assert eta.first_projection() == (
-        "run: projected 1m15s in all from its first chunk "
-        "(the saved plan's 2 of 2 programs, scaled to the finished groups)"
+        "run: projected 0m29s in all from its first chunk "
+        "(the saved plan's 2 of 2 programs, scaled to this run's first chunks)"
     )
-    now[0] = 20.0
-    eta.finished(0)  # 15 s of running against 100 planned, 5 s of compile against 10
-    assert eta.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.15)
+    now[0] = 30.0
+    eta.advanced(100)  # the rest took 4x longer (longer episodes): a first chunk alone calibrates the plan
+    eta.finished(0)
+    assert eta.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.1)
     later = RunEta([group("b", 100, 1)], planned)  # the next stage of the same command: scaled alike
     clocked(later)
     later.started(0)
-    assert later.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.15)
+    assert later.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.1)
 
 
 def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):

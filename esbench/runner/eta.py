@@ -5,10 +5,11 @@ Each group still to finish costs its compile (if it has not compiled yet) plus i
 
 - pace: the group's own (env, algorithm) pace measured so far in this run (time outside compiles over
   env steps done), else in an earlier stage of the same command; else the saved plan's figure for the
-  program (`esbench plan --json`, given with `--plan`), scaled by how the groups this command has
-  finished compare with their planned figures (as planned until one has finished: a group's first
-  chunks are no guide to its whole, since ES episodes lengthen as the policy learns); else the mean
-  pace of every group measured so far (rough across envs of very different speeds);
+  program (`esbench plan --json`, given with `--plan`), scaled by how this command's groups' first
+  chunks compare with their planned figures (the plan times the untrained policy's updates, as a first
+  chunk runs them: a group's later chunks can differ from both, since ES episodes lengthen as the
+  policy learns); else the mean pace of every group measured so far (rough across envs of very
+  different speeds);
 - compile: the plan's compile time scaled the same way; else the mean compile of the same (env,
   algorithm) in this run or an earlier stage; else the mean of every compile so far.
 
@@ -43,7 +44,7 @@ class EtaHistory:
         self.planned[what] += planned
 
     def ratio(self, what: int) -> float:
-        """Measured over planned seconds (what 0: compiles, 1: runs) of the finished groups (1 before any)."""
+        """Measured over planned seconds (what 0: compiles, 1: first chunks) so far (1 before any)."""
         m, p = self.measured[what], self.planned[what]
         return m / p if m > 0 and p > 0 else 1.0
 
@@ -94,6 +95,8 @@ class RunEta:
         self.current = None
         self.resumed_at = None  # the running group's env steps per seed when it started (a checkpoint's)
         self.announced = False
+        self.first_chunk: set[int] = set()  # groups whose first chunk has calibrated the plan
+        self.loop_began = 0.0  # when the running group's chunk loop began
 
     @staticmethod
     def _work(group) -> float:
@@ -127,8 +130,11 @@ class RunEta:
 
     def compiled(self, seconds: float) -> None:
         """The running group's compile time (trial.run_group)."""
-        if self.current is not None:
-            self.compile_s[self.current] = seconds
+        i = self.current
+        if i is not None:
+            self.compile_s[i] = seconds
+            if self.expected[i] is not None:
+                self.history.add(0, seconds, self.expected[i][0])
 
     def advanced(self, env_steps_per_seed: float) -> None:
         """The running group's mean env steps per seed so far (the first call: where it resumes from)."""
@@ -139,19 +145,23 @@ class RunEta:
         if self.resumed_at is None:  # a resumed group's restored env steps are not this run's work
             self.resumed_at = min(env_steps_per_seed, budget)
             self.work[i] *= 1.0 - self.resumed_at / budget
+            self.loop_began = self._clock()
         left = budget - self.resumed_at
         done = min(max(env_steps_per_seed - self.resumed_at, 0.0), left)
         self.done_work[i] = done / left * self.work[i] if left > 0 else 0.0
         self.run_s[i] = self._elapsed_outside_compile(i)
+        if done > 0 and i not in self.first_chunk:
+            self.first_chunk.add(i)
+            if (
+                self.expected[i] is not None
+            ):  # the plan timed the untrained policy's updates: so is this chunk
+                seconds = self._clock() - self.loop_began
+                self.history.add(1, seconds, self.expected[i][1] * self.done_work[i] / self.full[i])
 
     def finished(self, index: int) -> None:
         if index in self.began_at:
             self.run_s[index] = self._elapsed_outside_compile(index)
-            expected, history = self.expected[index], self.history
-            if expected is not None and self.work[index]:
-                if index in self.compile_s:
-                    history.add(0, self.compile_s[index], expected[0])
-                history.add(1, self.run_s[index], expected[1] * self.work[index] / self.full[index])
+            history = self.history
             if index in self.compile_s:
                 history.compiles.setdefault(self.pairs[index], []).append(self.compile_s[index])
             if self.work[index]:
@@ -242,7 +252,7 @@ class RunEta:
         elapsed = self._clock() - self.start
         planned = sum(e is not None for e in self.expected)
         basis = (
-            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to the finished groups"
+            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's first chunks"
             if planned
             else "each (env, algorithm) at its own pace once measured, the pace so far until then"
         )
