@@ -1,7 +1,7 @@
 """esbench trains one policy network with EGGROLL, OpenES and PPO on JAX-native vectorised environments,
 under one runner, and turns what it logged into the EGGROLL paper's comparison figures and tables.
 
-Start with the paper's protocol at the CPU budget (about 25 minutes on 2 cores), then its report:
+Start with the paper's protocol at the CPU budget (its time on a 2-core CPU: docs/reference-run.md), then its report:
 
     esbench reproduce sweeps/paper16.yaml --budget cpu --out results/cpu-mine
     esbench report results/cpu-mine
