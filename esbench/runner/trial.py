@@ -58,6 +58,9 @@ class RunOptions:
     vectorize: bool = True  # trials sharing shapes run as one program
     memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
     memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
+    # the persistent compilation cache folder, or "off" (compile_cache.py); None: as the process has it
+    compile_cache: str | None = None
+    deterministic: bool = False  # XLA's deterministic GPU ops (determinism.py)
     run_eta: Any = None  # progress.RunEta of the whole run (local backend): its ETA beside the trial's
 
 
