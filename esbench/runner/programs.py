@@ -69,20 +69,42 @@ def traced_fields(trials) -> tuple[str, ...]:
     return tuple(names)
 
 
-def device_layout(points: int, seeds: int) -> tuple[NamedSharding | None, NamedSharding | None]:
-    """(state sharding, population sharding) over the local devices: the seeds axis of the [points, seeds]
-    batch if it divides by the device count, else the points axis, else each ES generation's population
-    (the state then replicated on every device)."""
+@dataclass(frozen=True)
+class DeviceLayout:
+    """How a group's arrays lie on the local devices; `description` is what its summaries record."""
+
+    state: NamedSharding | None  # of every [points, seeds, ...] array (None: one device)
+    population: NamedSharding | None  # of each ES generation's population (None: not split)
+    description: dict
+
+
+def _description(devices, mesh: Mesh | None, sharded: dict[str, str]) -> dict:
+    return {
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "mesh_axes": list(mesh.axis_names) if mesh is not None else [],
+        "mesh_shape": [int(mesh.shape[a]) for a in mesh.axis_names] if mesh is not None else [],
+        "sharded": sharded,  # what is split -> the mesh axis it is split over
+    }
+
+
+def device_layout(points: int, seeds: int) -> DeviceLayout:
+    """The group's layout over the local devices: the seeds axis of the [points, seeds] batch if it divides
+    by the device count, else the points axis, else each ES generation's population (the state then
+    replicated on every device)."""
     devices = jax.local_devices()
     n = len(devices)
     if n < 2:
-        return None, None
+        return DeviceLayout(None, None, _description(devices, None, {}))
     mesh = Mesh(np.asarray(devices), ("batch",))
     if seeds % n == 0:
-        return NamedSharding(mesh, PartitionSpec(None, "batch")), None
-    if points % n == 0:
-        return NamedSharding(mesh, PartitionSpec("batch")), None
-    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+        spec, population, sharded = PartitionSpec(None, "batch"), None, {"seeds": "batch"}
+    elif points % n == 0:
+        spec, population, sharded = PartitionSpec("batch"), None, {"points": "batch"}
+    else:
+        spec, population = PartitionSpec(), NamedSharding(mesh, PartitionSpec("batch"))
+        sharded = {"population": "batch"}
+    return DeviceLayout(NamedSharding(mesh, spec), population, _description(devices, mesh, sharded))
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,7 @@ class Programs:
     init_keys: jax.Array
     values: dict  # the traced value fields: name -> [points] array
     sharding: NamedSharding | None
+    layout: dict  # DeviceLayout.description: the devices, the mesh and what is sharded over it
     update: Any = (
         None  # (state, values) -> (state, metrics): one update of every point and seed, uncompiled (cost.py)
     )
@@ -206,7 +229,8 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
         return dataclasses.replace(cfg0, **point_values)
 
     init_keys = jax.vmap(lambda s: seed_keys(s)[0])(jnp.asarray(seeds, jnp.uint32))
-    sharding, population = device_layout(len(trials), len(seeds))
+    layout = device_layout(len(trials), len(seeds))
+    sharding, population = layout.state, layout.population
     jit = (lambda f: jax.jit(f, out_shardings=sharding)) if sharding is not None else jax.jit
     per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
     init = jit(jax.vmap(per_seed, (None, 0), axis_size=len(trials)))  # values may be empty: no mapped input
@@ -255,6 +279,7 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
         init_keys=init_keys,
         values=values,
         sharding=sharding,
+        layout=layout.description,
         update=update,
         state_shapes=state_shapes,
     )

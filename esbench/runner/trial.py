@@ -26,6 +26,7 @@ from flax import serialization
 
 from esbench.provenance import PROTOCOL_VERSION, device_description, package_versions
 from esbench.results.schema import TrialResult, metrics_frame
+from esbench.runner import determinism
 from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.interrupt import Interrupted, StopRequest
@@ -114,7 +115,10 @@ def run_chunks(
     return state
 
 
-def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str]) -> dict:
+def trial_summary(
+    trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str], layout: dict
+) -> dict:
+    """What summary.json records; `layout` is the device layout the group ran with (programs.DeviceLayout)."""
     return {
         **record.summary(),
         "compile_s": compile_s,
@@ -123,6 +127,8 @@ def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, g
         # trials run as one program share compile and wall-clock time
         "vectorized_with": [trial_id for trial_id in group if trial_id != trial.trial_id],
         "device": device_description(),
+        "layout": layout,
+        "deterministic": determinism.is_on(),  # XLA's deterministic GPU ops (a CPU run is deterministic)
         "versions": package_versions([trial.env.spec.suite]),
         "protocol_version": PROTOCOL_VERSION,
     }
@@ -200,7 +206,7 @@ def run_group(
                 TrialResult(
                     trial.config,
                     metrics_frame(record.rows),
-                    trial_summary(trial, record, compile_s, ids),
+                    trial_summary(trial, record, compile_s, ids, programs.layout),
                     policy_bytes,
                 )
             )
