@@ -37,6 +37,9 @@ _CACHE_SETTINGS = {
 for _name, _value in _CACHE_SETTINGS.items():
     os.environ[_name.upper()] = str(_value)
     jax.config.update(_name, _value)
+# esbench's own setting would win over JAX's (runner/compile_cache.py): the suite never writes the
+# user's cache.
+os.environ.pop("ESBENCH_COMPILE_CACHE", None)
 
 # Hyperparameters of a tiny trial per algorithm (the rest are the Config defaults: the paper's CartPole rows).
 TINY_HPARAMS = {

@@ -24,6 +24,7 @@ def write_trial(
     hparams=None,
     protocol_version=1,
     wall_clock=1.0,
+    summary=None,
 ):
     """A trial whose seed i ends (log point 1) with eval return finals[i]; log point 0 evaluates to 0."""
     rows = []
@@ -54,7 +55,9 @@ def write_trial(
         "env_steps": 100,
         "protocol_version": protocol_version,
     }
-    ResultStore(folder).write(TrialResult(config, metrics_frame(rows), {"status": "ok"}, b""))
+    ResultStore(folder).write(
+        TrialResult(config, metrics_frame(rows), {"status": "ok", **(summary or {})}, b"")
+    )
 
 
 def welch(y, x):
@@ -156,4 +159,36 @@ def test_a_run_against_itself_and_a_rerun(tmp_path, capsys):
         cmp = compare_folders(tmp_path / "run", tmp_path / other)
         assert cmp.same_sweep and [r["verdict"] for r in cmp.rows] == ["bit-identical"]
     assert cli.main(["compare", str(tmp_path / "run"), str(tmp_path / "run"), "--fail-on-differ"]) == 0
-    assert "1 bit-identical" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "1 bit-identical" in text and "different device layouts" not in text
+    one_device = {
+        "device_kind": "cpu",
+        "device_count": 1,
+        "mesh_axes": [],
+        "mesh_shape": [],
+        "sharded": {},
+    }  # what every summary records, --deterministic off
+    assert cmp.layouts["A"] == [{"layout": one_device, "deterministic": False, "trials": 1}]
+    assert "layout A: 1 x cpu, nothing sharded; --deterministic off (1 trial(s))" in text
+
+
+def test_layouts_listed_per_folder_and_a_pair_across_layouts_marked(tmp_path, capsys):
+    eight = {"device_kind": "cpu", "device_count": 8, "mesh_axes": ["batch"], "mesh_shape": [8]}
+    seeds, population = (
+        {**eight, "sharded": {"seeds": "batch"}},
+        {**eight, "sharded": {"population": "batch"}},
+    )
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_trial(a, "t1", [3, 4, 5], summary={"layout": seeds, "deterministic": True})
+    write_trial(b, "t1", [3, 4, 5], summary={"layout": population, "deterministic": False})
+    write_trial(a, "t2", [1, 2, 3], algo="ppo", summary={"layout": seeds, "deterministic": True})
+    write_trial(b, "t2", [1, 2, 3], algo="ppo")  # a summary from before layouts were recorded
+    cmp = compare_folders(a, b)
+    assert [(r["algo"], r["layouts_differ"]) for r in cmp.rows] == [("eggroll", True), ("ppo", True)]
+    assert cmp.layouts["A"] == [{"layout": seeds, "deterministic": True, "trials": 2}]
+    assert cli.main(["compare", str(a), str(b)]) == 0
+    text = capsys.readouterr().out
+    assert "layout A: 8 x cpu, mesh batch=8, seeds over batch; --deterministic on (2 trial(s))" in text
+    assert "layout B: 8 x cpu, mesh batch=8, population over batch; --deterministic off (1 trial(s))" in text
+    assert "layout B: not recorded; --deterministic not recorded (1 trial(s))" in text
+    assert "bit-identical*" in text and "* 2 pair(s) ran on different device layouts" in text

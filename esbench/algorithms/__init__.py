@@ -19,6 +19,8 @@ An algorithm is any object (a module will do) with:
     LABEL (optional)                        the name figures and tables show (default: its name)
     VALUE_FIELDS (optional)                 Config fields that change values, not shapes: trials differing
                                             only in them run as one program (runner/programs.py)
+    SPLITS_POPULATION (optional)            True: `update` splits its population over devices with
+                                            es.split_over_devices (runner/programs.py's device layout)
     SEARCH_SPACE (optional)                 {Config field: [choices]}: what `protocol.space: paper` searches
                                             for an algorithm the paper's Tables 15/16 lack
     min_env_steps_per_update(env, cfg) (optional)  the fewest env steps inside episodes an update

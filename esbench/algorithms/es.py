@@ -284,7 +284,7 @@ def split_over_devices(tree):
     sharding = _population_sharding.get()
     if sharding is None:
         return tree
-    n = sharding.mesh.size
+    n = sharding.mesh.shape[sharding.spec[0]]  # the devices of the population axis
     return jax.tree_util.tree_map(
         lambda x: jax.lax.with_sharding_constraint(x, sharding) if x.shape[0] % n == 0 else x, tree
     )

@@ -71,3 +71,4 @@ policy = es.policy
 env_steps_per_update = es.env_steps_per_update
 min_env_steps_per_update = es.min_env_steps_per_update
 VALUE_FIELDS = es.VALUE_FIELDS
+SPLITS_POPULATION = True  # es.update splits each generation over devices (runner/programs.py)

@@ -17,7 +17,14 @@ import sys
 import traceback
 
 from esbench.cli import bench, compare, envs, plan, render, report, reproduce, run, sweep
-from esbench.cli.common import DEBUG_VARIABLE, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MACHINE_FAULT, parents
+from esbench.cli.common import (
+    DEBUG_VARIABLE,
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MACHINE_FAULT,
+    apply_compile_options,
+    parents,
+)
 
 # In the order `esbench --help` lists them: the protocol first, then single runs, then the tools around them.
 COMMANDS = (reproduce, report, compare, plan, sweep, run, envs, render, bench)
@@ -53,11 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"print the traceback of bad input and machine faults too (or set {DEBUG_VARIABLE}=1)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    plugin, running = parents()
+    plugin, compiling, running = parents()
 
-    def add(name, runs_trials=False, **kwargs):
+    def add(name, runs_trials=False, compiles=False, **kwargs):
         kwargs.setdefault("description", kwargs.get("help"))
-        return sub.add_parser(name, parents=[plugin, running] if runs_trials else [plugin], **kwargs)
+        chosen = (
+            [plugin, compiling, running] if runs_trials else [plugin, compiling] if compiles else [plugin]
+        )
+        return sub.add_parser(name, parents=chosen, **kwargs)
 
     for command in COMMANDS:
         command.add_parser(add)
@@ -128,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         plugins.load(early.imports)
         plugins.load_drop_ins(early.plugin_dirs)  # ./envs, ./algorithms (when present), then --plugins
         args = build_parser().parse_args(argv)
+        if hasattr(args, "compile_cache"):
+            apply_compile_options(args)
         return args.func(args)
     except (
         ConfigError,

@@ -10,7 +10,7 @@ def add_parser(add) -> None:
     from esbench import bench
     from esbench.algorithms import algorithm_names
 
-    p = add("bench", help="throughput benchmarks (see benchmarks/)")
+    p = add("bench", compiles=True, help="throughput benchmarks (see benchmarks/)")
     p.add_argument("--mode", choices=bench.MODES, default="quick")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--only", choices=("all", *bench.KINDS), default="all", help="run one benchmark")

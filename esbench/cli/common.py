@@ -35,6 +35,7 @@ def run_options(args, checkpoint_every: int | None = None):
 
     checkpoint_every: the sweep file's, used when the command line gives none.
     """
+    from esbench.runner import compile_cache
     from esbench.runner.eta import planned_times
     from esbench.runner.memory import parse_size
     from esbench.runner.trial import RunOptions
@@ -51,7 +52,18 @@ def run_options(args, checkpoint_every: int | None = None):
         memory_guard=not args.no_memory_guard,
         memory_limit=limit,
         eta_history=planned_times(args.plan) if args.plan else None,
+        compile_cache=compile_cache.current(),
+        deterministic=args.deterministic,
     )
+
+
+def apply_compile_options(args) -> None:
+    """--deterministic and --compile-cache, in this process, before anything compiles."""
+    from esbench.runner import compile_cache, determinism
+
+    if args.deterministic:
+        determinism.enable(say=lambda line: print(line, file=sys.stderr))
+    compile_cache.apply(compile_cache.resolve(args.compile_cache))
 
 
 def print_outcome(outcome, out: Path) -> int:
@@ -66,8 +78,10 @@ def print_outcome(outcome, out: Path) -> int:
     return 1 if outcome.failed else 0
 
 
-def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """(options of every subcommand: plugins and --debug; options of those that run trials)."""
+def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """(options of every subcommand: plugins and --debug; of those that compile programs; of those that run
+    trials)."""
+    from esbench.runner import compile_cache
     from esbench.runner.live_log import LOGGERS
 
     plugin = argparse.ArgumentParser(add_help=False)
@@ -88,6 +102,23 @@ def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         default=[],
         metavar="DIR",
         help="run every *.py in DIR first, as ./envs and ./algorithms always are (repeatable)",
+    )
+
+    compiling = argparse.ArgumentParser(add_help=False)
+    g = compiling.add_argument_group("how programs compile")
+    g.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help=f"the persistent compilation cache every process of the run shares, or 'off' (default: "
+        f"${compile_cache.VARIABLE}, else ${compile_cache.JAX_VARIABLE}, "
+        f"else {compile_cache.default_folder()})",
+    )
+    g.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic GPU ops (XLA's), so that a GPU rerun is bit-identical; slower. A CPU run is "
+        "deterministic already (docs/determinism.md)",
     )
 
     running = argparse.ArgumentParser(add_help=False)
@@ -134,4 +165,4 @@ def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="run a group even when its compiled program looks too big for the device",
     )
 
-    return plugin, running
+    return plugin, compiling, running

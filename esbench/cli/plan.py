@@ -11,7 +11,9 @@ from pathlib import Path
 def add_parser(add) -> None:
     """The subcommand's parser, made by `add(name, runs_trials=..., help=...)`."""
     p = add(
-        "plan", help="measure every program a run would compile (time, memory, roofline) before paying for it"
+        "plan",
+        compiles=True,
+        help="measure every program a run would compile (time, memory, roofline) before paying for it",
     )
     p.add_argument("file", nargs="?", default=None, help="the sweep file to plan")
     p.add_argument(

@@ -12,7 +12,10 @@ interval (`comparison.welch_interval`) and a verdict:
 
 Trials of an (env, algorithm, stage) present in both folders whose configs differ are listed
 with the fields that differ, not compared; trials whose (env, algorithm, stage) only one folder
-has are counted. A trial folder that cannot be read (a truncated file) is listed as damaged, with
+has are counted. Each folder's device layouts are listed (the devices, the mesh, what was sharded,
+whether --deterministic was on: summary.json's `layout` and `deterministic`); a pair whose two
+trials ran on different layouts is marked, since there "bit-identical" is not expected, only
+"same" (docs/determinism.md). A trial folder that cannot be read (a truncated file) is listed as damaged, with
 the file and why; `--fail-on-differ` fails on it as on a pair that differs. Folders of different sweeps say so and compare what matches.
 """
 
@@ -27,7 +30,7 @@ import pandas as pd
 
 from esbench.report.aggregate import final_returns
 from esbench.report.comparison import welch_interval
-from esbench.results import damaged_trials, load, load_configs
+from esbench.results import damaged_trials, load, load_configs, load_summaries
 from esbench.results.schema import TIMING_COLUMNS, TRIAL_COLUMNS
 
 VERDICTS = ("bit-identical", "same", "differs", "untested")
@@ -50,6 +53,7 @@ class Comparison:
     only_a: list[dict] = field(default_factory=list)  # (env, algo, stage) of trials B lacks
     only_b: list[dict] = field(default_factory=list)
     damaged: list[dict] = field(default_factory=list)  # {"side": "A" | "B", "trial_id", "reason"}
+    layouts: dict = field(default_factory=dict)  # "A" | "B" -> [{"layout", "deterministic", "trials"}]
 
     @property
     def same_sweep(self) -> bool:
@@ -74,6 +78,7 @@ class Comparison:
             "only_a": self.only_a,
             "only_b": self.only_b,
             "damaged": self.damaged,
+            "layouts": self.layouts,
         }
 
 
@@ -102,6 +107,42 @@ def _trials(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df, trials
 
 
+def _layouts(folder) -> dict[str, dict]:
+    """trial_id -> {"layout", "deterministic"} from each summary (None where a summary predates them)."""
+    summaries = load_summaries(folder)
+    if summaries.empty:
+        return {}
+    return {
+        row["trial_id"]: {
+            "layout": row.get("layout") if isinstance(row.get("layout"), dict) else None,
+            "deterministic": row.get("deterministic") if isinstance(row.get("deterministic"), bool) else None,
+        }
+        for row in summaries.to_dict("records")
+    }
+
+
+def _layout_counts(layouts: dict[str, dict]) -> list[dict]:
+    """The distinct (layout, deterministic) of a folder's trials, each with its number of trials."""
+    counts: dict[str, dict] = {}
+    for entry in layouts.values():
+        key = json.dumps(entry, sort_keys=True)
+        counts.setdefault(key, {**entry, "trials": 0})["trials"] += 1
+    return sorted(counts.values(), key=lambda e: -e["trials"])
+
+
+def layout_text(layout: dict | None) -> str:
+    """One device layout in words: '8 x cpu, mesh batch=8, seeds over batch'."""
+    if layout is None:
+        return "not recorded"
+    mesh = ", mesh " + " x ".join(f"{a}={n}" for a, n in zip(layout["mesh_axes"], layout["mesh_shape"]))
+    sharded = ", ".join(f"{what} over {axis}" for what, axis in layout["sharded"].items())
+    return (
+        f"{layout['device_count']} x {layout['device_kind']}"
+        + (mesh if layout["mesh_axes"] else "")
+        + f", {sharded or 'nothing sharded'}"
+    )
+
+
 def _metrics_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Equal in every non-timing column (NaN equal to NaN), rows in (seed, log point) order."""
     columns = [c for c in a.columns if c not in TIMING_COLUMNS and c not in TRIAL_COLUMNS]
@@ -119,7 +160,7 @@ def _finite(values: pd.Series) -> np.ndarray:
 
 
 def _pair_row(
-    trial_a: pd.Series, trial_b: pd.Series, df_a, df_b, finals_a, finals_b, confidence: float
+    trial_a: pd.Series, trial_b: pd.Series, df_a, df_b, finals_a, finals_b, confidence: float, layouts
 ) -> dict:
     x = _finite(finals_a.loc[finals_a["trial_id"] == trial_a.trial_id, "final_return"])
     y = _finite(finals_b.loc[finals_b["trial_id"] == trial_b.trial_id, "final_return"])
@@ -147,7 +188,12 @@ def _pair_row(
         "difference": (mean(y) - mean(x)) if x.size and y.size else None,
         "interval": list(interval) if interval is not None else None,
         "verdict": verdict,
+        "layouts_differ": _layout_of(layouts["A"], trial_a) != _layout_of(layouts["B"], trial_b),
     }
+
+
+def _layout_of(layouts: dict[str, dict], trial) -> dict | None:
+    return layouts.get(trial.trial_id, {}).get("layout")
 
 
 def _differing_fields(a: dict, b: dict) -> list[str]:
@@ -172,6 +218,8 @@ def compare_folders(a: str | os.PathLike, b: str | os.PathLike, confidence: floa
     df_b, trials_b = _trials(b)
     finals_a, finals_b = final_returns(df_a), final_returns(df_b)
     out = Comparison(os.fspath(a), os.fspath(b), confidence)
+    layouts = {"A": _layouts(a), "B": _layouts(b)}
+    out.layouts = {side: _layout_counts(by_trial) for side, by_trial in layouts.items()}
     for side, folder in (("A", a), ("B", b)):
         out.damaged += [
             {"side": side, "trial_id": t, "reason": why} for t, why in damaged_trials(folder).items()
@@ -195,7 +243,9 @@ def compare_folders(a: str | os.PathLike, b: str | os.PathLike, confidence: floa
             if trial_b is None:
                 leftover_a.append(trial_a)
             else:
-                out.rows.append(_pair_row(trial_a, trial_b, df_a, df_b, finals_a, finals_b, confidence))
+                out.rows.append(
+                    _pair_row(trial_a, trial_b, df_a, df_b, finals_a, finals_b, confidence, layouts)
+                )
         for trial_a, trial_b in zip(leftover_a, unmatched_b.values()):
             out.differing.append(
                 {
@@ -223,6 +273,13 @@ def comparison_text(cmp: Comparison) -> str:
     """What `esbench compare` prints: a line per matched pair, then what was not compared."""
     level = f"{cmp.confidence:.0%}"
     lines = [f"A = {cmp.a}", f"B = {cmp.b}"]
+    for side in ("A", "B"):
+        for entry in cmp.layouts.get(side, []):
+            switch = {True: "on", False: "off", None: "not recorded"}[entry["deterministic"]]
+            lines.append(
+                f"layout {side}: {layout_text(entry['layout'])}; --deterministic {switch} "
+                f"({entry['trials']} trial(s))"
+            )
     if not cmp.same_sweep:
         lines.append(
             f"note: the folders hold different sweeps ({len(cmp.differing)} trial(s) with differing configs, "
@@ -240,12 +297,19 @@ def comparison_text(cmp: Comparison) -> str:
                 f"{_fmt(r['mean_a'])} ({r['seeds_a']})",
                 f"{_fmt(r['mean_b'])} ({r['seeds_b']})",
                 f"{_fmt(r['difference'])}{interval}",
-                r["verdict"],
+                r["verdict"] + ("*" if r["layouts_differ"] else ""),
             )
         )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     lines += ["", *("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)]
     counts = cmp.counts()
+    across = sum(r["layouts_differ"] for r in cmp.rows)
+    if across:
+        lines += [
+            "",
+            f"* {across} pair(s) ran on different device layouts: there bit-identical is not expected, "
+            "only same (docs/determinism.md)",
+        ]
     lines += ["", f"{len(cmp.rows)} compared: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)]
     if cmp.damaged:
         lines.append(f"{len(cmp.damaged)} damaged trial folder(s), not compared (listed below)")

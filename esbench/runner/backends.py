@@ -23,6 +23,7 @@ from typing import ContextManager, Protocol, Sequence
 from esbench import plugins
 from esbench.faults import MachineFault, fault_line, is_machine_fault
 from esbench.results.schema import TrialResult
+from esbench.runner import compile_cache, determinism
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.eta import RunEta
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
@@ -176,6 +177,9 @@ def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.
     Checkpoints and live logs are written by the worker under `options.out_dir`: on a cluster, that
     needs a disk the workers share (without one, a retried task starts afresh)."""
     plugins.replay(loaded)
+    if options.deterministic:  # before the worker's first compile starts its backend
+        determinism.enable(say=lambda line: None)
+    compile_cache.apply(options.compile_cache)
     return run_group(resolve_trials(specs), options)
 
 

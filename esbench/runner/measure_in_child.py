@@ -33,12 +33,14 @@ from esbench.runner.cost import ProgramCost, error_line, measure_group, projecti
 POLL_S = 2.0  # how often the parent checks that a silent child is still alive
 
 
-def _child(out, specs, loaded, stage, steps, accelerator, memory_limit) -> None:
+def _child(out, specs, loaded, stage, steps, accelerator, memory_limit, cache) -> None:
     import esbench.quiet  # noqa: F401  (the same silenced warnings as the CLI)
     from esbench import plugins
+    from esbench.runner import compile_cache
     from esbench.runner.backends import resolve_trials
 
     try:
+        compile_cache.apply(cache)  # the parent's (XLA_FLAGS, --deterministic's, come with the environment)
         plugins.replay(loaded)
         trials = resolve_trials(specs)
         cost = measure_group(
@@ -78,6 +80,7 @@ def measure_in_child(
 ) -> ProgramCost:
     """cost.measure_group in a child process whose timing may take `time_limit` seconds (module docstring)."""
     from esbench import plugins
+    from esbench.runner import compile_cache
 
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
     out = context.Queue()
@@ -85,7 +88,7 @@ def measure_in_child(
     child = context.Process(
         target=_child,
         daemon=True,
-        args=(out, specs, plugins.loaded(), stage, steps, accelerator, memory_limit),
+        args=(out, specs, plugins.loaded(), stage, steps, accelerator, memory_limit, compile_cache.current()),
     )
     child.start()
     phase, last, deadline = None, None, None

@@ -12,9 +12,20 @@ compiles once and runs as one program:
 A chunk runs each seed's updates until its env steps reach the chunk's goal
 (or the budget has no room for another update; see schedule.py), so different
 seeds may run different numbers of updates, each exactly as it would alone.
-With several local devices the batch is sharded over them (the seeds axis,
-else the points axis, when its size divides by the device count; else each
-ES generation's population is split over them, es.population_split). All
+With n > 1 local devices every one of them works (device_layout):
+
+    an algorithm that splits its population (SPLITS_POPULATION: EGGROLL, OpenES):
+        a two-axis mesh (batch x population); the batch axis is the seeds axis, or the points axis
+        where that shares more devices, over b = gcd(n, its size) devices, and each ES generation's
+        population (its pairs) over the other n / b (es.population_split): 8 devices, 10 seeds:
+        2 x 4; 3 seeds: 1 x 8; 8 seeds: 8 x 1
+    any other (PPO, evosax, plugins):
+        the seeds axis over all n where it divides, else the points axis where that does, else
+        the seeds padded to a multiple of n: the padding seeds repeat real ones, are computed
+        and dropped (Programs returns the real seeds only; no record ever sees them)
+
+A layout regroups sums (a split population gathers fitnesses and reduces the update across
+devices), so results agree with one device's to rounding (docs/determinism.md). All
 programs are compiled side by side (XLA compiles outside the GIL), and the
 compile time is measured apart from training. Evaluation programs are shared
 by groups that evaluate the same env, network and settings.
@@ -23,6 +34,7 @@ by groups that evaluate the same env, network and settings.
 from __future__ import annotations
 
 import collections
+import math
 import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -69,20 +81,61 @@ def traced_fields(trials) -> tuple[str, ...]:
     return tuple(names)
 
 
-def device_layout(points: int, seeds: int) -> tuple[NamedSharding | None, NamedSharding | None]:
-    """(state sharding, population sharding) over the local devices: the seeds axis of the [points, seeds]
-    batch if it divides by the device count, else the points axis, else each ES generation's population
-    (the state then replicated on every device)."""
+@dataclass(frozen=True)
+class DeviceLayout:
+    """How a group's arrays lie on the local devices; `description` is what its summaries record."""
+
+    state: NamedSharding | None  # of every [points, seeds, ...] array (None: one device)
+    population: NamedSharding | None  # of each ES generation's population (None: not split)
+    description: dict
+    seeds: int  # the seeds computed: the trial's, padded to a multiple of the devices where needed
+
+    @property
+    def batch_axes(self) -> tuple[str | None, str | None]:
+        """The mesh axes the (points, seeds) vmaps map to (spmd_axis_name), None where not sharded."""
+        if self.state is None:
+            return None, None
+        spec = tuple(self.state.spec) + (None, None)
+        return spec[0], spec[1]
+
+
+def _description(devices, mesh: Mesh | None, sharded: dict[str, str]) -> dict:
+    return {
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "mesh_axes": list(mesh.axis_names) if mesh is not None else [],
+        "mesh_shape": [int(mesh.shape[a]) for a in mesh.axis_names] if mesh is not None else [],
+        "sharded": sharded,  # what is split -> the mesh axis it is split over
+    }
+
+
+def device_layout(points: int, seeds: int, splits_population: bool) -> DeviceLayout:
+    """The group's layout over the local devices (the module docstring's rule)."""
     devices = jax.local_devices()
     n = len(devices)
     if n < 2:
-        return None, None
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    if seeds % n == 0:
-        return NamedSharding(mesh, PartitionSpec(None, "batch")), None
-    if points % n == 0:
-        return NamedSharding(mesh, PartitionSpec("batch")), None
-    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+        return DeviceLayout(None, None, _description(devices, None, {}), seeds)
+    if splits_population:
+        axis, size = ("seeds", seeds) if math.gcd(n, seeds) >= math.gcd(n, points) else ("points", points)
+        b = math.gcd(n, size)
+        mesh = Mesh(np.asarray(devices).reshape(b, n // b), (axis, "population"))
+        sharded = {axis: axis} if b > 1 else {}
+        population = None
+        if n // b > 1:
+            population, sharded["population"] = NamedSharding(mesh, PartitionSpec("population")), "population"
+        spec = PartitionSpec(None, axis) if axis == "seeds" else PartitionSpec(axis)
+        return DeviceLayout(
+            NamedSharding(mesh, spec), population, _description(devices, mesh, sharded), seeds
+        )
+    if seeds % n and not points % n:
+        mesh = Mesh(np.asarray(devices), ("points",))
+        state = NamedSharding(mesh, PartitionSpec("points"))
+        return DeviceLayout(state, None, _description(devices, mesh, {"points": "points"}), seeds)
+    mesh = Mesh(np.asarray(devices), ("seeds",))
+    padded = -(-seeds // n) * n
+    sharded = {"seeds": "seeds"} if padded == seeds else {f"seeds (padded {seeds} -> {padded})": "seeds"}
+    state = NamedSharding(mesh, PartitionSpec(None, "seeds"))
+    return DeviceLayout(state, None, _description(devices, mesh, sharded), padded)
 
 
 @dataclass(frozen=True)
@@ -91,28 +144,54 @@ class Programs:
 
     compiled_init: Any  # (init keys [seeds, 2], values) -> state
     compiled_chunk: Any  # (state, values, goal, room, max_updates) -> (state, counts, metrics)
-    policy: Any  # state -> policy params
+    compiled_policy: Any  # state -> policy params
     evaluate: Any  # (policy params, eval keys [seeds, 2]) -> EpisodeStats [points, seeds, episodes]
-    finite: Any  # state -> bool [points, seeds]
+    compiled_finite: Any  # state -> bool [points, seeds]
     init_keys: jax.Array
     values: dict  # the traced value fields: name -> [points] array
     sharding: NamedSharding | None
+    layout: dict  # DeviceLayout.description: the devices, the mesh and what is sharded over it
     update: Any = (
         None  # (state, values) -> (state, metrics): one update of every point and seed, uncompiled (cost.py)
     )
     state_shapes: Any = None
+    # the computed seed of each column of the state: the trial's seeds, then padding that repeats them
+    # (None: no padding); the methods below take and give the trial's seeds only
+    padding: np.ndarray | None = None
+    seed_count: int = 0  # the trial's seeds
+
+    def _pad(self, per_seed):
+        return per_seed if self.padding is None else np.asarray(per_seed)[:, self.padding]
+
+    def _real(self, tree):
+        if self.padding is None:
+            return tree
+        return jax.tree_util.tree_map(lambda x: x[:, : self.seed_count], tree)
 
     def init(self):
         return self.compiled_init(self.init_keys, self.values)
 
     def chunk(self, state, goal, room, max_updates):
         """Each seed's updates until its env steps reach `goal` (see _chunk_fn); -> (state, counts, metrics)."""
-        return self.compiled_chunk(state, self.values, goal, room, max_updates)
+        state, counts, metrics = self.compiled_chunk(
+            state, self.values, self._pad(goal), self._pad(room), self._pad(max_updates)
+        )
+        return state, self._real(counts), self._real(metrics)
+
+    def policy(self, state):
+        """The policy params [points, seeds, ...] of the trial's seeds."""
+        return self._real(self.compiled_policy(state))
+
+    def finite(self, state):
+        """bool [points, seeds]: whether each seed's policy is finite."""
+        return self._real(self.compiled_finite(state))
 
     def evaluate_at(self, state, seeds: np.ndarray, log_point: int):
         """Evaluation returns [points, seeds, episodes] of policy(state) at `log_point`."""
-        keys = jax.vmap(evaluation_key, (0, None))(jnp.asarray(seeds, jnp.uint32), log_point)
-        return self.evaluate(self.policy(state), keys).returns
+        seeds = np.asarray(seeds, np.uint32)
+        computed = seeds if self.padding is None else seeds[self.padding]
+        keys = jax.vmap(evaluation_key, (0, None))(jnp.asarray(computed), log_point)
+        return self._real(self.evaluate(self.compiled_policy(state), keys).returns)
 
 
 # Evaluation programs by (env, policy shapes, evaluation settings). On slow-compiling envs
@@ -205,20 +284,30 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
     def config_for(point_values):
         return dataclasses.replace(cfg0, **point_values)
 
-    init_keys = jax.vmap(lambda s: seed_keys(s)[0])(jnp.asarray(seeds, jnp.uint32))
-    sharding, population = device_layout(len(trials), len(seeds))
+    layout = device_layout(len(trials), len(seeds), getattr(algo, "SPLITS_POPULATION", False))
+    padding = np.resize(np.arange(len(seeds)), layout.seeds) if layout.seeds != len(seeds) else None
+    computed = np.asarray(seeds, np.uint32) if padding is None else np.asarray(seeds, np.uint32)[padding]
+    init_keys = jax.vmap(lambda s: seed_keys(s)[0])(jnp.asarray(computed))
+    sharding, population = layout.state, layout.population
+    point_axis, seed_axis = layout.batch_axes  # a constraint inside the vmaps keeps the batch's split
     jit = (lambda f: jax.jit(f, out_shardings=sharding)) if sharding is not None else jax.jit
     per_seed = jax.vmap(lambda key, v: algo.init(key, env, config_for(v)), (0, None))
     init = jit(jax.vmap(per_seed, (None, 0), axis_size=len(trials)))  # values may be empty: no mapped input
     run = _chunk_fn(algo, env, config_for, first.schedule.min_env_steps_per_update)
     update = jax.vmap(jax.vmap(lambda s, v: algo.update(s, env, config_for(v)), (0, None)), (0, 0))
-    chunk = jit(jax.vmap(jax.vmap(run, (0, None, 0, 0, 0)), (0, 0, 0, 0, 0)))
+    chunk = jit(
+        jax.vmap(
+            jax.vmap(run, (0, None, 0, 0, 0), spmd_axis_name=seed_axis),
+            (0, 0, 0, 0, 0),
+            spmd_axis_name=point_axis,
+        )
+    )
     policy = jax.jit(jax.vmap(jax.vmap(algo.policy)))
     finite = jax.jit(jax.vmap(jax.vmap(lambda state: all_finite(algo.policy(state)))))
 
     state_shapes = jax.eval_shape(init, init_keys, values)
     policy_shapes = jax.eval_shape(policy, state_shapes)
-    counters = jax.ShapeDtypeStruct((len(trials), len(seeds)), jnp.int32)
+    counters = jax.ShapeDtypeStruct((len(trials), layout.seeds), jnp.int32)
     if (
         sharding is not None
     ):  # compile for the layout the arrays will have: the batch split, the rest replicated
@@ -255,6 +344,9 @@ def compile_programs(trials, seeds: np.ndarray) -> Programs:
         init_keys=init_keys,
         values=values,
         sharding=sharding,
+        layout=layout.description,
         update=update,
         state_shapes=state_shapes,
+        padding=padding,
+        seed_count=len(seeds),
     )

@@ -26,6 +26,7 @@ from flax import serialization
 
 from esbench.provenance import PROTOCOL_VERSION, device_description, package_versions
 from esbench.results.schema import TrialResult, metrics_frame
+from esbench.runner import determinism
 from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.interrupt import Interrupted, StopRequest
@@ -58,6 +59,9 @@ class RunOptions:
     vectorize: bool = True  # trials sharing shapes run as one program
     memory_guard: bool = True  # refuse a group whose compiled program cannot fit (memory.py)
     memory_limit: int | None = None  # bytes a group's program may use (None: what the device has)
+    # the persistent compilation cache folder, or "off" (compile_cache.py); None: as the process has it
+    compile_cache: str | None = None
+    deterministic: bool = False  # XLA's deterministic GPU ops (determinism.py)
     run_eta: Any = None  # eta.RunEta of the whole run (local backend): its ETA beside the trial's
     eta_history: Any = None  # eta.EtaHistory shared by one command's ETAs (with --plan: the plan's times)
 
@@ -112,7 +116,10 @@ def run_chunks(
     return state
 
 
-def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str]) -> dict:
+def trial_summary(
+    trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str], layout: dict
+) -> dict:
+    """What summary.json records; `layout` is the device layout the group ran with (programs.DeviceLayout)."""
     return {
         **record.summary(),
         "compile_s": compile_s,
@@ -121,6 +128,8 @@ def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, g
         # trials run as one program share compile and wall-clock time
         "vectorized_with": [trial_id for trial_id in group if trial_id != trial.trial_id],
         "device": device_description(),
+        "layout": layout,
+        "deterministic": determinism.is_on(),  # XLA's deterministic GPU ops (a CPU run is deterministic)
         "versions": package_versions([trial.env.spec.suite]),
         "protocol_version": PROTOCOL_VERSION,
     }
@@ -198,7 +207,7 @@ def run_group(
                 TrialResult(
                     trial.config,
                     metrics_frame(record.rows),
-                    trial_summary(trial, record, compile_s, ids),
+                    trial_summary(trial, record, compile_s, ids, programs.layout),
                     policy_bytes,
                 )
             )
