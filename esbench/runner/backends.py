@@ -23,7 +23,9 @@ from typing import ContextManager, Protocol, Sequence
 from esbench import plugins
 from esbench.faults import MachineFault, fault_line, is_machine_fault
 from esbench.results.schema import TrialResult
+from esbench.results.store import write_failure
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.fitting import MEMORY_FAILURE, CannotFit, fitted_programs
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
 from esbench.runner.live_log import make_live_logs
 from esbench.runner.progress import RunEta
@@ -120,6 +122,24 @@ def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
         outcome.diverged.append(trial_id)
 
 
+def _fail(outcome: SweepOutcome, store: Store, trials: Sequence[ResolvedTrial], line: str) -> None:
+    """Trials that cannot fit the device: a failure record each (kind "memory"); the sweep goes on."""
+    for trial in trials:
+        write_failure(store.out_dir, trial.config, MEMORY_FAILURE, line)
+        outcome.failed[trial.trial_id] = line
+    print(f"FAILED {_describe(list(trials))}: {line}", file=sys.stderr, flush=True)
+
+
+def run_fitted(group: list[ResolvedTrial], options: RunOptions, stop: StopRequest | None = None):
+    """Each program of the group's split (fitting.py), run one after another: yields its results.
+
+    CannotFit before anything runs when the group's smallest program cannot fit."""
+    for n, fitted in enumerate(fitted_programs(group, options.memory_guard, options.memory_limit)):
+        if n == 0 and fitted.split is not None and options.progress:
+            print(f"    {fitted.split.describe()}", file=sys.stderr, flush=True)
+        yield run_group(fitted.trials, options, stop, fitted)
+
+
 def _claimed(
     group: list[ResolvedTrial], held: list[str], store: Store, outcome: SweepOutcome
 ) -> list[ResolvedTrial]:
@@ -155,28 +175,39 @@ def run_local(
                 )
             eta.started(i)
             try:
-                results = run_group(group, dataclasses.replace(options, run_eta=eta), stop)
+                for results in run_fitted(group, dataclasses.replace(options, run_eta=eta), stop):
+                    for result in results:
+                        _record(outcome, store, result)
+            except CannotFit as err:  # nothing of it ran; every other group does
+                _fail(outcome, store, group, str(err))
+                eta.failed(i)
+                continue
             except Exception as err:  # one broken trial must not stop the sweep or lose finished work
                 if isinstance(err, Interrupted) or is_machine_fault(err):  # the sweep stops, resumably
                     raise
                 for trial in group:
-                    outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    if trial.trial_id not in outcome.ran:
+                        outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
                 eta.failed(i)
                 continue
-            for result in results:
-                _record(outcome, store, result)
             eta.finished(i)
     return outcome
 
 
-def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.Loaded) -> list[TrialResult]:
-    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group.
+def _run_in_worker(
+    specs: list[TrialSpec], options: RunOptions, loaded: plugins.Loaded
+) -> tuple[list[TrialResult], str | None]:
+    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group's
+    split; -> (results, None), or ([], the line) when it cannot fit (the driver records the failure).
 
     Checkpoints and live logs are written by the worker under `options.out_dir`: on a cluster, that
     needs a disk the workers share (without one, a retried task starts afresh)."""
     plugins.replay(loaded)
-    return run_group(resolve_trials(specs), options)
+    try:
+        return [r for results in run_fitted(resolve_trials(specs), options) for r in results], None
+    except CannotFit as err:
+        return [], str(err)
 
 
 def run_ray(
@@ -215,10 +246,14 @@ def run_ray(
                 ready, remaining = ray.wait(remaining, num_returns=1)
                 i, group = refs[ready[0]]
                 try:
-                    results = ray.get(ready[0])
+                    results, cannot_fit = ray.get(ready[0])
                 except Exception as err:  # a failed task must not lose the others' finished work
                     for trial in group:
                         outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    eta.failed(i)
+                    continue
+                if cannot_fit is not None:
+                    _fail(outcome, store, group, cannot_fit)
                     eta.failed(i)
                     continue
                 eta.finished(i)

@@ -28,6 +28,7 @@ from esbench.provenance import PROTOCOL_VERSION, device_description, package_ver
 from esbench.results.schema import TrialResult, metrics_frame
 from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.fitting import Fitted
 from esbench.runner.interrupt import Interrupted, StopRequest
 from esbench.runner.live_log import make_live_logs
 from esbench.runner.memory import check_fits, program_memory
@@ -111,7 +112,14 @@ def run_chunks(
     return state
 
 
-def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str]) -> dict:
+def trial_summary(
+    trial: ResolvedTrial,
+    record: TrialRecord,
+    compile_s: float,
+    group: Sequence[str],
+    split: dict | None = None,
+) -> dict:
+    """split: fitting.Split.as_dict() of a group split to fit the device (absent from an unsplit one's)."""
     return {
         **record.summary(),
         "compile_s": compile_s,
@@ -122,6 +130,7 @@ def trial_summary(trial: ResolvedTrial, record: TrialRecord, compile_s: float, g
         "device": device_description(),
         "versions": package_versions([trial.env.spec.suite]),
         "protocol_version": PROTOCOL_VERSION,
+        **({"split": split} if split is not None else {}),
     }
 
 
@@ -142,20 +151,28 @@ def _start(trials, programs: Programs, state, checkpointer: Checkpointer | None)
 
 
 def run_group(
-    trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(), stop: StopRequest | None = None
+    trials: Sequence[ResolvedTrial],
+    options: RunOptions = RunOptions(),
+    stop: StopRequest | None = None,
+    fitted: Fitted | None = None,
 ) -> list[TrialResult]:
     """Run trials that share shapes (programs.py) as one program; one result per trial, in order.
 
     With `options.out_dir`, the group checkpoints (and resumes from its checkpoint) and streams live logs;
     when `stop` is requested it checkpoints after the current chunk and raises Interrupted.
+    fitted: the group's programs as fitting.fitted_programs compiled them (its split goes in the
+    summaries); without it they are compiled here and the memory guard refuses them (MemoryRefused).
     """
-    seeds = np.asarray(trials[0].spec.seeds, np.uint32)
     start = time.perf_counter()
-    programs = compile_programs(trials, seeds)
-    if options.memory_guard:  # before anything of the group runs
-        check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
+    if fitted is None:
+        programs = compile_programs(trials, np.asarray(trials[0].spec.seeds, np.uint32))
+        if options.memory_guard:  # before anything of the group runs
+            check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
+    else:
+        programs = fitted.programs
     state = jax.block_until_ready(programs.init())
-    compile_s = time.perf_counter() - start
+    compile_s = time.perf_counter() - start + (fitted.compile_s if fitted is not None else 0.0)
+    split = fitted.split.as_dict() if fitted is not None and fitted.split is not None else None
     if options.run_eta is not None:
         options.run_eta.compiled(compile_s)
 
@@ -197,7 +214,7 @@ def run_group(
                 TrialResult(
                     trial.config,
                     metrics_frame(record.rows),
-                    trial_summary(trial, record, compile_s, ids),
+                    trial_summary(trial, record, compile_s, ids, split),
                     policy_bytes,
                 )
             )
