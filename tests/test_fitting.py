@@ -14,6 +14,7 @@ from esbench.runner import backends, fitting, resolve_trial
 from esbench.runner.backends import run_trials
 from esbench.runner.memory import HEADROOM_BYTES, accelerator_limit, memory_limit
 from esbench.runner.roofline import accelerator
+from esbench.validation import ConfigError
 
 SIGMAS = (0.1, 0.2, 0.3)
 
@@ -112,3 +113,19 @@ def test_one_memory_limit_for_the_guard_and_the_plan():
     assert accelerator_limit(48) == int(48e9 * 0.75) - HEADROOM_BYTES
     json.dumps(fitting.Split(3, 2, 1, 2).as_dict())
     assert fitting.Split(3, 4, 2, 4).describe() == "split: 2 points x 4 seeds per program, 2 programs"
+
+
+def test_gpu_requests_a_ray_cluster_cannot_honour_are_refused_in_one_line():
+    def asking(num_gpus):
+        return [resolve_trial(tiny_spec("eggroll", num_gpus=num_gpus))]
+
+    backends.check_gpu_requests(asking(0), [0.0, 0.0])  # a CPU cluster
+    backends.check_gpu_requests(asking(2), [4.0, 1.0])
+    with pytest.raises(ConfigError, match=r"num_gpus = 0.5 is refused: a fraction of a GPU"):
+        backends.check_gpu_requests(asking(0.5), [4.0])
+    with pytest.raises(
+        ConfigError, match=r"num_gpus = 0 on a Ray cluster with 5 GPU\(s\) would run it on a CPU"
+    ):
+        backends.check_gpu_requests(asking(0), [4.0, 1.0])
+    with pytest.raises(ConfigError, match=r"num_gpus = 8 cannot be placed: .* \(its nodes have 4, 1 GPU"):
+        backends.check_gpu_requests(asking(8), [4.0, 1.0])

@@ -210,6 +210,30 @@ def _run_in_worker(
         return [], str(err)
 
 
+def check_gpu_requests(trials: Sequence[ResolvedTrial], node_gpus: Sequence[float]) -> None:
+    """ConfigError, before anything runs, for a GPU request the cluster (its live nodes' GPU counts) cannot
+    honour as asked: a fraction of a GPU (the memory guard counts one program per device, not a sharer's
+    memory), no GPU on a cluster that has them (a silent CPU run), more GPUs than any one node has."""
+    cluster = sum(node_gpus)
+    for trial in trials:
+        asked, name = trial.spec.num_gpus, f"trial [{trial.spec.env} x {trial.spec.algo}]"
+        if asked != int(asked):
+            raise ConfigError(
+                f"{name}: num_gpus = {asked} is refused: a fraction of a GPU would share its memory with "
+                f"programs the memory guard does not count; allowed: a whole number of GPUs (0, 1, 2, ...)"
+            )
+        if asked == 0 and cluster > 0:
+            raise ConfigError(
+                f"{name}: num_gpus = 0 on a Ray cluster with {cluster:g} GPU(s) would run it on a CPU; "
+                f"set num_gpus: 1 (or more) to use them"
+            )
+        if asked > max(node_gpus, default=0):
+            raise ConfigError(
+                f"{name}: num_gpus = {asked:g} cannot be placed: no node of the Ray cluster has that many "
+                f"(its nodes have {', '.join(f'{g:g}' for g in node_gpus) or 'no'} GPU(s))"
+            )
+
+
 def run_ray(
     trials: list[ResolvedTrial], store: Store, options: RunOptions, address: str | None = None
 ) -> SweepOutcome:
@@ -225,6 +249,7 @@ def run_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     worker_options = dataclasses.replace(options, progress=False, run_eta=None)
     try:
+        check_gpu_requests(todo, [n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n["Alive"]])
         with contextlib.ExitStack() as claims:
             remote_run = ray.remote(_run_in_worker)
             loaded = plugins.loaded()
