@@ -129,3 +129,48 @@ def test_gpu_requests_a_ray_cluster_cannot_honour_are_refused_in_one_line():
         backends.check_gpu_requests(asking(0), [4.0, 1.0])
     with pytest.raises(ConfigError, match=r"num_gpus = 8 cannot be placed: .* \(its nodes have 4, 1 GPU"):
         backends.check_gpu_requests(asking(8), [4.0, 1.0])
+
+
+SPLIT_RUN = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from conftest import tiny_spec
+from esbench.results import ResultStore
+from esbench.runner import checkpoint, resolve_trial
+from esbench.runner.backends import run_trials
+
+saved, original = [], checkpoint.Checkpointer.save
+def save_then_die(self, *args, **kwargs):  # SIGKILL after the 4th checkpoint: in the second sub-group
+    path = original(self, *args, **kwargs)
+    saved.append(path)
+    if len(saved) == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return path
+checkpoint.Checkpointer.save = save_then_die
+trials = [resolve_trial(tiny_spec("eggroll", hparams={{"sigma": s}}, seeds=(0, 1))) for s in {sigmas!r}]
+run_trials(trials, ResultStore({out!r}), progress=False, memory_limit={limit}, checkpoint_every=1)
+"""
+
+
+def test_a_split_group_killed_mid_run_resumes_to_the_unsplit_results(grid, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trials, one, three = grid
+    out = tmp_path / "split"
+    script = SPLIT_RUN.format(tests=str(Path(__file__).parent), sigmas=SIGMAS, out=str(out), limit=one)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    finished = [t.trial_id for t in trials if ResultStore(out).is_finished(t.trial_id)]
+    assert 1 <= len(finished) < 3  # the first sub-group stored, the killed one not
+    resumed = run_trials(trials, ResultStore(out), progress=False, memory_limit=one, checkpoint_every=1)
+    assert sorted(resumed.skipped) == sorted(finished) and not resumed.failed
+    run_trials(trials, ResultStore(tmp_path / "unsplit"), progress=False)
+    for trial in trials:
+        folder_a, folder_b = (trial_path(tmp_path / name, trial.trial_id) for name in ("unsplit", "split"))
+        metrics_a, metrics_b = read_trial(folder_a)[1], read_trial(folder_b)[1]
+        columns = NON_TIME_COLUMNS + [c for c in metrics_a.columns if c.startswith("m_")]
+        pd.testing.assert_frame_equal(metrics_a[columns], metrics_b[columns], check_exact=True)
+        assert (folder_a / "policy.msgpack").read_bytes() == (folder_b / "policy.msgpack").read_bytes()
