@@ -90,7 +90,7 @@ def test_bad_sizes_name_the_allowed_units(text):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--accelerator", "h1000"], "Known: h100-sxm, h100-pcie, a100-80gb, h200, this-cpu"),
+        (["--accelerator", "h1000"], "Known: h100-sxm, h100-pcie, a100-80gb, h200, l40s, this-cpu"),
         (["--steps", "0"], "--steps 0"),
         (["--budget", "nope"], "budget 'nope' is not defined"),
         (["--envs", "Nope-v0"], "--envs: Nope-v0 not in the budget's envs"),

@@ -54,8 +54,8 @@ def add_parser(add) -> None:
         "--memory-gb",
         type=float,
         default=None,
-        help="the run's device memory, to flag programs that cannot fit (default: the accelerator's, "
-        "else this device's)",
+        help="the run's device memory in GB, to flag programs that cannot fit in its usable share "
+        "(memory.accelerator_limit; default: the accelerator's, else this device's)",
     )
     p.add_argument(
         "--memory-limit",
@@ -173,7 +173,7 @@ def _saved_plan(path: str) -> dict:
 
 def _measured_plan(args, write_json):
     from esbench.runner import expand_sweep, load_sweep_file, resolve_trials
-    from esbench.runner.memory import parse_size
+    from esbench.runner.memory import accelerator_limit, parse_size
     from esbench.runner.plan import plan_run, protocol_groups, sweep_groups
     from esbench.runner.protocol import prepare_protocol
     from esbench.runner.roofline import accelerator
@@ -204,7 +204,7 @@ def _measured_plan(args, write_json):
         args.steps,
         chip,
         limit,
-        args.memory_gb * 1e9 if args.memory_gb else None,
+        accelerator_limit(args.memory_gb) if args.memory_gb else None,
         say,
         after_each=write_json,
         time_limit=args.time_limit,

@@ -23,9 +23,11 @@ from typing import ContextManager, Protocol, Sequence
 from esbench import plugins
 from esbench.faults import MachineFault, fault_line, is_machine_fault
 from esbench.results.schema import TrialResult
+from esbench.results.store import write_failure
 from esbench.runner import compile_cache, determinism
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
 from esbench.runner.eta import RunEta
+from esbench.runner.fitting import MEMORY_FAILURE, CannotFit, fitted_programs
 from esbench.runner.interrupt import Interrupted, StopRequest, graceful_stop
 from esbench.runner.live_log import make_live_logs
 from esbench.runner.trial import RunOptions, run_group
@@ -121,6 +123,24 @@ def _record(outcome: SweepOutcome, store: Store, result: TrialResult) -> None:
         outcome.diverged.append(trial_id)
 
 
+def _fail(outcome: SweepOutcome, store: Store, trials: Sequence[ResolvedTrial], line: str) -> None:
+    """Trials that cannot fit the device: a failure record each (kind "memory"); the sweep goes on."""
+    for trial in trials:
+        write_failure(store.out_dir, trial.config, MEMORY_FAILURE, line)
+        outcome.failed[trial.trial_id] = line
+    print(f"FAILED {_describe(list(trials))}: {line}", file=sys.stderr, flush=True)
+
+
+def run_fitted(group: list[ResolvedTrial], options: RunOptions, stop: StopRequest | None = None):
+    """Each program of the group's split (fitting.py), run one after another: yields its results.
+
+    CannotFit before anything runs when the group's smallest program cannot fit."""
+    for n, fitted in enumerate(fitted_programs(group, options.memory_guard, options.memory_limit)):
+        if n == 0 and fitted.split is not None and options.progress:
+            print(f"    {fitted.split.describe()}", file=sys.stderr, flush=True)
+        yield run_group(fitted.trials, options, stop, fitted)
+
+
 def _claimed(
     group: list[ResolvedTrial], held: list[str], store: Store, outcome: SweepOutcome
 ) -> list[ResolvedTrial]:
@@ -156,23 +176,31 @@ def run_local(
                 )
             eta.started(i)
             try:
-                results = run_group(group, dataclasses.replace(options, run_eta=eta), stop)
+                for results in run_fitted(group, dataclasses.replace(options, run_eta=eta), stop):
+                    for result in results:
+                        _record(outcome, store, result)
+            except CannotFit as err:  # nothing of it ran; every other group does
+                _fail(outcome, store, group, str(err))
+                eta.failed(i)
+                continue
             except Exception as err:  # one broken trial must not stop the sweep or lose finished work
                 if isinstance(err, Interrupted) or is_machine_fault(err):  # the sweep stops, resumably
                     raise
                 for trial in group:
-                    outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    if trial.trial_id not in outcome.ran:
+                        outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
                 print(f"FAILED {_describe(group)}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
                 eta.failed(i)
                 continue
-            for result in results:
-                _record(outcome, store, result)
             eta.finished(i)
     return outcome
 
 
-def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.Loaded) -> list[TrialResult]:
-    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group.
+def _run_in_worker(
+    specs: list[TrialSpec], options: RunOptions, loaded: plugins.Loaded
+) -> tuple[list[TrialResult], str | None]:
+    """A Ray task: load the driver's plugins (a worker starts with a fresh registry), then run the group's
+    split; -> (results, None), or ([], the line) when it cannot fit (the driver records the failure).
 
     Checkpoints and live logs are written by the worker under `options.out_dir`: on a cluster, that
     needs a disk the workers share (without one, a retried task starts afresh)."""
@@ -180,7 +208,34 @@ def _run_in_worker(specs: list[TrialSpec], options: RunOptions, loaded: plugins.
     if options.deterministic:  # before the worker's first compile starts its backend
         determinism.enable(say=lambda line: None)
     compile_cache.apply(options.compile_cache)
-    return run_group(resolve_trials(specs), options)
+    try:
+        return [r for results in run_fitted(resolve_trials(specs), options) for r in results], None
+    except CannotFit as err:
+        return [], str(err)
+
+
+def check_gpu_requests(trials: Sequence[ResolvedTrial], node_gpus: Sequence[float]) -> None:
+    """ConfigError, before anything runs, for a GPU request the cluster (its live nodes' GPU counts) cannot
+    honour as asked: a fraction of a GPU (the memory guard counts one program per device, not a sharer's
+    memory), no GPU on a cluster that has them (a silent CPU run), more GPUs than any one node has."""
+    cluster = sum(node_gpus)
+    for trial in trials:
+        asked, name = trial.spec.num_gpus, f"trial [{trial.spec.env} x {trial.spec.algo}]"
+        if asked != int(asked):
+            raise ConfigError(
+                f"{name}: num_gpus = {asked} is refused: a fraction of a GPU would share its memory with "
+                f"programs the memory guard does not count; allowed: a whole number of GPUs (0, 1, 2, ...)"
+            )
+        if asked == 0 and cluster > 0:
+            raise ConfigError(
+                f"{name}: num_gpus = 0 on a Ray cluster with {cluster:g} GPU(s) would run it on a CPU; "
+                f"set num_gpus: 1 (or more) to use them"
+            )
+        if asked > max(node_gpus, default=0):
+            raise ConfigError(
+                f"{name}: num_gpus = {asked:g} cannot be placed: no node of the Ray cluster has that many "
+                f"(its nodes have {', '.join(f'{g:g}' for g in node_gpus) or 'no'} GPU(s))"
+            )
 
 
 def run_ray(
@@ -198,6 +253,7 @@ def run_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     worker_options = dataclasses.replace(options, progress=False, run_eta=None)
     try:
+        check_gpu_requests(todo, [n["Resources"].get("GPU", 0.0) for n in ray.nodes() if n["Alive"]])
         with contextlib.ExitStack() as claims:
             remote_run = ray.remote(_run_in_worker)
             loaded = plugins.loaded()
@@ -219,10 +275,14 @@ def run_ray(
                 ready, remaining = ray.wait(remaining, num_returns=1)
                 i, group = refs[ready[0]]
                 try:
-                    results = ray.get(ready[0])
+                    results, cannot_fit = ray.get(ready[0])
                 except Exception as err:  # a failed task must not lose the others' finished work
                     for trial in group:
                         outcome.failed[trial.trial_id] = f"{type(err).__name__}: {err}"
+                    eta.failed(i)
+                    continue
+                if cannot_fit is not None:
+                    _fail(outcome, store, group, cannot_fit)
                     eta.failed(i)
                     continue
                 eta.finished(i)

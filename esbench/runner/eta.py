@@ -132,8 +132,9 @@ class RunEta:
         """The running group's compile time (trial.run_group)."""
         i = self.current
         if i is not None:
-            self.compile_s[i] = seconds
-            if self.expected[i] is not None:
+            first = i not in self.compile_s  # a group split to fit the device compiles once per program
+            self.compile_s[i] = self.compile_s.get(i, 0.0) + seconds
+            if first and self.expected[i] is not None:
                 self.history.add(0, seconds, self.expected[i][0])
 
     def advanced(self, env_steps_per_seed: float) -> None:

@@ -3,11 +3,14 @@
     needs = program_memory(programs.compiled_chunk)      # XLA's memory analysis: arguments, outputs, temporaries
     check_fits(trials, needs, limit=None)                # MemoryRefused (a MachineFault) when it cannot fit
 
-One measurement, two clients: `run_group` refuses a group before its first
-chunk, and `esbench plan` flags (and does not time) a program that cannot fit.
-What the device has: its allocator's limit less what is in use (jax's
-`memory_stats`, GPUs), else the host's available memory (CPU). `--memory-limit
-40GB` overrides that figure; `--no-memory-guard` turns the check off.
+One measurement, two clients: `run_group` (through fitting.py, which splits a
+group until its programs fit) and `esbench plan`, which flags (and does not
+time) a program that cannot fit. What a device may hold is one function,
+`memory_limit`: `--memory-limit 40GB` where given (taken as is), else what the
+device has less HEADROOM_BYTES. What the device has: its allocator's limit less
+what is in use (jax's `memory_stats`, GPUs), else the host's available memory
+(CPU); for a plan's accelerator, its memory times JAX's default allocator
+fraction (ALLOCATOR_FRACTION). `--no-memory-guard` turns the check off.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ _UNITS = {
     "GIB": 2**30,
     "TIB": 2**40,
 }
+# Kept free beside a program: the evaluation program's buffers, cuBLAS/cuDNN workspaces, the runtime's own.
+HEADROOM_BYTES = 10**9
+# the share of a GPU's memory JAX preallocates for its allocator (XLA_PYTHON_CLIENT_MEM_FRACTION's default)
+ALLOCATOR_FRACTION = 0.75
 # what shrinks a program, by the Config fields that set its batch
 _SHRINKING_FIELDS = ("pop_size", "n_parallel_evaluations", "num_envs", "num_steps", "layer_size")
 
@@ -93,6 +100,22 @@ def available_memory() -> tuple[int | None, str]:
         return None, "unknown"
 
 
+def memory_limit(limit: int | None = None) -> tuple[int | None, str]:
+    """(bytes a group's program may use, where the figure comes from): `limit` as given (--memory-limit),
+    else what the default device has less HEADROOM_BYTES (None: the device reports nothing)."""
+    if limit is not None:
+        return limit, "--memory-limit"
+    available, source = available_memory()
+    if available is None:
+        return None, source
+    return max(available - HEADROOM_BYTES, 0), f"{source} less {gb(HEADROOM_BYTES)} headroom"
+
+
+def accelerator_limit(memory_gb: float) -> int:
+    """What a program may use on an accelerator of `memory_gb` GB: JAX's allocator share less the headroom."""
+    return int(memory_gb * 1e9 * ALLOCATOR_FRACTION) - HEADROOM_BYTES
+
+
 def parse_size(text: str, option: str = "--memory-limit") -> int:
     """'40GB', '512MiB', '1.5TB', '123456' (bytes) -> bytes; ConfigError naming the allowed forms."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
@@ -130,14 +153,12 @@ def shrink_hint(trials) -> str:
 def check_fits(trials, needs: ProgramMemory | None, limit: int | None = None) -> str:
     """A one-line verdict when the group fits (or cannot be checked); MemoryRefused when it cannot fit.
 
-    limit: bytes the program may use (None: what the device has, available_memory())."""
+    limit: bytes the program may use (None: what the device has, memory_limit())."""
     if needs is None:
         return "memory not checked: the backend gives no memory analysis"
-    source = "--memory-limit"
+    limit, source = memory_limit(limit)
     if limit is None:
-        limit, source = available_memory()
-        if limit is None:
-            return "memory not checked: the device reports no available memory"
+        return "memory not checked: the device reports no available memory"
     spec = trials[0].spec
     what = f"{spec.env} x {spec.algo} ({len(trials)} point(s) x {len(spec.seeds)} seed(s))"
     if needs.peak_bytes > limit:

@@ -25,7 +25,8 @@ from esbench.provenance import device_description
 from esbench.runner.backends import group_trials, resolve_trials
 from esbench.runner.cost import ProgramCost, error_line, evaluations, measure_group, projection, unmeasured
 from esbench.runner.measure_in_child import measure_in_child
-from esbench.runner.memory import available_memory, gb
+from esbench.runner.memory import accelerator_limit, gb
+from esbench.runner.memory import memory_limit as device_limit
 from esbench.runner.roofline import Accelerator
 from esbench.runner.stages import batches
 from esbench.validation import ConfigError
@@ -263,15 +264,16 @@ def plan_run(
     """Measure every distinct program of `staged` once and project each group (see the module's docstring).
 
     memory_limit: what a program measured here may use (None: what this device has, memory.py); a bigger
-    one is compiled, not run. device_bytes: the memory of the device the run is for (None: the
-    accelerator's, else this device's): each program's `fits_device` says whether it fits there.
+    one is compiled, not run. device_bytes: what a program may use on the device the run is for (None: the
+    accelerator's usable memory, memory.accelerator_limit, else this device's, memory.memory_limit): each
+    program's `fits_device` says whether it fits there.
     after_each(plan so far): called after each group (a long plan's partial JSON).
     time_limit: measure each program in a process of its own and stop timing it after this many
     seconds (measure_in_child.py: its projection is then a lower bound)."""
     if device_bytes is None and accelerator is not None and not math.isnan(accelerator.memory_gb):
-        device_bytes = accelerator.memory_gb * 1e9
+        device_bytes = accelerator_limit(accelerator.memory_gb)
     if device_bytes is None:
-        device_bytes = memory_limit if memory_limit is not None else available_memory()[0]
+        device_bytes = device_limit(memory_limit)[0]
     device = device_description()
     measured: dict[tuple, ProgramCost] = {}
     costs, rounds = [], []

@@ -34,8 +34,8 @@ by groups that evaluate the same env, network and settings.
 from __future__ import annotations
 
 import collections
-import math
 import dataclasses
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass

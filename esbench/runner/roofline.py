@@ -50,6 +50,8 @@ ACCELERATORS = {
         Accelerator("a100-80gb", 19.5, 156.0, 2.039, 80, "NVIDIA A100 datasheet, 80GB SXM"),
         # NVIDIA H200 datasheet (2024), SXM: 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 4.8 TB/s HBM3e, 141 GB
         Accelerator("h200", 67.0, 494.7, 4.8, 141, "NVIDIA H200 datasheet, SXM"),
+        # NVIDIA L40S datasheet (2023): 91.6 TF fp32, 183 TF tf32 dense (366 with sparsity), 864 GB/s GDDR6, 48 GB
+        Accelerator("l40s", 91.6, 183.0, 0.864, 48, "NVIDIA L40S datasheet"),
     )
 }
 HOST = "this-cpu"  # measured here: a large matmul's flops/s and a large array's read bytes/s (measure_host)

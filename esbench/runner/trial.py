@@ -29,6 +29,7 @@ from esbench.results.schema import TrialResult, metrics_frame
 from esbench.runner import determinism
 from esbench.runner.checkpoint import Checkpointer
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.fitting import Fitted
 from esbench.runner.interrupt import Interrupted, StopRequest
 from esbench.runner.live_log import make_live_logs
 from esbench.runner.memory import check_fits, program_memory
@@ -117,9 +118,15 @@ def run_chunks(
 
 
 def trial_summary(
-    trial: ResolvedTrial, record: TrialRecord, compile_s: float, group: Sequence[str], layout: dict
+    trial: ResolvedTrial,
+    record: TrialRecord,
+    compile_s: float,
+    group: Sequence[str],
+    layout: dict,
+    split: dict | None = None,
 ) -> dict:
-    """What summary.json records; `layout` is the device layout the group ran with (programs.DeviceLayout)."""
+    """What summary.json records; `layout` is the device layout the group ran with (programs.DeviceLayout),
+    `split` fitting.Split.as_dict() of a group split to fit the device (absent from an unsplit one's)."""
     return {
         **record.summary(),
         "compile_s": compile_s,
@@ -132,6 +139,7 @@ def trial_summary(
         "deterministic": determinism.is_on(),  # XLA's deterministic GPU ops (a CPU run is deterministic)
         "versions": package_versions([trial.env.spec.suite]),
         "protocol_version": PROTOCOL_VERSION,
+        **({"split": split} if split is not None else {}),
     }
 
 
@@ -152,20 +160,28 @@ def _start(trials, programs: Programs, state, checkpointer: Checkpointer | None)
 
 
 def run_group(
-    trials: Sequence[ResolvedTrial], options: RunOptions = RunOptions(), stop: StopRequest | None = None
+    trials: Sequence[ResolvedTrial],
+    options: RunOptions = RunOptions(),
+    stop: StopRequest | None = None,
+    fitted: Fitted | None = None,
 ) -> list[TrialResult]:
     """Run trials that share shapes (programs.py) as one program; one result per trial, in order.
 
     With `options.out_dir`, the group checkpoints (and resumes from its checkpoint) and streams live logs;
     when `stop` is requested it checkpoints after the current chunk and raises Interrupted.
+    fitted: the group's programs as fitting.fitted_programs compiled them (its split goes in the
+    summaries); without it they are compiled here and the memory guard refuses them (MemoryRefused).
     """
-    seeds = np.asarray(trials[0].spec.seeds, np.uint32)
     start = time.perf_counter()
-    programs = compile_programs(trials, seeds)
-    if options.memory_guard:  # before anything of the group runs
-        check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
+    if fitted is None:
+        programs = compile_programs(trials, np.asarray(trials[0].spec.seeds, np.uint32))
+        if options.memory_guard:  # before anything of the group runs
+            check_fits(trials, program_memory(programs.compiled_chunk), options.memory_limit)
+    else:
+        programs = fitted.programs
     state = jax.block_until_ready(programs.init())
-    compile_s = time.perf_counter() - start
+    compile_s = time.perf_counter() - start + (fitted.compile_s if fitted is not None else 0.0)
+    split = fitted.split.as_dict() if fitted is not None and fitted.split is not None else None
     if options.run_eta is not None:
         options.run_eta.compiled(compile_s)
 
@@ -207,7 +223,7 @@ def run_group(
                 TrialResult(
                     trial.config,
                     metrics_frame(record.rows),
-                    trial_summary(trial, record, compile_s, ids, programs.layout),
+                    trial_summary(trial, record, compile_s, ids, programs.layout, split),
                     policy_bytes,
                 )
             )
