@@ -1,4 +1,5 @@
-"""Two results folders side by side (`esbench compare A B`): a rerun against a reference, two machines, two code versions.
+"""Two results folders side by side (`esbench compare A B`): a rerun against a reference, two machines, two
+code versions.
 
 Trials are matched on their config (env, algorithm, stage, every hyperparameter, budget and
 logging cadence; not the trial id, seeds or protocol version, which code versions and reruns
@@ -15,8 +16,9 @@ with the fields that differ, not compared; trials whose (env, algorithm, stage) 
 has are counted. Each folder's device layouts are listed (the devices, the mesh, what was sharded,
 whether --deterministic was on: summary.json's `layout` and `deterministic`); a pair whose two
 trials ran on different layouts is marked, since there "bit-identical" is not expected, only
-"same" (docs/determinism.md). A trial folder that cannot be read (a truncated file) is listed as damaged, with
-the file and why; `--fail-on-differ` fails on it as on a pair that differs. Folders of different sweeps say so and compare what matches.
+"same" (docs/determinism.md). A trial folder that cannot be read (a truncated file) is listed as
+damaged, with the file and why; `--fail-on-differ` fails on it as on a pair that differs. Folders of
+different sweeps say so and compare what matches.
 """
 
 from __future__ import annotations

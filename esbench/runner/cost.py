@@ -207,7 +207,8 @@ def _bound(
     episode_trips: float,
     counted: dict | None = None,
 ) -> None:
-    """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's updates."""
+    """The roofline fields of `cost`: one update's loop-corrected counts, the accelerator's bound on the run's
+    updates."""
     cost.flops_per_update, cost.bytes_per_update = update_cost(
         programs.update,
         programs.state_shapes,

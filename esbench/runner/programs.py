@@ -60,7 +60,8 @@ def seed_keys(seed: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def evaluation_key(seed: jax.Array, log_point: int) -> jax.Array:
-    """The key of the evaluation at log point `log_point` (0: before training, c: after chunk c): fresh episodes each time."""
+    """The key of the evaluation at log point `log_point` (0: before training, c: after chunk c): fresh
+    episodes each time."""
     return jax.random.fold_in(seed_keys(seed)[1], log_point)
 
 

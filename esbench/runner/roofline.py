@@ -42,7 +42,8 @@ class Accelerator:
 ACCELERATORS = {
     a.name: a
     for a in (
-        # NVIDIA H100 Tensor Core GPU datasheet (2023): SXM5 67 TF fp32, 494.7 TF tf32 dense (989 with sparsity), 3.35 TB/s HBM3, 80 GB
+        # NVIDIA H100 Tensor Core GPU datasheet (2023): SXM5 67 TF fp32, 494.7 TF tf32 dense (989 with
+        # sparsity), 3.35 TB/s HBM3, 80 GB
         Accelerator("h100-sxm", 67.0, 494.7, 3.35, 80, "NVIDIA H100 datasheet, SXM5"),
         # same datasheet, PCIe: 51 TF fp32, 378 TF tf32 dense (756 with sparsity), 2.0 TB/s HBM2e, 80 GB
         Accelerator("h100-pcie", 51.0, 378.0, 2.0, 80, "NVIDIA H100 datasheet, PCIe"),
