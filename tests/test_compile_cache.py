@@ -25,6 +25,9 @@ def test_the_option_wins_then_esbench_variable_then_jax_variable_then_the_user_c
 ):
     env = clean_environment
     env.setenv("HOME", str(tmp_path / "home"))
+    env.setattr(compile_cache, "accelerator_installed", lambda: False)
+    assert compile_cache.resolve(None) == compile_cache.OFF  # a CPU-only install: off unless asked
+    env.setattr(compile_cache, "accelerator_installed", lambda: True)
     assert compile_cache.resolve(None) == str(tmp_path / "home" / ".cache" / "esbench" / "xla")
     env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compile_cache.resolve(None) == str(tmp_path / "xdg" / "esbench" / "xla")
@@ -57,8 +60,15 @@ def _compile_in_child(env: dict) -> str:
 
 def test_a_process_caches_its_compiles_in_the_resolved_folder_and_off_writes_none(tmp_path):
     home = tmp_path / "home"
-    assert _compile_in_child({"HOME": str(home)}) == str(home / ".cache" / "esbench" / "xla")
-    assert any(name.startswith("jit_") for name in os.listdir(home / ".cache" / "esbench" / "xla"))
+    if compile_cache.accelerator_installed():  # the default folder; a CPU-only install defaults to off
+        assert _compile_in_child({"HOME": str(home)}) == str(home / ".cache" / "esbench" / "xla")
+        assert any(name.startswith("jit_") for name in os.listdir(home / ".cache" / "esbench" / "xla"))
+    else:
+        assert _compile_in_child({"HOME": str(home)}) == compile_cache.OFF
+        assert not (home / ".cache").exists()
+    mine = tmp_path / "mine"
+    assert _compile_in_child({"HOME": str(home), compile_cache.VARIABLE: str(mine)}) == str(mine)
+    assert any(name.startswith("jit_") for name in os.listdir(mine))
     folder = tmp_path / "jax-users-own"
     assert _compile_in_child({"HOME": str(home), compile_cache.JAX_VARIABLE: str(folder)}) == str(folder)
     assert any(name.startswith("jit_") for name in os.listdir(folder))

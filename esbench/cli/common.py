@@ -112,7 +112,8 @@ def parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argpars
         metavar="DIR",
         help=f"the persistent compilation cache every process of the run shares, or 'off' (default: "
         f"${compile_cache.VARIABLE}, else ${compile_cache.JAX_VARIABLE}, "
-        f"else {compile_cache.default_folder()})",
+        f"else {compile_cache.default_folder()} with a GPU or TPU plugin installed, off on a CPU-only "
+        "install: see esbench/runner/compile_cache.py)",
     )
     g.add_argument(
         "--deterministic",

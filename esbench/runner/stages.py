@@ -31,13 +31,16 @@ from esbench.results import read_trial, trial_path
 from esbench.results.store import read_failure
 from esbench.runner import samplers
 from esbench.runner.config import ResolvedTrial, TrialSpec, resolve_trial
+from esbench.runner.fitting import MEMORY_FAILURE
 from esbench.runner.protocol_settings import MATCHED_ALGOS
 from esbench.runner.selection import RULES, Candidate, Pair, ranked, score, selection_entry
 
 if TYPE_CHECKING:
     from esbench.runner.protocol import Protocol
 
-PERMANENT_FAILURES = ("memory",)  # failures a rerun on the same device would repeat: the trial ranks last
+PERMANENT_FAILURES = (
+    MEMORY_FAILURE,
+)  # failures a rerun on the same device would repeat: the trial ranks last
 
 
 def next_round(protocol: Protocol, pair: Pair, history: list[Candidate]) -> list[dict]:
