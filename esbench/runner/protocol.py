@@ -251,7 +251,12 @@ def run_protocol(
             write(batch)
             if not todo:
                 done = set(outcome.ran)
-                outcome.skipped.extend(i for stage in batch for i in stage.trial_ids(state) if i not in done)
+                outcome.skipped.extend(
+                    i
+                    for stage in batch
+                    for i in stage.trial_ids(state)
+                    if i not in done and store.is_finished(i)
+                )
                 break
             if progress:
                 ids = {t.trial_id for t in todo}

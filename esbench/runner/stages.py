@@ -244,9 +244,11 @@ class Stage:
     def status(self, state: ProtocolState) -> dict:
         trials = self.trials(state) or []
         finished = sum(state.finished(t) for t in trials)
+        failed = sum(state.failure(t) is not None for t in trials)
         known = self.trials(state) is not None
         done = known and all(self.settles(state, t) for t in trials)
-        return {"status": "done" if done else "running", "trials": len(trials), "finished": finished}
+        entry = {"status": "done" if done else "running", "trials": len(trials), "finished": finished}
+        return {**entry, "failed": failed} if failed else entry  # failed: could not fit the device
 
     def record(self, state: ProtocolState, record: dict) -> None:
         """Its entries in protocol.json (the stage's status is written by the run)."""
@@ -293,8 +295,14 @@ class Search(Stage):
     def status(self, state):
         s = state.protocol.settings
         total = len(state.protocol.pairs) * s.search_trials
-        done = sum(map(len, state.history.values()))
-        return {"status": "done" if state.search_complete else "running", "trials": total, "finished": done}
+        settled = [c for history in state.history.values() for c in history]
+        failed = sum(c.failed is not None for c in settled)
+        entry = {
+            "status": "done" if state.search_complete else "running",
+            "trials": total,
+            "finished": len(settled) - failed,
+        }
+        return {**entry, "failed": failed} if failed else entry  # failed: could not fit the device
 
     def announce(self, state, todo):
         s = self.status(state)
