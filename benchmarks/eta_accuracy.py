@@ -2,7 +2,7 @@
 the run's own group times, at each group's start, against each stage's true remaining time.
 
     esbench reproduce ... 2>&1 | python -u benchmarks/eta_accuracy.py --stamp > run.log   # seconds on each line
-    python benchmarks/eta_accuracy.py run.log RESULTS_DIR [PLAN.json]                       # the replay
+    python benchmarks/eta_accuracy.py run.log RESULTS_DIR [PLAN.json]   # the ETAs it printed, then a replay
 
 Group starts come from the log's "[i/n] ENV x ALGO" lines, compiles from the trials' summaries, the
 planned times (when PLAN.json is given) from `esbench plan --json`; the groups of a stage are the plan's
@@ -45,6 +45,39 @@ def stages_of(log: str) -> list[dict]:
     for stage, nxt in zip(stages, [s["t0"] for s in stages[1:]] + [end]):
         stage["end"] = nxt
     return stages
+
+
+PRINTED = re.compile(r"\s*([\d.]+) \[(\d+)/\d+\].*ETA (\d+)m(\d+)s\)")
+PROJECTED = re.compile(r"\s*([\d.]+) run: projected (\d+)m(\d+)s")
+
+
+def printed(log: str) -> float:
+    """The ETAs the run printed (at each group's start, and each stage's projection after its first chunk)
+    against each stage's true remaining time; the worst ratio either way."""
+    lines, worst = open(log).read().splitlines(), 1.0
+    for stage in stages_of(log):
+        print(f"{stage['name']}: took {stage['end'] - stage['t0']:.0f} s")
+        for line in lines:
+            m = re.match(r"\s*([\d.]+) ", line)
+            if m is None or not stage["t0"] <= float(m.group(1)) < stage["end"]:
+                continue
+            t = float(m.group(1))
+            if not stage["t0"] <= t < stage["end"]:
+                continue
+            if m := PROJECTED.match(line):
+                eta, what = (
+                    int(m.group(2)) * 60 + int(m.group(3)) - (t - stage["t0"]),
+                    "after its first chunk",
+                )
+            elif m := PRINTED.match(line):
+                eta, what = int(m.group(3)) * 60 + int(m.group(4)), f"group {m.group(2)} starts"
+            else:
+                continue
+            ratio = eta / (stage["end"] - t)
+            worst = max(worst, ratio, 1 / ratio)
+            print(f"  {what}: ETA {eta:.0f} s, truth {stage['end'] - t:.0f} s: {ratio:.2f}x")
+    print(f"worst: {worst:.2f}x")
+    return worst
 
 
 def fake_groups(programs: list[dict]) -> list[list]:
@@ -93,7 +126,9 @@ if __name__ == "__main__":
     else:
         log, results, *plan = sys.argv[1:]
         plan_path = plan[0] if plan else "docs/plan/cpu-budget-plan.json"
-        print("with the plan:")
+        print("as printed by the run:")
+        printed(log)
+        print("replayed with the plan:")
         replay(log, results, plan_path, use_plan=True)
-        print("without a plan:")
+        print("replayed without a plan:")
         replay(log, results, plan_path, use_plan=False)
