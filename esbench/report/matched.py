@@ -106,7 +106,10 @@ def matched_line(matched: dict) -> str:
 
 def matched_markdown(matched: dict | None) -> str:
     if matched is None:
-        return "Not run: the protocol's `matched: true` runs EGGROLL and OpenES at each other's winning configuration.\n"
+        return (
+            "Not run: the protocol's `matched: true` runs EGGROLL and OpenES at each other's winning "
+            "configuration.\n"
+        )
     a, b = algorithm_label(matched["a"]), algorithm_label(matched["b"])
     lines = [
         matched_line(matched),
