@@ -29,3 +29,30 @@ def test_compare_names_a_truncated_summary_as_damaged_and_fails_on_it(tmp_path, 
     )  # not a warning
     assert cli.main(["compare", str(a), str(b), "--fail-on-differ"]) == 1
     assert tree(b) == before  # nothing in the damaged folder changed
+
+
+def test_the_report_lists_unreadable_trials_and_trials_that_could_not_run(tmp_path, capsys):
+    from conftest import tiny_spec
+
+    from esbench.results import ResultStore
+    from esbench.results.store import write_failure
+    from esbench.runner import run_trials
+
+    out = tmp_path / "out"
+    specs = [tiny_spec("eggroll", seeds=(0, 1)), tiny_spec("openes", seeds=(0, 1))]
+    outcome = run_trials(specs, ResultStore(out))
+    damaged_id = outcome.ran[1]
+    metrics = trial_path(out, damaged_id) / "metrics.parquet"
+    metrics.write_bytes(metrics.read_bytes()[:64])
+    config = {"trial_id": "CartPole_v1_ppo-0000000000", "env": "CartPole-v1", "algo": "ppo"}
+    write_failure(out, config, "memory", "memory: it cannot fit 1 kB")
+    before = tree(out)
+
+    assert cli.main(["report", str(out), "--out", str(tmp_path / "plots")]) == 0
+    capsys.readouterr()
+    report = (tmp_path / "plots" / "report.md").read_text()
+    assert "Left out: 1 unreadable trial (the folder is unchanged):" in report
+    assert f"- `{damaged_id}`: " in report and "metrics.parquet" in report
+    assert "1 trial could not run:" in report
+    assert "- `CartPole_v1_ppo-0000000000` (memory): memory: it cannot fit 1 kB" in report
+    assert tree(out) == before

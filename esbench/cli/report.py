@@ -26,7 +26,7 @@ def add_parser(add) -> None:
 
 def handle(args) -> int:
     from esbench.report import build_report
-    from esbench.results import load, load_protocol, load_summaries
+    from esbench.results import damaged_trials, load, load_failures, load_protocol, load_summaries
 
     df = load(args.results)
     if df.empty:
@@ -41,6 +41,7 @@ def handle(args) -> int:
         band=args.band,
         alpha=args.alpha,
         n_bootstrap=args.bootstrap,
+        left_out={"unreadable": damaged_trials(args.results), "failed": load_failures(args.results)},
     )
     for name, path in paths.items():
         print(f"{name}: {path}")

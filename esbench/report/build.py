@@ -152,6 +152,26 @@ def _hparams_markdown(
     )
 
 
+def _left_out_markdown(left_out: dict | None) -> list[str]:
+    """The trials of the folder that the report cannot show, each with why (none: nothing)."""
+    unreadable, failed = (left_out or {}).get("unreadable", {}), (left_out or {}).get("failed", {})
+    if not unreadable and not failed:
+        return []
+    lines = ["### Left out", ""]
+    if unreadable:
+        lines += [f"Left out: {plural(len(unreadable), 'unreadable trial')} (the folder is unchanged):", ""]
+        lines += [f"- `{trial}`: {why}" for trial, why in sorted(unreadable.items())]
+        lines.append("")
+    if failed:
+        lines += [f"{plural(len(failed), 'trial')} could not run:", ""]
+        lines += [
+            f"- `{trial}` ({r.get('kind', '?')}): {r.get('reason', '')}"
+            for trial, r in sorted(failed.items())
+        ]
+        lines.append("")
+    return lines
+
+
 def build_report(
     df: pd.DataFrame,
     out_dir,
@@ -162,6 +182,7 @@ def build_report(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     formats=("png", "pdf"),
+    left_out: dict | None = None,
 ) -> dict[str, Path]:
     """Write the report of a results DataFrame (`esbench.results.load`) into `out_dir`.
 
@@ -172,7 +193,9 @@ def build_report(
     written: returns_vs_env_steps, returns_vs_wall_clock (Figure 14),
     ppo_normalised_return (Figure 4a, needs PPO and another algorithm),
     training_time (Figure 15, needs summaries), throughput, aggregate (each
-    in every format), final_return.md, final_return.tex, summary.json, report.md.
+    in every format), final_return.md, final_return.tex, summary.json, report.md. left_out: the trials
+    of the folder the report cannot show, {"unreadable": {trial: why} (results.damaged_trials), "failed":
+    {trial_id: failure record} (results.load_failures)}: listed, never silently dropped.
     """
     check_band(band)
     comparison.check_alpha(alpha)
@@ -259,6 +282,7 @@ def build_report(
                 "not_in_the_tables": unstated,
             },
             "protocol": protocol,
+            "left_out": left_out or {"unreadable": {}, "failed": {}},
             "aggregate": stats,
             "throughput_sps": {
                 f"{r.env}|{r.algo}": {"mean": r.mean, "min": r.min, "max": r.max, "n_seeds": r.n_seeds}
@@ -286,6 +310,7 @@ def build_report(
         "## What is reported",
         "",
         _reported_markdown(shown, band),
+        *_left_out_markdown(left_out),
         "## EGGROLL vs OpenES",
         "",
         "Tuned (each algorithm at its own winning configuration):",
