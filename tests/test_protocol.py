@@ -18,7 +18,7 @@ from esbench import cli, paper
 from esbench.results import load, load_protocol, load_summaries
 from esbench.runner import samplers
 from esbench.runner.protocol import Protocol, prepare_protocol
-from esbench.runner.protocol_settings import TUNING_SEED_BASE, protocol_settings
+from esbench.runner.protocol_settings import PILOT_SEED_BASES, TUNING_SEED_BASE, protocol_settings
 from esbench.runner.sweep import parse_sweep
 from esbench.runner.sweep_file import load_sweep_file
 
@@ -199,6 +199,20 @@ def test_final_seeds_are_disjoint_from_tuning_seeds(reference):
     assert tuning == {TUNING_SEED_BASE} and final == {0, 1}
     record = load_protocol(reference)
     assert (record["tuning_seeds"], record["final_seeds"]) == ([TUNING_SEED_BASE], [0, 1])
+
+
+def test_a_pilot_runs_every_stage_on_seeds_no_final_run_uses():
+    data = yaml.safe_load(PAPER16.read_text())
+    final = prepare_protocol(data, "cpu")
+    pilot = prepare_protocol(data, "cpu", pilot=True)
+    stages = ("tuning_seeds", "reselect_seeds", "final_seeds")
+    for name in stages:
+        ours, theirs = getattr(final.settings, name), getattr(pilot.settings, name)
+        base = PILOT_SEED_BASES[name]
+        assert theirs == tuple(range(base, base + len(ours)))  # as many seeds, from the pilot's base
+    pilot_seeds = {s for name in stages for s in getattr(pilot.settings, name)}
+    assert not pilot_seeds & {s for name in stages for s in getattr(final.settings, name)}
+    assert pilot.settings.pilot and not final.settings.pilot
 
 
 def test_winner_is_rerun_with_its_hyperparameters_on_the_final_seeds(reference):

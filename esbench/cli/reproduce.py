@@ -34,6 +34,12 @@ def add_parser(add) -> None:
         choices=SAMPLERS,
         help="random search (the paper's) or TPE (Optuna) (default: the budget's protocol.sampler)",
     )
+    p.add_argument(
+        "--pilot",
+        action="store_true",
+        help="run every stage on pilot seeds (9000000+), never a final run's: `esbench power` plans the final "
+        "seeds from what it measures",
+    )
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--envs", nargs="+", metavar="ID", help="run only these envs of the budget")
@@ -57,6 +63,7 @@ def handle(args) -> int:
         envs=args.envs,
         skip_search=args.skip_search,
         sampler=args.sampler,
+        pilot=args.pilot,
         out=out,
     )
     store = ResultStore(out)

@@ -165,11 +165,13 @@ def prepare_protocol(
     envs: Sequence[str] | None = None,
     skip_search: bool | None = None,
     sampler: str | None = None,
+    pilot: bool = False,
     out: str | os.PathLike | None = None,
 ) -> Protocol:
     """The protocol of a sweep file under `budget`, every stage validated before anything runs.
 
     envs: a subset of the budget's envs; skip_search, sampler: the command line's (None: the file's);
+    pilot: every stage on pilot seeds (protocol_settings.PILOT_SEED_BASES);
     out: the results folder, whose protocol.json (if any) must record the same protocol.
     """
     sweep = parse_sweep(data, budget)
@@ -178,7 +180,7 @@ def prepare_protocol(
             "search: `esbench reproduce` searches protocol.space (see esbench/runner/search_space.py); "
             "the `search` section is for `esbench sweep`; remove one"
         )
-    settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler)
+    settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler, pilot=pilot or None)
     chosen_envs = sweep.only(envs)
     protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos))
     for pair in protocol.pairs:

@@ -41,6 +41,7 @@ SAME_PROTOCOL = (
     "margin",
     "competence",
     "references",
+    "pilot",
 )
 # what a record written before these settings existed ran: no re-selection, no matched stage, no verdicts
 UNRECORDED = {
@@ -50,6 +51,7 @@ UNRECORDED = {
     "margin": None,
     "competence": None,
     "references": {},
+    "pilot": False,
 }
 MERGED = ("selection", "final", "matched_trials")  # per-pair entries an --envs run adds to
 
@@ -76,6 +78,7 @@ def base_record(protocol: Protocol) -> dict[str, Any]:
         "margin": s.margin,
         "competence": s.competence,
         "references": s.references,
+        "pilot": s.pilot,
         "rules": {
             k: v
             for k, v in RULES.items()

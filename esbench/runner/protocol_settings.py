@@ -26,6 +26,9 @@ TUNING_SEED_BASE = (
     1_000_000  # tuning seeds given as a count start here, final seeds at 0: disjoint by construction
 )
 RESELECT_SEED_BASE = 2_000_000  # re-selection seeds given as a count start here: fresh for search and final
+# A pilot (`esbench reproduce --pilot`) runs every stage's seed count from these bases instead: seeds no
+# final run uses, whose variances `esbench power` plans the final seeds from.
+PILOT_SEED_BASES = {"tuning_seeds": 9_000_000, "reselect_seeds": 9_100_000, "final_seeds": 9_200_000}
 MATCHED_ALGOS = ("eggroll", "openes")  # the matched stage: each runs on the other's winning point
 REFERENCE_KEYS = ("random", "reference")
 
@@ -68,6 +71,7 @@ class ProtocolSettings:
     references: dict = field(
         default_factory=dict
     )  # env -> {"random": R, "reference": R} of the budget's envs
+    pilot: bool = False  # the command line's --pilot: every stage on PILOT_SEED_BASES seeds
 
 
 PROTOCOL_KEYS = tuple(field_names(ProtocolSettings))
@@ -148,6 +152,8 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
     values["space"] = {}
     values["references"] = reference_scores(sweep)
     settings = build(ProtocolSettings, values, path)
+    if settings.pilot:
+        settings = pilot_seeds(settings)
     _check_stages(settings, sweep, path)
     _check_verdicts(settings, sweep, path)
     if settings.skip_search:
@@ -157,6 +163,15 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
         for algo in sweep.algos
     }
     return dataclasses.replace(settings, space=space)
+
+
+def pilot_seeds(settings: ProtocolSettings) -> ProtocolSettings:
+    """`settings` with each stage's seeds replaced by as many from its PILOT_SEED_BASES base."""
+    moved = {
+        name: tuple(range(base, base + len(getattr(settings, name))))
+        for name, base in PILOT_SEED_BASES.items()
+    }
+    return dataclasses.replace(settings, **moved)
 
 
 def reference_scores(sweep: Sweep) -> dict[str, dict[str, float]]:
