@@ -3,6 +3,7 @@ feeds the report only final trials, rejects bad input before anything runs, and 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,10 +18,14 @@ import yaml
 from esbench import cli, paper
 from esbench.results import load, load_protocol, load_summaries
 from esbench.runner import samplers
+from esbench.runner.config import resolve_trial
 from esbench.runner.protocol import Protocol, prepare_protocol
+from esbench.runner.protocol_record import base_record
 from esbench.runner.protocol_settings import PILOT_SEED_BASES, TUNING_SEED_BASE, protocol_settings
+from esbench.runner.stages import Final, ProtocolState, matched_specs, next_round
 from esbench.runner.sweep import parse_sweep
 from esbench.runner.sweep_file import load_sweep_file
+from esbench.validation import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER16 = ROOT / "sweeps" / "paper16.yaml"
@@ -215,6 +220,77 @@ def test_a_pilot_runs_every_stage_on_seeds_no_final_run_uses():
     assert pilot.settings.pilot and not final.settings.pilot
 
 
+def _cpu_protocol(pilot=False, **protocol):
+    """paper16.yaml's cpu budget with `protocol` keys added to its protocol section."""
+    data = yaml.safe_load(PAPER16.read_text())
+    data["budgets"]["cpu"]["protocol"].update(protocol)
+    return prepare_protocol(data, "cpu", pilot=pilot)
+
+
+def test_an_env_of_final_seeds_per_env_runs_its_final_and_matched_stages_on_its_own_seeds():
+    protocol = _cpu_protocol(final_seeds_per_env={"Pendulum-v1": 7, "jumanji/Knapsack-v1": [40, 41]})
+    s = protocol.settings
+    assert s.final_seeds == (0, 1, 2, 3, 4)
+    assert s.final_seeds_per_env == {"Pendulum-v1": tuple(range(7)), "jumanji/Knapsack-v1": (40, 41)}
+    own = {"CartPole-v1": s.final_seeds, **s.final_seeds_per_env}
+    finals = {}
+    for pair in protocol.pairs:
+        spec = protocol.final_spec(pair, next_round(protocol, pair, [])[0])
+        assert spec.seeds == own[pair[0]], pair
+        finals[pair] = resolve_trial(spec)
+    matched = matched_specs(protocol, finals)
+    assert matched and all(spec.seeds == own[entry["env"]] for entry, spec in matched)
+    heading = " ".join(Final().heading(ProtocolState(protocol, None)))
+    assert (
+        "x 5 seeds [0, 1, 2, 3, 4] (Pendulum-v1: 7 seeds [0, ..., 6]; jumanji/Knapsack-v1: 2 seeds [40, 41])"
+        in heading
+    )
+    recorded = base_record(protocol)["final_seeds_per_env"]
+    assert recorded == {"Pendulum-v1": list(range(7)), "jumanji/Knapsack-v1": [40, 41]}
+    assert _cpu_protocol().settings.final_seeds_per_env == {}  # absent: every env on final_seeds
+
+
+@pytest.mark.parametrize(
+    "per_env,message",
+    [
+        (
+            {"Pendulm-v1": 24},
+            "budgets.cpu.protocol.final_seeds_per_env.Pendulm-v1: not one of the sweep's envs. Did you mean "
+            "'Pendulum-v1'? Allowed: ",
+        ),
+        (
+            {"Pendulum-v1": [3, TUNING_SEED_BASE]},
+            f"budgets.cpu.protocol: tuning_seeds and final_seeds_per_env.Pendulum-v1 overlap in {TUNING_SEED_BASE}",
+        ),
+        (
+            {"Pendulum-v1": 0},
+            "budgets.cpu.protocol.final_seeds_per_env.Pendulum-v1 = 0 is invalid; allowed: a count >= 1 or a list",
+        ),
+        (
+            {"Pendulum-v1": "x"},
+            "budgets.cpu.protocol.final_seeds_per_env.Pendulum-v1 = 'x' is invalid; allowed: a count >= 1 or a list",
+        ),
+        ([24], "budgets.cpu.protocol.final_seeds_per_env: expected a mapping"),
+    ],
+)
+def test_bad_final_seeds_per_env_is_one_error(per_env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _cpu_protocol(final_seeds_per_env=per_env)
+
+
+def test_an_env_outside_the_budget_in_final_seeds_per_env_is_ignored():
+    protocol = _cpu_protocol(final_seeds_per_env={"Pendulum-v1": 7, "brax/ant": 3})
+    assert "brax/ant" not in protocol.sweep.envs  # one of the file's envs, not the cpu budget's
+    assert protocol.settings.final_seeds_per_env == {"Pendulum-v1": tuple(range(7))}
+
+
+def test_a_pilot_moves_the_final_seeds_per_env_too():
+    pilot = _cpu_protocol(pilot=True, final_seeds_per_env={"Pendulum-v1": [0, 5, 9]})
+    base = PILOT_SEED_BASES["final_seeds"]
+    assert pilot.settings.final_seeds_per_env == {"Pendulum-v1": (base, base + 1, base + 2)}
+    assert pilot.settings.final_seeds_for("CartPole-v1") == tuple(range(base, base + 5))
+
+
 def test_winner_is_rerun_with_its_hyperparameters_on_the_final_seeds(reference):
     summaries = load_summaries(reference).set_index("trial_id")
     record = load_protocol(reference)
@@ -344,6 +420,11 @@ BAD = [
         "overlapping seed lists",
         _set("budgets.tiny.protocol.tuning_seeds", [1, 5]),
         "budgets.tiny.protocol: tuning_seeds and final_seeds overlap in 1; every stage must run on fresh seeds",
+    ),
+    (
+        "final seeds of an env overlapping tuning seeds",
+        _set("budgets.tiny.protocol.final_seeds_per_env", {"CartPole-v1": [7, TUNING_SEED_BASE]}),
+        f"budgets.tiny.protocol: tuning_seeds and final_seeds_per_env.CartPole-v1 overlap in {TUNING_SEED_BASE}",
     ),
     (
         "unknown protocol key",

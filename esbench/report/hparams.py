@@ -127,10 +127,13 @@ def sampler_text(protocol: dict | None, final_stage: bool) -> str:
         if protocol.get("reselect_top")
         else ""
     )
+    own = "".join(  # the envs run on their own final seeds (protocol.final_seeds_per_env)
+        f"; on {env}, final seeds {seeds}" for env, seeds in protocol.get("final_seeds_per_env", {}).items()
+    )
     return (
         f"Chosen by {sampler} over {protocol['search_trials']} trials per (environment, algorithm) on tuning "
         f"seeds {protocol['tuning_seeds']}{again}, budget {protocol['budget']}; each winner re-run on final seeds "
-        f"{protocol['final_seeds']}."
+        f"{protocol['final_seeds']}{own}."
     )
 
 

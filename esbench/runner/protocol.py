@@ -86,7 +86,7 @@ class Protocol:
             env,
             algo,
             owner=f"matched trial [{env} x {algo}]",
-            seeds=self.settings.final_seeds,
+            seeds=self.settings.final_seeds_for(env),
             stage="matched",
         )
         return dataclasses.replace(spec, hparams={**own_fields, **shared})
@@ -100,7 +100,7 @@ class Protocol:
             point,
             owner=f"final trial [{env} x {algo}]",
             point_path=point_path,
-            seeds=self.settings.final_seeds,
+            seeds=self.settings.final_seeds_for(env),
             stage="final",
         )
 

@@ -1,8 +1,8 @@
 """`OUT/protocol.json`: the record of a protocol run, what the report reads.
 
-It holds the settings (sampler, seeds, space, the stages switched on, the verdicts' declared margin,
-competence threshold and reference scores), each stage's status, every search trial's tuning score,
-the re-selection scores, the selection, and the final and matched trial ids. It is rewritten
+It holds the settings (sampler, seeds, the envs' own final seeds, space, the stages switched on, the
+verdicts' declared margin, competence threshold and reference scores), each stage's status, every search
+trial's tuning score, the re-selection scores, the selection, and the final and matched trial ids. It is rewritten
 atomically after each stage, merged with the pairs an earlier `--envs` run recorded; a folder whose
 record states another protocol is refused before anything runs (its results would mix).
 """
@@ -34,6 +34,7 @@ SAME_PROTOCOL = (
     "search_trials",
     "tuning_seeds",
     "final_seeds",
+    "final_seeds_per_env",
     "space",
     "reselect_top",
     "reselect_seeds",
@@ -43,8 +44,10 @@ SAME_PROTOCOL = (
     "references",
     "pilot",
 )
-# what a record written before these settings existed ran: no re-selection, no matched stage, no verdicts
+# what a record written before these settings existed ran: no re-selection, no matched stage, no verdicts,
+# the same final seeds on every env
 UNRECORDED = {
+    "final_seeds_per_env": {},
     "reselect_top": 0,
     "reselect_seeds": [],
     "matched": False,
@@ -71,6 +74,7 @@ def base_record(protocol: Protocol) -> dict[str, Any]:
         "search_trials": 0 if skip else s.search_trials,
         "tuning_seeds": [] if skip else list(s.tuning_seeds),
         "final_seeds": list(s.final_seeds),
+        "final_seeds_per_env": {env: list(seeds) for env, seeds in s.final_seeds_per_env.items()},
         "space": {} if skip else s.space,
         "reselect_top": s.reselect_top,
         "reselect_seeds": list(s.reselect_seeds),

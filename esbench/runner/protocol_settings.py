@@ -4,8 +4,10 @@
 
 Seeds are given as counts or lists; counts never overlap (tuning from TUNING_SEED_BASE,
 re-selection from RESELECT_SEED_BASE, final from 0), and overlapping lists are refused, so no
-final seed is seen by any selection. `space` is parsed by search_space.py; `margin` and
-`competence` need `references` for every env of the budget (report/verdicts.py reads them).
+final seed is seen by any selection. `final_seeds_per_env` replaces `final_seeds` for the envs it names
+(the final and matched stages of an env that needs more seeds than the others). `space` is parsed by
+search_space.py; `margin` and `competence` need `references` for every env of the budget
+(report/verdicts.py reads them).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class ProtocolSettings:
     )
     tuning_seeds: tuple[int, ...] = (TUNING_SEED_BASE,)
     final_seeds: tuple[int, ...] = tuple(range(paper.protocol()["seeds"]))
+    final_seeds_per_env: dict = field(
+        default_factory=dict
+    )  # env -> its final seeds (a tuple), instead of final_seeds; only the budget's envs
     sampler: Sampler = "random"
     sampler_seed: int = 0
     tpe_batch: int = field(default=5, metadata=rule(lambda v: v >= 1, "an integer >= 1"))
@@ -73,6 +78,10 @@ class ProtocolSettings:
     )  # env -> {"random": R, "reference": R} of the budget's envs
     pilot: bool = False  # the command line's --pilot: every stage on PILOT_SEED_BASES seeds
 
+    def final_seeds_for(self, env: str) -> tuple[int, ...]:
+        """The final (and matched) stage's seeds of `env`: its `final_seeds_per_env`, else `final_seeds`."""
+        return self.final_seeds_per_env.get(env, self.final_seeds)
+
 
 PROTOCOL_KEYS = tuple(field_names(ProtocolSettings))
 
@@ -91,11 +100,15 @@ def _check_stages(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
                 f"{path}.reselect_top: re-selection re-runs the best search points, and skip_search "
                 "runs no search; drop reselect_top / reselect_seeds or skip_search"
             )
+    finals = {"final_seeds"}  # one stage: an env's final seeds may share seeds with another env's
+    for env, env_seeds in settings.final_seeds_per_env.items():
+        seeds[f"final_seeds_per_env.{env}"] = env_seeds
+        finals.add(f"final_seeds_per_env.{env}")
     names = list(seeds)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             overlap = sorted(set(seeds[a]) & set(seeds[b]))
-            if overlap:
+            if overlap and not {a, b} <= finals:
                 raise ConfigError(
                     f"{path}: {a} and {b} overlap in {', '.join(map(str, overlap))}; every stage must "
                     f"run on fresh seeds (counts never overlap: tuning from {TUNING_SEED_BASE}, "
@@ -149,6 +162,7 @@ def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:
     ):
         if name in values:
             values[name] = seed_list(values[name], f"{path}.{name}", first)
+    values["final_seeds_per_env"] = per_env_final_seeds(sweep, top, own)
     values["space"] = {}
     values["references"] = reference_scores(sweep)
     settings = build(ProtocolSettings, values, path)
@@ -171,7 +185,30 @@ def pilot_seeds(settings: ProtocolSettings) -> ProtocolSettings:
         name: tuple(range(base, base + len(getattr(settings, name))))
         for name, base in PILOT_SEED_BASES.items()
     }
-    return dataclasses.replace(settings, **moved)
+    base = PILOT_SEED_BASES["final_seeds"]
+    per_env = {env: tuple(range(base, base + len(s))) for env, s in settings.final_seeds_per_env.items()}
+    return dataclasses.replace(settings, **moved, final_seeds_per_env=per_env)
+
+
+def per_env_final_seeds(sweep: Sweep, top: dict, own: dict) -> dict[str, tuple[int, ...]]:
+    """`final_seeds_per_env` of the file's protocol, then the budget's, for the budget's envs: env -> seeds.
+
+    ConfigError on an env the sweep lacks or a value seed_list refuses."""
+    out = {}
+    for given, path in (
+        (top.get("final_seeds_per_env"), "protocol.final_seeds_per_env"),
+        (own.get("final_seeds_per_env"), f"{sweep.path}.protocol.final_seeds_per_env"),
+    ):
+        for env, value in check_keys(given, None, path).items():
+            if env not in sweep.all_envs:
+                raise ConfigError(
+                    f"{path}.{env}: not one of the sweep's envs.{suggest(str(env), sweep.all_envs)} "
+                    f"Allowed: {', '.join(sweep.all_envs)}"
+                )
+            seeds = seed_list(value, f"{path}.{env}", first=0)  # a count from 0, as final_seeds
+            if env in sweep.envs:  # the budget's other envs do not run
+                out[env] = seeds
+    return out
 
 
 def reference_scores(sweep: Sweep) -> dict[str, dict[str, float]]:

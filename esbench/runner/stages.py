@@ -420,7 +420,9 @@ class Final(Stage):
         record["final"] = [{"env": t.spec.env, "algo": t.spec.algo, "trial_id": t.trial_id} for t in finals]
 
     def announce(self, state, todo):
-        return f"final: {len(todo)} trial(s) on seeds {list(state.protocol.settings.final_seeds)}"
+        s = state.protocol.settings
+        envs = dict.fromkeys(t.spec.env for t in todo)
+        return f"final: {len(todo)} trial(s) on seeds {list(s.final_seeds)}{_per_env_text(s, envs)}"
 
     def heading(self, state):
         s = state.protocol.settings
@@ -431,21 +433,21 @@ class Final(Stage):
                 "stage 2, select: skipped",
                 "",
             ]
-        k = len(s.final_seeds)
+        k, others = len(s.final_seeds), _per_env_text(s, dict.fromkeys(e for e, _ in state.protocol.pairs))
         return lines + [
-            f"stage 3, final: the winner of each (env, algorithm) x {k} seeds {list(s.final_seeds)}, each with its "
-            "budget"
+            f"stage 3, final: the winner of each (env, algorithm) x {k} seeds {list(s.final_seeds)}{others}, each "
+            "with its budget"
         ]
 
     def rows(self, state):
-        p, k = state.protocol, len(state.protocol.settings.final_seeds)
+        p, s = state.protocol, state.protocol.settings
         finals = {(t.spec.env, t.spec.algo): t for t in state.finals or []}
         return [
             Row(
                 *pair,
                 1,
                 int(pair in finals and state.finished(finals[pair])),
-                k,
+                len(s.final_seeds_for(pair[0])),
                 _budget(p, pair),
                 finals[pair].trial_id if pair in finals else "(the winner of its search)",
             )
@@ -483,14 +485,15 @@ class Matched(Stage):
 
     def heading(self, state):
         a, b = MATCHED_ALGOS
-        seeds = list(state.protocol.settings.final_seeds)
+        s = state.protocol.settings
+        seeds = f"{list(s.final_seeds)}{_per_env_text(s, dict.fromkeys(e for e, _ in state.protocol.pairs))}"
         return [
             f"stage 4, matched: per env, {a} on {b}'s final configuration and {b} on {a}'s, on the final seeds "
             f"{seeds}, run beside stage 3. {_sentence('matched')}"
         ]
 
     def rows(self, state):
-        p, k = state.protocol, len(state.protocol.settings.final_seeds)
+        p, s = state.protocol, state.protocol.settings
         a, b = MATCHED_ALGOS
         known = {(e["env"], e["algo"]): t for e, t in state.matched or []}
         envs = [e for e in dict.fromkeys(e for e, _ in p.pairs) if (e, a) in p.pairs and (e, b) in p.pairs]
@@ -500,7 +503,7 @@ class Matched(Stage):
                 algo,
                 1,
                 int((env, algo) in known and state.finished(known[env, algo])),
-                k,
+                len(s.final_seeds_for(env)),
                 _budget(p, (env, algo)),
                 known[env, algo].trial_id if (env, algo) in known else f"(at {other}'s winning point)",
             )
@@ -512,6 +515,21 @@ class Matched(Stage):
         final = Final().planned(protocol)[0][0]
         finals = {(s.env, s.algo): resolve_trial(s) for s in final}
         return [([spec for _, spec in matched_specs(protocol, finals)], 1)]
+
+
+def _per_env_text(settings, envs) -> str:
+    """' (ENV: N seeds [...]; ...)': the final seeds of those of `envs` with their own, or ''."""
+    own = [(env, settings.final_seeds_per_env[env]) for env in envs if env in settings.final_seeds_per_env]
+    if not own:
+        return ""
+    return " (" + "; ".join(f"{env}: {len(seeds)} seeds {_seeds_text(seeds)}" for env, seeds in own) + ")"
+
+
+def _seeds_text(seeds: tuple[int, ...]) -> str:
+    """A list of seeds; a run of more than 3 consecutive ones as [first, ..., last]."""
+    if len(seeds) > 3 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"[{seeds[0]}, ..., {seeds[-1]}]"
+    return str(list(seeds))
 
 
 def _dist_text(name: str, dist: dict) -> str:

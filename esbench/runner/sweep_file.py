@@ -22,6 +22,7 @@ expands `search:` and `protocol.space`, protocol_settings.py validates `protocol
       tuning_seeds: 1                     # search seeds: a count (seeds 1000000, 1000001, ...) or a list
       final_seeds: 10                     # final-stage seeds: a count (seeds 0, 1, ...) or a list;
                                           # default: the tables' (10); never overlapping tuning_seeds
+      final_seeds_per_env: {Pendulum-v1: 24}  # env -> a count or a list, instead of final_seeds for that env
       sampler: random                     # random (the paper's) or tpe (Optuna: pip install 'esbench[tpe]')
       sampler_seed: 0                     # seeds the sampler (per env and algorithm, per TPE round)
       tpe_batch: 5                        # TPE suggests this many points per round (the first round: random)
