@@ -905,6 +905,10 @@ def test_chosen_hyperparameters_beside_the_papers():
     assert "random search (the paper's)" in hparams.sampler_text(
         {**record, "sampler": "random"}, final_stage=True
     )
+    own = hparams.sampler_text(
+        {**record, "final_seeds_per_env": {"Pendulum-v1": [0, 1, 2]}}, final_stage=True
+    )
+    assert own.endswith("final seeds [10, 11]; on Pendulum-v1, final seeds [0, 1, 2].")
 
 
 def test_settings_the_tables_do_not_give_are_stated():
