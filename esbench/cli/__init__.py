@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 
-from esbench.cli import bench, compare, envs, plan, render, report, reproduce, run, sweep
+from esbench.cli import bench, compare, envs, plan, power, render, report, reproduce, run, sweep
 from esbench.cli.common import (
     DEBUG_VARIABLE,
     EXIT_BAD_INPUT,
@@ -27,7 +27,7 @@ from esbench.cli.common import (
 )
 
 # In the order `esbench --help` lists them: the protocol first, then single runs, then the tools around them.
-COMMANDS = (reproduce, report, compare, plan, sweep, run, envs, render, bench)
+COMMANDS = (reproduce, report, compare, plan, power, sweep, run, envs, render, bench)
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_MACHINE_FAULT", "build_parser", "main"]
 
 

@@ -12,6 +12,13 @@ def add_parser(add) -> None:
     p.add_argument(
         "--check", nargs="*", metavar="ID", help="reset and step these ids (default: the 16 paper envs)"
     )
+    p.add_argument(
+        "--random-return",
+        nargs="+",
+        metavar="ID",
+        help="the mean return of a uniformly random policy in these ids (the `random` of a sweep's references)",
+    )
+    p.add_argument("--episodes", type=int, default=256, help="episodes for --random-return")
     p.add_argument("--num-envs", type=int, default=64)
     p.add_argument("--steps", type=int, default=100)
     p.set_defaults(func=handle)
@@ -27,6 +34,8 @@ def handle(args) -> int:
 
     # Piped output gets rich's 80 columns by default, which truncates ids and numbers.
     console = Console() if sys.stdout.isatty() else Console(width=160)
+    if args.random_return:
+        return _print_random_returns(console, args.random_return, args.episodes)
     if args.check is None:
         table = Table(title="Registered environments (any '<suite>/<name>' of a supported suite also works)")
         ids = registered_ids()
@@ -73,6 +82,31 @@ def handle(args) -> int:
         )
     console.print(table)
     return 1 if failures else 0
+
+
+def _print_random_returns(console, ids: list[str], episodes: int) -> int:
+    import math
+
+    from rich.table import Table
+
+    from esbench.envs import make
+    from esbench.envs.check import random_returns
+
+    if episodes < 2:
+        print(f"error: --episodes = {episodes}; allowed: an integer >= 2", file=sys.stderr)
+        return 2
+    envs = [make(env_id) for env_id in ids]  # unknown ids fail before anything is compiled
+    table = Table(title=f"Uniformly random actions: the first episode of {episodes} envs (seed 0)")
+    table.add_column("id", no_wrap=True)
+    for column in ("mean return", "standard error", "min", "max"):
+        table.add_column(column, justify="right")
+    for env in envs:
+        with console.status(f"rolling out {env.spec.id} ..."):
+            r = random_returns(env, episodes)
+        sem = r.std(ddof=1) / math.sqrt(r.size)
+        table.add_row(env.spec.id, f"{r.mean():.4g}", f"{sem:.2g}", f"{r.min():.4g}", f"{r.max():.4g}")
+    console.print(table)
+    return 0
 
 
 def _shown_origin(origin: str) -> str:

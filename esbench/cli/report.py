@@ -21,6 +21,13 @@ def add_parser(add) -> None:
     )
     p.add_argument("--alpha", type=float, default=0.05, help="level of the EGGROLL vs OpenES Welch's t-test")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for CIs")
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="the verdicts' margin, a fraction in (0, 1) of each env's reference gain (default: the one the "
+        "sweep declared before the run; another is labelled post hoc)",
+    )
     p.set_defaults(func=handle)
 
 
@@ -42,6 +49,7 @@ def handle(args) -> int:
         alpha=args.alpha,
         n_bootstrap=args.bootstrap,
         left_out={"unreadable": damaged_trials(args.results), "failed": load_failures(args.results)},
+        margin=args.margin,
     )
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -1,4 +1,5 @@
-"""Random-action rollouts under jit + vmap + scan: the `esbench envs --check` smoke test."""
+"""Random-action rollouts under jit + vmap + scan: the `esbench envs --check` smoke test, and the random
+policy's return (`esbench envs --random-return`) that the verdicts' reference scores start from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from esbench.envs.core import Discrete, Env, EnvSpec
 
@@ -67,3 +69,18 @@ def check_env(env: Env, num_envs: int = 64, num_steps: int = 100, seed: int = 0)
     traj = jax.block_until_ready(compiled(jax.random.PRNGKey(seed + 1)))
     run_s = time.perf_counter() - t
     return CheckResult(env.spec.id, compile_s, num_envs * num_steps / run_s, int(traj[2].sum()))
+
+
+def random_returns(env: Env, episodes: int = 256, seed: int = 0) -> np.ndarray:
+    """The return of each of `episodes` first episodes under uniformly random actions.
+
+    Each of `episodes` envs runs to its first episode end (the episode limit bounds it); an env with no
+    limit is refused, since its first episode might never end.
+    """
+    limit = env.spec.max_episode_steps
+    if not limit:
+        raise ValueError(f"{env.spec.id} has no episode limit: a random policy's episode return is undefined")
+    _, reward, done, _ = random_rollout(env, jax.random.PRNGKey(seed), episodes, int(limit))
+    reward, done = np.asarray(reward, dtype=float), np.asarray(done, dtype=bool)
+    before_end = np.cumsum(done, axis=1) - done == 0  # steps up to and including the first episode end
+    return (reward * before_end).sum(axis=1)

@@ -311,15 +311,25 @@ def summarise_finals(finals: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------- rliable aggregates --
 
 
-def normalised_scores(finals: pd.DataFrame) -> pd.DataFrame:
-    """`finals` (rows with a final return) plus a `score` column, min-max normalised per environment."""
+def normalised_scores(finals: pd.DataFrame, references: dict | None = None) -> pd.DataFrame:
+    """`finals` (rows with a final return) plus a `score` column: (R - random) / (reference - random) with the
+    sweep's fixed reference scores where every env has them, else min-max normalised per environment."""
     f = finals[np.isfinite(finals["final_return"].to_numpy(dtype=float))].copy()
-    lo = f.groupby("env")["final_return"].transform("min")
-    hi = f.groupby("env")["final_return"].transform("max")
+    if uses_references(f, references):
+        lo = f["env"].map(lambda e: references[e]["random"]).astype(float)
+        hi = f["env"].map(lambda e: references[e]["reference"]).astype(float)
+    else:
+        lo = f.groupby("env")["final_return"].transform("min")
+        hi = f.groupby("env")["final_return"].transform("max")
     span = (hi - lo).to_numpy()
     raw = (f["final_return"] - lo).to_numpy()
     f["score"] = np.where(span > 0, raw / np.where(span > 0, span, 1.0), 0.5)
     return f
+
+
+def uses_references(finals: pd.DataFrame, references: dict | None) -> bool:
+    """Whether every env of `finals` has reference scores (then they, not the observed seeds, normalise)."""
+    return bool(references) and all(env in references for env in finals["env"].unique())
 
 
 def score_matrix(scores: pd.DataFrame, algo: str, envs: Sequence[str]) -> tuple[np.ndarray, int]:
@@ -347,14 +357,21 @@ def _ci(interval: np.ndarray) -> tuple[float, float]:
 
 
 def aggregate_statistics(
-    finals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, a: str = "eggroll", b: str = "openes"
+    finals: pd.DataFrame,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    a: str = "eggroll",
+    b: str = "openes",
+    references: dict | None = None,
 ) -> dict:
     """IQM of normalised final returns per algorithm, and P(a > b), each with rliable's 95% stratified-bootstrap CI.
 
-    Deterministic given `seed` (a non-negative int); numpy's global RNG is left as it was.
+    references: the sweep's env -> {random, reference} (normalised_scores). Deterministic given `seed` (a
+    non-negative int); numpy's global RNG is left as it was.
     """
-    scores = normalised_scores(finals)
+    scores = normalised_scores(finals, references)
     result = {
+        "normalisation": "reference" if uses_references(finals, references) else "min-max",
         "n_bootstrap": int(n_bootstrap),
         "seed": int(seed),
         "iqm": {},
@@ -398,6 +415,7 @@ def aggregate_statistics(
                 "value": float(point[key]),
                 "ci_low": lo,
                 "ci_high": hi,
+                "conclusive": not lo <= 0.5 <= hi,  # 0.5: neither tends to score higher
                 "envs": envs,
                 "n_seeds_per_env": {a: int(xa.shape[0]), b: int(xb.shape[0])},
                 "n_dropped": {a: dropped_a, b: dropped_b},

@@ -19,6 +19,7 @@ from esbench.algorithms import algorithm_label
 from esbench.report.aggregate import env_order
 from esbench.report.rules import RULES
 from esbench.report.tables import MISSING_MD, fmt_number
+from esbench.validation import ConfigError
 
 A, B = "eggroll", "openes"
 OUTCOMES = ("outperforms", "competitive", "underperforms")
@@ -76,7 +77,7 @@ def welch_interval(x, y, confidence: float = 0.95) -> tuple[float, float] | None
 
 def check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
 
 
 def head_to_head(finals: pd.DataFrame, alpha: float = 0.05) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from esbench.algorithms import algorithm_label
 from esbench.report.aggregate import algo_order, env_order, mean_band, valid_evals
 
 # |R_ppo - R0| at or below this times max(1, |R0|, |R_ppo|) counts as zero (RULES['ppo_normalisation'])
@@ -55,18 +56,20 @@ def aligned_curves(rows: pd.DataFrame) -> dict:
     return {**x, "values": values.to_numpy(dtype=float).T, "seeds": [int(s) for s in values.columns]}
 
 
-def _normalising_returns(rows: pd.DataFrame, summary: pd.DataFrame, env: str) -> tuple[float, float] | str:
-    """(R0, R_ppo) of one environment, or why it cannot be normalised."""
+def _normalising_returns(rows: pd.DataFrame, summary: pd.DataFrame, env: str) -> tuple[dict, float] | str:
+    """({algo: R0}, R_ppo) of one environment, or why it cannot be normalised."""
     ppo = summary[(summary["env"] == env) & (summary["algo"] == "ppo") & (summary["n_seeds"] > 0)]
     if ppo.empty:
         return "no PPO result"
     at_zero = valid_evals(rows)
-    at_zero = at_zero.loc[at_zero["env_steps"] == 0, "eval_return_mean"]
-    if at_zero.empty:
+    at_zero = at_zero[at_zero["env_steps"] == 0]
+    r0 = {algo: float(v) for algo, v in at_zero.groupby("algo")["eval_return_mean"].mean().items()}
+    r_ppo = float(ppo["mean"].iloc[0])
+    if "ppo" not in r0 or set(r0) != set(rows["algo"].unique()):
         return "no evaluation at env step 0"
-    r0, r_ppo = float(at_zero.mean()), float(ppo["mean"].iloc[0])
-    if abs(r_ppo - r0) <= NORMALISATION_TOL * max(1.0, abs(r0), abs(r_ppo)):
-        return "PPO's final return equals the untrained policy's"
+    for algo, base in r0.items():
+        if abs(r_ppo - base) <= NORMALISATION_TOL * max(1.0, abs(base), abs(r_ppo)):
+            return f"PPO's final return equals an untrained policy's ({algorithm_label(algo)}'s)"
     return r0, r_ppo
 
 
@@ -78,9 +81,9 @@ def ppo_normalised_curves(
     `df` holds the shown trials' rows, `summary` is `aggregate.summarise_finals`
     of them. Returns {x: 'env_steps' | 'fraction', grid, envs, left_out: {env:
     why}, curves: {algo: {envs, seeds, mean, low, high}}} (low/high NaN with
-    one seed).
+    one seed), normalising_returns: {env: {r0: {algo: R0}, r_ppo}}.
     """
-    envs, left_out, per_curve = [], {}, {}
+    envs, left_out, per_curve, untrained = [], {}, {}, {}
     for env in env_order(df["env"].unique()):
         rows = df[df["env"] == env]
         norm = _normalising_returns(rows, summary, env)
@@ -89,10 +92,15 @@ def ppo_normalised_curves(
             continue
         r0, r_ppo = norm
         envs.append(env)
+        untrained[env] = {"r0": r0, "r_ppo": r_ppo}
         for algo, algo_rows in rows.groupby("algo"):
             c = aligned_curves(algo_rows)
             if c["env_steps"].size and c["env_steps"][-1] > 0:
-                per_curve[env, algo] = (c["env_steps"], (c["values"] - r0) / (r_ppo - r0), c["seeds"])
+                per_curve[env, algo] = (
+                    c["env_steps"],
+                    (c["values"] - r0[algo]) / (r_ppo - r0[algo]),
+                    c["seeds"],
+                )
     by_steps = len({x[-1] for x, _, _ in per_curve.values()}) == 1
     scaled = {k: (x if by_steps else x / x[-1], v, s) for k, (x, v, s) in per_curve.items()}
     grid = np.unique(np.concatenate([x for x, _, _ in scaled.values()])) if scaled else np.zeros(0)
@@ -126,5 +134,6 @@ def ppo_normalised_curves(
         "grid": grid,
         "envs": envs,
         "left_out": left_out,
+        "normalising_returns": untrained,
         "curves": curves,
     }

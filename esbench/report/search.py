@@ -27,18 +27,23 @@ def search_scores(protocol: dict | None, finals: pd.DataFrame) -> dict | None:
     """Per (env, algo): every search trial's tuning score (search order), the re-selection scores, the winner's
     final mean, and the winner's curse; None without a search in the record.
 
-    finals: `aggregate.final_returns` of the final-stage rows.
+    finals: `aggregate.final_returns` of the final-stage rows. A winner whose tuning score is at its env's
+    return cap (the record's `references`: `cap`) is `capped`, left out of the count.
     """
     selection = (protocol or {}).get("selection") or []
     if not selection or not all("search" in e for e in selection):
         return None
+    references = (protocol or {}).get("references") or {}
     final_mean = finals.groupby("trial_id")["final_return"].mean()
+    final_se = finals.groupby("trial_id")["final_return"].sem(ddof=1)
     pairs = []
     for e in selection:
         reselect = e.get("reselect")
         again = {c["search_trial_id"]: c["score"] for c in reselect["candidates"]} if reselect else {}
         final = final_mean.get(e.get("final_trial_id"), math.nan)
         final = float(final) if math.isfinite(final) else None
+        se = final_se.get(e.get("final_trial_id"), math.nan)
+        cap = references.get(e["env"], {}).get("cap")
         pairs.append(
             {
                 "env": e["env"],
@@ -56,6 +61,8 @@ def search_scores(protocol: dict | None, finals: pd.DataFrame) -> dict | None:
                 "winner_reselect_score": reselect["score"] if reselect else None,
                 "final_mean": final,
                 "winners_curse": _minus(e["score"], final),
+                "curse_se": float(se) if math.isfinite(se) else None,
+                "capped": cap is not None and e["score"] is not None and e["score"] >= cap,
                 "reselect_curse": _minus(reselect["score"], final) if reselect else None,
             }
         )
@@ -79,8 +86,8 @@ def winners_curse_markdown(search: dict | None) -> str:
     if reselected:
         head += " its re-selection score |"
         rule += "---:|"
-    head += " final mean (fresh seeds) | winner's curse (tuning - final) |"
-    rule += "---:|---:|"
+    head += " final mean (fresh seeds) | winner's curse (tuning - final) | its SE |"
+    rule += "---:|---:|---:|"
     if reselected:
         head += " re-selection - final |"
         rule += "---:|"
@@ -94,17 +101,23 @@ def winners_curse_markdown(search: dict | None) -> str:
         ]
         if reselected:
             cells.append(fmt_number(p["winner_reselect_score"]))
-        cells += [fmt_number(p["final_mean"]), fmt_number(p["winners_curse"])]
+        curse = fmt_number(p["winners_curse"]) + (" (at the cap)" if p.get("capped") else "")
+        cells += [fmt_number(p["final_mean"]), curse, fmt_number(p.get("curse_se"))]
         if reselected:
             cells.append(fmt_number(p["reselect_curse"]))
         lines.append("| " + " | ".join(cells) + " |")
     text = [f"Rule: {RULES['winners_curse']}", ""]
+    capped = [p for p in search["pairs"] if p.get("capped")]
+    counted = [p for p in search["pairs"] if not p.get("capped")]
     for name, key in (("tuning score", "winners_curse"), ("re-selection score", "reselect_curse")):
-        gaps = [p[key] for p in search["pairs"] if p[key] is not None]
+        gaps = [p[key] for p in counted if p[key] is not None]
         if gaps:  # counted, not averaged: the envs' returns are on different scales
             text += [
                 f"The winner's {name} was above its final mean in {sum(g > 0 for g in gaps)} of {len(gaps)} "
                 "(env, algorithm) pairs.",
                 "",
             ]
+    if capped:
+        names = ", ".join(f"{p['env']} x {algorithm_label(p['algo'])}" for p in capped)
+        text += [f"Left out of these counts, their winner's tuning score at the return cap: {names}.", ""]
     return "\n".join(text + lines) + "\n"

@@ -212,16 +212,19 @@ def per_env_final_seeds(sweep: Sweep, top: dict, own: dict) -> dict[str, tuple[i
 
 
 def reference_scores(sweep: Sweep) -> dict[str, dict[str, float]]:
-    """The file's `references` of the budget's envs: env -> {random, reference}; ConfigError on a bad entry."""
+    """The file's `references` of the budget's envs: env -> {random, reference[, cap]}; ConfigError on a bad
+    entry. `cap`, optional: the most an episode can return (CartPole's 500), where returns pile up."""
     given = check_keys(sweep.data.get("references"), None, "references")
     out = {}
     for env, scores in given.items():
         path = f"references.{env}"
         if env not in sweep.all_envs:
             raise ConfigError(f"{path}: not one of the sweep's envs.{suggest(str(env), sweep.all_envs)}")
-        scores = check_keys(scores, REFERENCE_KEYS, path)
-        for key in REFERENCE_KEYS:
+        scores = check_keys(scores, (*REFERENCE_KEYS, "cap"), path)
+        for key in (*REFERENCE_KEYS, "cap"):
             value = scores.get(key)
+            if key == "cap" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{path}.{key} = {value!r} is invalid; allowed: a finite number (a return)")
         if not scores["reference"] > scores["random"]:
@@ -229,8 +232,15 @@ def reference_scores(sweep: Sweep) -> dict[str, dict[str, float]]:
                 f"{path}: reference = {scores['reference']!r} must be above random = {scores['random']!r} "
                 "(the gain the margin and the competence threshold are fractions of)"
             )
+        if scores.get("cap") is not None and scores["cap"] < scores["reference"]:
+            raise ConfigError(
+                f"{path}: cap = {scores['cap']!r} is below reference = {scores['reference']!r}; the cap is the "
+                "most an episode can return"
+            )
         if env in sweep.envs:
-            out[env] = {key: float(scores[key]) for key in REFERENCE_KEYS}
+            out[env] = {
+                key: float(scores[key]) for key in (*REFERENCE_KEYS, "cap") if scores.get(key) is not None
+            }
     return out
 
 

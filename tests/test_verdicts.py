@@ -1,0 +1,195 @@
+"""The margin verdicts' statistics on synthetic data with known answers, and their bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from esbench.report import verdicts
+from esbench.report.verdicts import classify, independent_difference, paired_difference, seeds_needed
+from esbench.validation import ConfigError
+
+REPS = 4000
+
+
+def mc_tolerance(p: float, reps: int) -> float:
+    """Four Monte Carlo standard errors of a rate p over reps draws."""
+    return 4 * math.sqrt(p * (1 - p) / reps)
+
+
+def equivalent_rate(true_diff, n, sd, delta, reps=REPS, paired=False, seed=0) -> float:
+    """How often TOST declares equivalence (verdicts.tost_equivalent)."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        if paired:
+            d = paired_difference(rng.normal(true_diff, sd, n), delta)
+        else:
+            d = independent_difference(rng.normal(true_diff, sd, n), rng.normal(0, sd, n), delta)
+        hits += verdicts.tost_equivalent(d, delta)
+    return hits / reps
+
+
+def test_tost_type_one_error_at_the_margin_is_alpha():
+    # true difference exactly at the margin: "equivalent" must be said at most alpha of the time
+    rate = equivalent_rate(true_diff=1.5, n=20, sd=1.0, delta=1.5)
+    assert abs(rate - verdicts.ALPHA) < mc_tolerance(verdicts.ALPHA, REPS)
+
+
+def test_tost_type_one_error_at_the_margin_paired():
+    rate = equivalent_rate(true_diff=-0.8, n=16, sd=1.0, delta=0.8, paired=True, seed=1)
+    assert abs(rate - verdicts.ALPHA) < mc_tolerance(verdicts.ALPHA, REPS)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_planned_seed_count_reaches_80_percent_power(paired):
+    sd, delta = 1.0, 0.9
+    n = seeds_needed(sd, delta, paired, "equivalent")
+    power = equivalent_rate(0.0, n, sd, delta, reps=2000, paired=paired, seed=2)
+    fewer = equivalent_rate(0.0, n - 2, sd, delta, reps=2000, paired=paired, seed=3)
+    tol = mc_tolerance(verdicts.POWER, 2000)
+    assert power > verdicts.POWER - tol  # enough seeds reach the power
+    assert fewer < power and power < verdicts.POWER + 0.1  # and the count is not wastefully high
+
+
+def test_noninferiority_plan_reaches_its_power():
+    sd, delta = 2.0, 1.0
+    n = seeds_needed(sd, delta, False, "non-inferior")
+    rng = np.random.default_rng(4)
+    hits = 0
+    for _ in range(2000):
+        d = independent_difference(rng.normal(0, sd, n), rng.normal(0, sd, n), delta)
+        hits += d.ci90[0] > -delta
+    assert abs(hits / 2000 - verdicts.POWER) < 0.05
+
+
+def test_the_minimum_detectable_effect_is_detected_80_percent_of_the_time():
+    rng = np.random.default_rng(5)
+    n, sd = 12, 1.0
+    d0 = independent_difference(rng.normal(0, sd, n), rng.normal(0, sd, n), 1.0)
+    se = sd * math.sqrt(2 / n)  # the true standard error
+    mde = verdicts.minimum_detectable_effect(se, 2 * n - 2)
+    hits = sum(
+        classify(independent_difference(rng.normal(mde, sd, n), rng.normal(0, sd, n), 10.0), 10.0) == "better"
+        for _ in range(2000)
+    )
+    assert d0 is not None and abs(hits / 2000 - verdicts.POWER) < 0.05
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_bootstrap_intervals_cover_at_their_nominal_level(paired):
+    rng = np.random.default_rng(6)
+    reps, n, covered95, covered90 = 600, 40, 0, 0
+    for i in range(reps):
+        if paired:
+            d = paired_difference(rng.normal(0.3, 1.0, n), 1.0, bootstrap=True, seed=i)
+        else:
+            d = independent_difference(
+                rng.normal(0.3, 1, n), rng.normal(0, 1, n), 1.0, bootstrap=True, seed=i
+            )
+        covered95 += d.ci95[0] <= 0.3 <= d.ci95[1]
+        covered90 += d.ci90[0] <= 0.3 <= d.ci90[1]
+    assert abs(covered95 / reps - 0.95) < mc_tolerance(0.95, reps) + 0.01
+    assert abs(covered90 / reps - 0.90) < mc_tolerance(0.90, reps) + 0.01
+
+
+def test_bootstrap_is_deterministic_given_its_seed():
+    a, b = [500, 500, 481, 494, 500], [500, 500, 436, 500, 493]
+    one, two = (independent_difference(a, b, 95.0, bootstrap=True, seed=0) for _ in range(2))
+    assert one == two and one.method == "bootstrap"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "delta", "kind"),
+    [
+        ([10.0, 10.2, 9.8, 10.1, 9.9], [5.0, 5.2, 4.8, 5.1, 4.9], 1.0, "better"),
+        ([5.0, 5.2, 4.8, 5.1, 4.9], [10.0, 10.2, 9.8, 10.1, 9.9], 1.0, "worse"),
+        ([10.0, 10.2, 9.8, 10.1, 9.9], [10.05, 10.1, 9.85, 10.0, 9.95], 1.0, "equivalent"),
+        # 90% lower end above -delta, upper end above +delta, 95% interval contains 0
+        ([0.0, 2.0, 4.0, 1.0, 3.0], [0.0, 1.0, 2.0, 0.5, 1.5], 2.0, "non-inferior"),
+        ([0.0, 10.0, -8.0, 5.0, 3.0], [1.0, -6.0, 9.0, 0.0, 2.0], 1.0, "inconclusive"),
+    ],
+)
+def test_constructed_examples_reach_each_verdict(a, b, delta, kind):
+    assert classify(independent_difference(a, b, delta), delta) == kind
+
+
+def test_fewer_than_two_seeds_is_inconclusive():
+    assert independent_difference([1.0], [2.0, 3.0], 1.0) is None
+    assert classify(None, 1.0) == "inconclusive"
+    assert verdicts.verdict(None, 1.0, 5.0)["verdict"] == "inconclusive"
+
+
+def test_identical_constant_samples_are_equivalent_and_known_exactly():
+    d = independent_difference([500.0] * 5, [500.0] * 5, 95.0)
+    assert (d.estimate, d.se, d.ci95, d.ci90) == (0.0, 0.0, (0.0, 0.0), (0.0, 0.0))
+    assert classify(d, 95.0) == "equivalent"
+
+
+def test_welch_interval_is_the_explicit_formula():
+    a, b, delta = np.array([1.0, 2.0, 4.0, 7.0]), np.array([0.0, 1.0, 1.5]), 2.0
+    va, vb = a.var(ddof=1) / 4, b.var(ddof=1) / 3
+    dof = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = __import__("scipy").stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    d = independent_difference(a, b, delta)
+    est = a.mean() - b.mean()
+    assert d.ci95 == pytest.approx((est - half, est + half), rel=1e-12)
+    assert d.p_noninferior == pytest.approx(
+        __import__("scipy").stats.t.sf((est + delta) / math.sqrt(va + vb), dof), rel=1e-12
+    )
+
+
+def test_holm_step_down_is_the_explicit_rule():
+    p = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.2}
+    # sorted 0.01 <= 0.05/4, 0.03 > 0.05/3: stop; only a is rejected
+    assert verdicts.holm_rejections(p) == {"a": True, "b": False, "c": False, "d": False}
+    assert verdicts.holm_rejections({"a": 0.01, "b": 0.02}) == {"a": True, "b": True}  # 0.02 <= 0.05/1
+
+
+def test_a_cap_needs_two_seeds_at_it():
+    assert verdicts.is_capped([500, 500, 481], 500)
+    assert not verdicts.is_capped([500, 499, 481], 500)
+    assert not verdicts.is_capped([500, 500, 481], None)
+
+
+def test_seeds_needed_shrinks_with_the_margin_and_pairing_helps():
+    wide, narrow = seeds_needed(1.0, 1.0, False, "equivalent"), seeds_needed(1.0, 0.5, False, "equivalent")
+    assert narrow > wide >= 2
+    assert seeds_needed(1.0, 1.0, True, "equivalent") < wide
+    assert seeds_needed(1.0, 1.0, False, "non-inferior") < wide
+    assert seeds_needed(100.0, 0.01, False, "equivalent") is None  # beyond the cap
+
+
+# ----------------------------------------------------------------------------------- bad input ---
+
+
+@pytest.mark.parametrize("margin", [0, 1, 1.5, -0.1, True, "0.2"])
+def test_a_margin_outside_zero_one_is_one_error(margin):
+    with pytest.raises(ConfigError, match=r"margin = .* allowed: a number in \(0, 1\)"):
+        verdicts.check_margin(margin)
+
+
+def _cpu_sweep(edit):
+    from pathlib import Path
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "sweeps" / "paper16.yaml").read_text())
+    edit(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["budgets"]["cpu"]["protocol"].update(margin=1.5), r"margin = 1.5 is invalid"),
+        (lambda d: d["references"].pop("Pendulum-v1"), r"margin: Pendulum-v1 has no reference scores"),
+        (lambda d: d["references"]["Pendulum-v1"].update(reference=-2000), r"must be above random"),
+        (lambda d: d["references"]["CartPole-v1"].update(cap=100), r"cap = 100 is below reference"),
+        (lambda d: d["references"].update({"Nope-v0": {"random": 0, "reference": 1}}), r"references.Nope-v0"),
+    ],
+)
+def test_bad_verdict_settings_are_one_error(edit, message):
+    from esbench.runner.protocol import prepare_protocol
+
+    with pytest.raises(ConfigError, match=message):
+        prepare_protocol(_cpu_sweep(edit), "cpu")
