@@ -193,3 +193,182 @@ def test_bad_verdict_settings_are_one_error(edit, message):
 
     with pytest.raises(ConfigError, match=message):
         prepare_protocol(_cpu_sweep(edit), "cpu")
+
+
+# ------------------------------------------------------------------------- the report and the planner ---
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+REFERENCES = {
+    "CartPole-v1": {"random": 23.0, "reference": 500.0, "cap": 500.0},
+    "Pendulum-v1": {"random": -1204.0, "reference": -200.0},
+    "jumanji/Knapsack-v1": {"random": 4.2, "reference": 20.1},
+}
+
+
+@pytest.fixture(scope="module")
+def reference_run():
+    from esbench.results import load, load_protocol, load_summaries
+
+    folder = ROOT / "results" / "cpu"
+    record = {**load_protocol(folder), "margin": 0.2, "competence": 0.5, "references": REFERENCES}
+    return load(folder), load_summaries(folder), record
+
+
+def _report(tmp_path, reference_run, **kwargs):
+    import json
+
+    from esbench.report import build_report
+
+    df, summaries, record = reference_run
+    build_report(
+        df, tmp_path, summaries=summaries, protocol=record, formats=("png",), n_bootstrap=50, **kwargs
+    )
+    return json.loads((tmp_path / "summary.json").read_text()), (tmp_path / "report.md").read_text()
+
+
+def test_the_report_gives_each_comparison_one_verdict_at_the_declared_margin(tmp_path, reference_run):
+    data, text = _report(tmp_path, reference_run)
+    v = data["verdicts"]
+    assert (v["margin"], v["post_hoc"]) == (0.2, False)
+    assert v["tuned"]["n"] == 3 and v["matched"]["n"] == 6
+    for family in ("tuned", "matched"):
+        cells = v[family]["per_comparison"].values()
+        assert sum(v[family]["counts"].values()) == v[family]["n"]
+        for c in cells:
+            assert c["verdict"] == verdicts.classify(
+                verdicts.Difference(
+                    c["estimate"], c["se"], c["dof"], tuple(c["ci95"]), tuple(c["ci90"]), c["method"], 0.0
+                ),
+                c["delta"],
+            )
+            assert c["in_margins"]["ci90"] == pytest.approx([x / c["delta"] for x in c["ci90"]])
+    # CartPole's seeds sit at the cap: its comparisons are bootstrapped; the others use t intervals
+    assert v["tuned"]["per_comparison"]["CartPole-v1"]["method"] == "bootstrap"
+    assert v["tuned"]["per_comparison"]["Pendulum-v1"]["method"] == "welch"
+    assert data["verdict_lines"][0] in text and "(declared)" in data["verdict_lines"][0]
+    assert "not set beside these" in text  # the paper's counts are not presented as comparable
+
+
+def test_another_margin_is_labelled_post_hoc(tmp_path, reference_run):
+    data, text = _report(tmp_path, reference_run, margin=0.1)
+    assert data["verdicts"]["post_hoc"] and "post hoc: the declared 20%" in data["verdict_lines"][0]
+
+
+def test_the_aggregates_use_the_fixed_references_and_r0_per_algorithm(tmp_path, reference_run):
+    data, _ = _report(tmp_path, reference_run)
+    assert data["aggregate"]["normalisation"] == "reference"
+    r0 = data["ppo_normalised"]["normalising_returns"]["CartPole-v1"]["r0"]
+    learned = {(c["env"], c["algo"]): c["untrained_mean"] for c in data["learned"]["cells"]}
+    assert r0 == {algo: pytest.approx(learned["CartPole-v1", algo]) for algo in ("eggroll", "openes", "ppo")}
+    poi = data["aggregate"]["probability_of_improvement"]
+    assert poi["conclusive"] == (not poi["ci_low"] <= 0.5 <= poi["ci_high"])
+
+
+def test_each_seed_is_judged_against_its_own_untrained_return_and_the_threshold(tmp_path, reference_run):
+    data, _ = _report(tmp_path, reference_run)
+    for c in data["learned"]["cells"]:
+        ref = REFERENCES[c["env"]]
+        threshold = ref["random"] + 0.5 * (ref["reference"] - ref["random"])
+        assert c["competence_threshold"] == pytest.approx(threshold)
+        for s in c["seeds"].values():
+            expected = (
+                "not learned"
+                if s["final"] <= s["untrained"]
+                else "learned"
+                if s["final"] >= threshold
+                else "improved"
+            )
+            assert s["outcome"] == expected
+
+
+def test_the_winners_curse_leaves_out_pairs_at_the_cap(tmp_path, reference_run):
+    data, text = _report(tmp_path, reference_run)
+    capped = {(p["env"], p["algo"]) for p in data["search"]["pairs"] if p["capped"]}
+    assert capped == {
+        (p["env"], p["algo"]) for p in data["search"]["pairs"] if p["winner_tuning_score"] >= 500
+    }
+    assert capped and all(env == "CartPole-v1" for env, _ in capped)
+    assert all(p["curse_se"] > 0 for p in data["search"]["pairs"])
+    assert "Left out of these counts" in text
+
+
+PILOT = """
+name: tiny
+envs: [CartPole-v1]
+algorithms: {eggroll: {}, openes: {}}
+paper_rows: true
+trial: {seeds: 1, env_steps: 480, num_logs: 4, eval_episodes: 2, max_episode_steps: 20}
+references:
+  CartPole-v1: {random: 9.0, reference: 20, cap: 20}
+budgets:
+  tiny:
+    algorithms:
+      eggroll: {pop_size: 8, rank: 1, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
+      openes: {pop_size: 8, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
+    protocol:
+      search_trials: 2
+      tuning_seeds: 1
+      final_seeds: 4
+      matched: true
+      margin: 0.2
+      space:
+        eggroll: {sigma: paper}
+        openes: {sigma: paper}
+default_budget: tiny
+"""
+
+
+@pytest.fixture(scope="module")
+def pilot(tmp_path_factory):
+    from esbench import cli
+
+    tmp = tmp_path_factory.mktemp("pilot")
+    sweep = tmp / "tiny.yaml"
+    sweep.write_text(PILOT)
+    assert cli.main(["reproduce", str(sweep), "--pilot", "--out", str(tmp / "pilot"), "--quiet"]) == 0
+    return sweep, tmp / "pilot"
+
+
+def test_the_planner_turns_the_pilots_spread_into_seeds(pilot, capsys):
+    from esbench import cli
+    from esbench.report.power import plan_power
+    from esbench.results import load, load_protocol
+    from esbench.runner.protocol import prepare_protocol
+    from esbench.runner.sweep_file import load_sweep_file
+
+    sweep, folder = pilot
+    plan = plan_power(prepare_protocol(load_sweep_file(sweep)), folder)
+    record, df = load_protocol(folder), load(folder)
+    assert record["pilot"] and min(record["final_seeds"]) >= 9_000_000
+    final = {e["algo"]: e["trial_id"] for e in record["final"]}
+    last = df.sort_values("env_steps").groupby(["trial_id", "seed"]).last()["eval_return_mean"]
+    a, b = (last[final[algo]].to_numpy() for algo in ("eggroll", "openes"))
+    pooled = math.sqrt((3 * a.var(ddof=1) + 3 * b.var(ddof=1)) / 6)
+    tuned = plan["rows"][0]
+    assert tuned["comparison"] == "tuned" and tuned["sd"] == pytest.approx(pooled)
+    assert tuned["delta"] == pytest.approx(0.2 * 11)
+    assert tuned["seeds_equivalent"] == seeds_needed(pooled, 0.2 * 11, False, "equivalent")
+    assert sorted(r["comparison"] for r in plan["rows"][1:]) == [
+        "matched at eggroll's configuration",
+        "matched at openes's configuration",
+    ]
+    assert cli.main(["power", str(sweep), "--pilot", str(folder)]) == 0
+    assert "final seeds for equivalence" in capsys.readouterr().out
+
+
+def test_a_planner_needs_a_pilot_of_the_same_sweep_and_budget(pilot, tmp_path, capsys):
+    from esbench import cli
+
+    sweep, folder = pilot
+    other = tmp_path / "other.yaml"
+    other.write_text(PILOT.replace("name: tiny", "name: other"))
+    assert cli.main(["power", str(other), "--pilot", str(folder)]) == 2
+    assert "is a run of sweep 'tiny'" in capsys.readouterr().err
+    assert cli.main(["power", str(sweep), "--pilot", str(tmp_path / "none")]) == 2
+    assert "no protocol.json, so not a pilot" in capsys.readouterr().err
+    no_margin = tmp_path / "no_margin.yaml"
+    no_margin.write_text(PILOT.replace("      margin: 0.2\n", ""))
+    assert cli.main(["power", str(no_margin), "--pilot", str(folder)]) == 2
+    assert "margin: not declared" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --pilot is required
+        cli.main(["power", str(sweep)])

@@ -80,11 +80,11 @@ def plan_power(protocol: Protocol, folder) -> dict:
             ((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2)
         )
         comparisons = [("tuned", pooled, False, a.size)]
-        for m in (m for m in matched if m["env"] == env and m["algo"] == A):
-            partner = per_trial.get(m["partner_trial_id"])
+        for m in (m for m in matched if m["env"] == env):
+            ours, partner = per_trial[m["trial_id"]], per_trial.get(m["partner_trial_id"])
             if partner is None:
                 continue
-            d = (per_trial[m["trial_id"]] - partner).dropna()
+            d = (ours - partner if m["algo"] == A else partner - ours).dropna()  # EGGROLL - OpenES, per seed
             comparisons.append(
                 (f"matched at {m['point_of']}'s configuration", float(d.std(ddof=1)), True, d.size)
             )
