@@ -292,30 +292,20 @@ def test_the_winners_curse_leaves_out_pairs_at_the_cap(tmp_path, reference_run):
     assert "Left out of these counts" in text
 
 
-PILOT = """
-name: tiny
-envs: [CartPole-v1]
-algorithms: {eggroll: {}, openes: {}}
-paper_rows: true
-trial: {seeds: 1, env_steps: 480, num_logs: 4, eval_episodes: 2, max_episode_steps: 20}
-references:
-  CartPole-v1: {random: 9.0, reference: 20, cap: 20}
-budgets:
-  tiny:
-    algorithms:
-      eggroll: {pop_size: 8, rank: 1, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
-      openes: {pop_size: 8, layer_size: 8, n_layers: 1, n_parallel_evaluations: 1}
-    protocol:
-      search_trials: 2
-      tuning_seeds: 1
-      final_seeds: 4
-      matched: true
-      margin: 0.2
-      space:
-        eggroll: {sigma: paper}
-        openes: {sigma: paper}
-default_budget: tiny
-"""
+def pilot_sweep() -> dict:
+    """test_protocol's tiny protocol, with a matched stage, a margin and CartPole's references."""
+    from test_protocol import TINY
+
+    data = yaml.safe_load(TINY)
+    data["references"] = {"CartPole-v1": {"random": 9.0, "reference": 20, "cap": 20}}
+    protocol = data["budgets"]["tiny"]["protocol"]
+    protocol.update(search_trials=2, final_seeds=4, matched=True, margin=0.2)
+    return data
+
+
+def write_sweep(path, data):
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -323,8 +313,7 @@ def pilot(tmp_path_factory):
     from esbench import cli
 
     tmp = tmp_path_factory.mktemp("pilot")
-    sweep = tmp / "tiny.yaml"
-    sweep.write_text(PILOT)
+    sweep = write_sweep(tmp / "tiny.yaml", pilot_sweep())
     assert cli.main(["reproduce", str(sweep), "--pilot", "--out", str(tmp / "pilot"), "--quiet"]) == 0
     return sweep, tmp / "pilot"
 
@@ -360,14 +349,14 @@ def test_a_planner_needs_a_pilot_of_the_same_sweep_and_budget(pilot, tmp_path, c
     from esbench import cli
 
     sweep, folder = pilot
-    other = tmp_path / "other.yaml"
-    other.write_text(PILOT.replace("name: tiny", "name: other"))
+    other = write_sweep(tmp_path / "other.yaml", {**pilot_sweep(), "name": "other"})
     assert cli.main(["power", str(other), "--pilot", str(folder)]) == 2
     assert "is a run of sweep 'tiny'" in capsys.readouterr().err
     assert cli.main(["power", str(sweep), "--pilot", str(tmp_path / "none")]) == 2
     assert "no protocol.json, so not a pilot" in capsys.readouterr().err
-    no_margin = tmp_path / "no_margin.yaml"
-    no_margin.write_text(PILOT.replace("      margin: 0.2\n", ""))
+    data = pilot_sweep()
+    del data["budgets"]["tiny"]["protocol"]["margin"]
+    no_margin = write_sweep(tmp_path / "no_margin.yaml", data)
     assert cli.main(["power", str(no_margin), "--pilot", str(folder)]) == 2
     assert "margin: not declared" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --pilot is required

@@ -13,7 +13,7 @@ control limit gets [-1, 1], the range brax's own policies act in.
 Cost: brax physics is slow on CPU. On this project's shared 2-core CPU,
 `jit(vmap(scan(step)))` over 64 ant environments made about 50-70 vectorised
 steps per second (3,000-4,500 environment steps/s) after about a minute of
-compilation; humanoid was 4x slower (~1,000 env steps/s, 1-2 min to compile),
+compilation; humanoid is 4x slower (~1,000 env steps/s, 1-2 min to compile),
 inverted_double_pendulum 6x faster. Use a GPU for real runs and keep CPU tests
 to a handful of steps.
 
