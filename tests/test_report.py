@@ -166,7 +166,8 @@ def test_outcomes_follow_welch_t_test_from_scipy():
     assert h2h["counts"] == {"outperforms": 1, "competitive": 2, "underperforms": 1} and h2h["n"] == 4
     assert comparison.comparison_line(h2h) == (
         "EGGROLL vs OpenES (Welch's t-test, alpha 0.05): outperforms on 1, competitive on 2, underperforms on 1 "
-        "of 4 environments; the paper: 7 / 7 / 2 of 16."
+        "of 4 environments; not comparable with the paper's counts (other environments, budgets and seeds; "
+        "a test it does not state)."
     )
     # the level decides: Pendulum's p = 0.57 counts as a loss at alpha 0.6
     loose = comparison.head_to_head(finals, alpha=0.6)
@@ -629,7 +630,8 @@ def test_build_report_writes_valid_figures_tables_and_summary(tmp_path):
     report = written["report.md"].read_text()
     assert (
         "EGGROLL vs OpenES (Welch's t-test, alpha 0.05): outperforms on 2, competitive on 0, underperforms on 0 "
-        "of 2 environments; the paper: 7 / 7 / 2 of 16."
+        "of 2 environments; not comparable with the paper's counts (other environments, budgets and seeds; "
+        "a test it does not state)."
     ) in report
     assert "`o1`" in report and "several trials" in report and "biased upwards" in report
     assert "![" in report and "returns_vs_env_steps.png" in report
@@ -666,7 +668,7 @@ def test_build_report_with_one_algorithm_and_one_seed(tmp_path):
     assert "1 trial, 1 environment, algorithms: PPO." in report
     assert (
         "EGGROLL vs OpenES (Welch's t-test, alpha 0.05): no environment has results for both; "
-        "the paper: 7 / 7 / 2 of 16."
+        "not comparable with the paper's counts"
     ) in report
     assert "| brax/ant | **5.000 (n=1)** |" in report
     summary = json.loads(written["summary.json"].read_text())

@@ -40,8 +40,11 @@ def _tuned(finals: pd.DataFrame, references: dict, margin: float) -> dict:
             list(b.values()), ref.get("cap")
         )
         diff = verdicts.independent_difference(list(a.values()), list(b.values()), delta, bootstrap=capped)
+        notes = ["returns at a cap: bootstrap"] if capped else []
+        if max(sum(a.values()) / len(a), sum(b.values()) / len(b)) < ref["random"]:
+            notes.append("both means below a random policy's return")  # equal, but neither learned the task
         per_env[env] = {
-            **verdicts.verdict(diff, delta, gain, "returns at a cap: bootstrap" if capped else ""),
+            **verdicts.verdict(diff, delta, gain, "; ".join(notes)),
             "n_a": len(a),
             "n_b": len(b),
         }
@@ -66,7 +69,7 @@ def _matched(all_finals: pd.DataFrame, matched: dict | None, references: dict, m
                 [b[s] for s in seeds], ref.get("cap")
             )
             diff = verdicts.paired_difference(c["differences"], delta, bootstrap=capped)
-            cells[f"{env} | {c['configuration_of']}"] = {
+            cells[f"{env} at {algorithm_label(c['configuration_of'])}'s configuration"] = {
                 **verdicts.verdict(diff, delta, gain, "returns at a cap: bootstrap" if capped else ""),
                 "env": env,
                 "configuration_of": c["configuration_of"],
@@ -181,6 +184,7 @@ def verdicts_markdown(result: dict | None) -> str:
         "(margins) | smallest detectable gap (margins) | method | verdict |",
         "|---|---:|---:|---:|---|---|---:|---|---|",
     ]
+    notes = []
     for family in ("tuned", "matched"):
         fam = result[family]
         for name, c in (fam or {"per_comparison": {}})["per_comparison"].items():
@@ -191,10 +195,14 @@ def verdicts_markdown(result: dict | None) -> str:
                     f"| {label} | {seeds} | - | - | - | - | - | none | {c['verdict']} ({c['note']}) |"
                 )
                 continue
+            if c["note"]:
+                notes.append(f"{label}: {c['note']}.")
             u = c["in_margins"]
             lines.append(
                 f"| {label} | {seeds} | {fmt_number(c['estimate'])} | {fmt_number(c['delta'])} | "
                 f"{_interval(u['ci95'])} | {_interval(u['ci90'])} | {fmt_number(u['mde'])} | {c['method']} | "
                 f"{c['verdict']} |"
             )
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
