@@ -1,6 +1,7 @@
 """Programs that fit the device (runner/fitting.py): a split group computes what the unsplit one does, and a
 group that cannot fit fails alone with a failure record while the others run."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -174,3 +175,31 @@ def test_a_split_group_killed_mid_run_resumes_to_the_unsplit_results(grid, tmp_p
         columns = NON_TIME_COLUMNS + [c for c in metrics_a.columns if c.startswith("m_")]
         pd.testing.assert_frame_equal(metrics_a[columns], metrics_b[columns], check_exact=True)
         assert (folder_a / "policy.msgpack").read_bytes() == (folder_b / "policy.msgpack").read_bytes()
+
+
+def test_a_ray_cluster_with_gpus_runs_a_split_group_and_fails_the_one_that_cannot_fit(grid, tmp_path):
+    """A local Ray cluster declaring 4 GPUs (the trials ask for 1 each; JAX still computes on this CPU): the
+    group that needs a split gives the unsplit local results, the one that cannot fit fails alone."""
+    ray = pytest.importorskip("ray")
+    trials, one, three = grid
+    on_gpu = [resolve_trial(dataclasses.replace(t.spec, num_gpus=1)) for t in trials]
+    big = resolve_trial(
+        tiny_spec("eggroll", hparams={"pop_size": 64, "layer_size": 64}, seeds=(0, 1), num_gpus=1)
+    )
+    local = run_trials(on_gpu, ResultStore(tmp_path / "local"), progress=False)
+    ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = run_trials(
+            [big, *on_gpu], ResultStore(tmp_path / "ray"), backend="ray", progress=False, memory_limit=one
+        )
+    finally:
+        ray.shutdown()
+    assert sorted(outcome.ran) == sorted(local.ran) == sorted(t.trial_id for t in on_gpu)
+    assert list(outcome.failed) == [big.trial_id] and outcome.failed[big.trial_id].startswith("memory: ")
+    assert list(load_failures(tmp_path / "ray")) == [big.trial_id]
+    for trial in on_gpu:
+        (_, a, _), (_, b, summary) = (
+            read_trial(trial_path(tmp_path / n, trial.trial_id)) for n in ("local", "ray")
+        )
+        pd.testing.assert_frame_equal(a[NON_TIME_COLUMNS], b[NON_TIME_COLUMNS], check_exact=True)
+        assert summary["split"]["points_per_program"] == 1

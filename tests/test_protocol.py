@@ -247,7 +247,8 @@ def test_an_env_of_final_seeds_per_env_runs_its_final_and_matched_stages_on_its_
     )
     recorded = base_record(protocol)["final_seeds_per_env"]
     assert recorded == {"Pendulum-v1": list(range(7)), "jumanji/Knapsack-v1": [40, 41]}
-    assert _cpu_protocol().settings.final_seeds_per_env == {}  # absent: every env on final_seeds
+    # none: every env on final_seeds
+    assert _cpu_protocol(final_seeds_per_env={}).settings.final_seeds_per_env == {}
 
 
 @pytest.mark.parametrize(
