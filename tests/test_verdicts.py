@@ -249,6 +249,51 @@ def test_the_report_gives_each_comparison_one_verdict_at_the_declared_margin(tmp
     assert "not set beside these" in text  # the paper's counts are not presented as comparable
 
 
+def test_the_tuned_pendulum_verdict_is_welch_computed_by_hand(tmp_path, reference_run):
+    import scipy.stats
+
+    from esbench.report import aggregate as agg
+
+    data, _ = _report(tmp_path, reference_run)
+    df, _, record = reference_run
+    finals = agg.final_returns(agg.reported_trials(agg.check_results(df))[0])
+    pend = finals[finals["env"] == "Pendulum-v1"]
+    a, b = (pend.loc[pend["algo"] == algo, "final_return"].to_numpy() for algo in ("eggroll", "openes"))
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = scipy.stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    delta = 0.2 * (-200.0 + 1204.0)
+    cell = data["verdicts"]["tuned"]["per_comparison"]["Pendulum-v1"]
+    est = a.mean() - b.mean()
+    assert cell["ci95"] == pytest.approx([est - half, est + half], rel=1e-9)
+    expected = "better" if est - half > 0 else "worse" if est + half < 0 else None
+    if expected:
+        assert cell["verdict"] == expected
+    assert cell["delta"] == pytest.approx(delta)
+    tuned = data["verdicts"]["tuned"]
+    p = {k: c["p_noninferior"] for k, c in tuned["per_comparison"].items()}
+    assert tuned["holm_noninferior"] == sorted(k for k, r in verdicts.holm_rejections(p).items() if r)
+
+
+def test_an_env_without_final_returns_on_a_side_is_kept_as_inconclusive():
+    import pandas as pd
+
+    from esbench.report.equivalence import margin_verdicts
+
+    finals = pd.DataFrame(
+        {
+            "env": ["Pendulum-v1"] * 4,
+            "algo": ["eggroll", "eggroll", "openes", "openes"],
+            "trial_id": ["e", "e", "o", "o"],
+            "seed": [0, 1, 0, 1],
+            "final_return": [-300.0, -320.0, float("nan"), float("nan")],
+        }
+    )
+    record = {"margin": 0.2, "references": {"Pendulum-v1": REFERENCES["Pendulum-v1"]}}
+    cell = margin_verdicts(finals, finals, None, record)["tuned"]["per_comparison"]["Pendulum-v1"]
+    assert (cell["verdict"], cell["note"], cell["n_b"]) == ("inconclusive", "no final return on a side", 0)
+
+
 def test_another_margin_is_labelled_post_hoc(tmp_path, reference_run):
     data, text = _report(tmp_path, reference_run, margin=0.1)
     assert data["verdicts"]["post_hoc"] and "post hoc: the declared 20%" in data["verdict_lines"][0]

@@ -31,11 +31,19 @@ def _tuned(finals: pd.DataFrame, references: dict, margin: float) -> dict:
     per_env = {}
     for env in env_order(finals["env"].unique()):
         a, b = (_per_seed(finals, env=env, algo=algo) for algo in (A, B))
-        if not a or not b or env not in references:
+        has = set(finals.loc[finals["env"] == env, "algo"])
+        if not {A, B} <= has or env not in references:
             continue
         ref = references[env]
         gain = ref["reference"] - ref["random"]
         delta = margin * gain
+        if not a or not b:  # a side whose every seed lacks a final return: counted, never dropped
+            per_env[env] = {
+                **verdicts.verdict(None, delta, gain, "no final return on a side"),
+                "n_a": len(a),
+                "n_b": len(b),
+            }
+            continue
         capped = verdicts.is_capped(list(a.values()), ref.get("cap")) or verdicts.is_capped(
             list(b.values()), ref.get("cap")
         )
@@ -84,6 +92,7 @@ def _family(cells: dict) -> dict:
     holm = verdicts.holm_rejections(p)
     return {
         "per_comparison": cells,
+        "holm_family": len(p),  # the comparisons with a test (those without one are inconclusive)
         "counts": {kind: sum(c["verdict"] == kind for c in cells.values()) for kind in verdicts.KINDS},
         "n": len(cells),
         "holm_noninferior": sorted(k for k, rejected in holm.items() if rejected),
@@ -130,10 +139,10 @@ def margin_verdicts(
 def _label(result: dict) -> str:
     m = result["margin"]
     if not result["post_hoc"]:
-        return f"margin ±{m:.0%} of the reference gain (declared)"
+        return f"margin ±{m * 100:.3g}% of the reference gain (declared)"
     declared = result["declared_margin"]
-    was = f"the declared {declared:.0%}" if declared is not None else "none declared"
-    return f"margin ±{m:.0%} of the reference gain (post hoc: {was})"
+    was = f"the declared {declared * 100:.3g}%" if declared is not None else "none declared"
+    return f"margin ±{m * 100:.3g}% of the reference gain (post hoc: {was})"
 
 
 def headline(result: dict, family: str) -> str:
@@ -152,8 +161,8 @@ def headline(result: dict, family: str) -> str:
     names = " / ".join(fam["per_comparison"])
     return (
         f"{a} vs {b}, {what}, {_label(result)}: {counts}, of {fam['n']}; non-inferior at a Holm-adjusted 5% "
-        f"over the {fam['n']}: {len(fam['holm_noninferior'])}; smallest detectable gap (80% power) {gaps} of "
-        f"the gain ({names})."
+        f"over the {fam['holm_family']} tested: {len(fam['holm_noninferior'])}; smallest detectable gap (80% "
+        f"power) {gaps} of the gain ({names})."
     )
 
 

@@ -95,6 +95,7 @@ def plan_power(protocol: Protocol, folder) -> dict:
         )
         declared = len(s.final_seeds_for(env))
         for name, sd, paired, n_pilot in comparisons:
+            spread = math.isfinite(sd)  # fewer than 2 pilot seeds on a side: no spread to plan from
             rows.append(
                 {
                     "env": env,
@@ -102,8 +103,13 @@ def plan_power(protocol: Protocol, folder) -> dict:
                     "pilot_seeds": int(n_pilot),
                     "sd": sd,
                     "delta": delta,
-                    "seeds_equivalent": verdicts.seeds_needed(sd, delta, paired, "equivalent"),
-                    "seeds_noninferior": verdicts.seeds_needed(sd, delta, paired, "non-inferior"),
+                    "seeds_equivalent": verdicts.seeds_needed(sd, delta, paired, "equivalent")
+                    if spread
+                    else None,
+                    "seeds_noninferior": verdicts.seeds_needed(sd, delta, paired, "non-inferior")
+                    if spread
+                    else None,
+                    "spread_known": spread,
                     "declared_seeds": declared,
                     "seconds_per_seed": seconds,
                 }
@@ -114,7 +120,7 @@ def plan_power(protocol: Protocol, folder) -> dict:
 def needed_per_env(plan: dict) -> dict[str, int]:
     """Per env, the most seeds any of its comparisons needs for equivalence (None: more than the planner's cap)."""
     out: dict[str, int] = {}
-    for r in plan["rows"]:
+    for r in (r for r in plan["rows"] if r["spread_known"]):
         n = r["seeds_equivalent"] or 10**6
         out[r["env"]] = max(out.get(r["env"], 0), n)
     return out
@@ -130,7 +136,8 @@ def power_text(plan: dict) -> str:
         f"{'declared':>8} {'s/seed':>7}",
     ]
     for r in plan["rows"]:
-        eq, ni = (str(r[k]) if r[k] else ">1000" for k in ("seeds_equivalent", "seeds_noninferior"))
+        unknown = "no spread" if not r["spread_known"] else ">1000"
+        eq, ni = (str(r[k]) if r[k] else unknown for k in ("seeds_equivalent", "seeds_noninferior"))
         lines.append(
             f"{r['env']:22} {r['comparison']:36} {r['sd']:10.4g} {r['delta']:9.4g} {eq:>10} {ni:>8} "
             f"{r['declared_seeds']:>8} {r['seconds_per_seed']:7.1f}"
@@ -147,6 +154,9 @@ def power_text(plan: dict) -> str:
             f"{env}: {n} final seeds for equivalence in every comparison ({declared[env]} declared): about "
             f"{'+' if extra >= 0 else ''}{extra / 60:.1f} min of final-stage training on the pilot's machine."
         )
+    blind = sorted({f"{r['env']} ({r['comparison']})" for r in plan["rows"] if not r["spread_known"]})
+    if blind:
+        lines.append("The pilot has fewer than 2 seeds to estimate a spread from: " + ", ".join(blind) + ".")
     lines += [
         "",
         "Fix the seeds in the sweep file (protocol.final_seeds, protocol.final_seeds_per_env) before the final "

@@ -184,7 +184,12 @@ def verdict(diff: Difference | None, delta: float, gain: float, note: str = "") 
     """A comparison's record: the verdict, its intervals in return units and in margin units, and its MDE."""
     kind = classify(diff, delta)
     if diff is None:
-        return {"verdict": kind, "method": "none", "note": note or "fewer than 2 seeds on a side"}
+        reason = (
+            note
+            if note.startswith("no final return")
+            else "; ".join(filter(None, ["fewer than 2 seeds on a side", note]))
+        )
+        return {"verdict": kind, "method": "none", "note": reason}
     mde = minimum_detectable_effect(diff.se, diff.dof)
     return {
         "verdict": kind,
