@@ -226,8 +226,14 @@ def _report(tmp_path, reference_run, **kwargs):
     return json.loads((tmp_path / "summary.json").read_text()), (tmp_path / "report.md").read_text()
 
 
-def test_the_report_gives_each_comparison_one_verdict_at_the_declared_margin(tmp_path, reference_run):
-    data, text = _report(tmp_path, reference_run)
+@pytest.fixture(scope="module")
+def declared(reference_run, tmp_path_factory):
+    """The committed run's report at the declared margin, built once: (summary.json, report.md)."""
+    return _report(tmp_path_factory.mktemp("declared"), reference_run)
+
+
+def test_the_report_gives_each_comparison_one_verdict_at_the_declared_margin(declared):
+    data, text = declared
     v = data["verdicts"]
     assert (v["margin"], v["post_hoc"]) == (0.2, False)
     assert v["tuned"]["n"] == 3 and v["matched"]["n"] == 6
@@ -249,12 +255,12 @@ def test_the_report_gives_each_comparison_one_verdict_at_the_declared_margin(tmp
     assert "not set beside these" in text  # the paper's counts are not presented as comparable
 
 
-def test_the_tuned_pendulum_verdict_is_welch_computed_by_hand(tmp_path, reference_run):
+def test_the_tuned_pendulum_verdict_is_welch_computed_by_hand(declared, reference_run):
     import scipy.stats
 
     from esbench.report import aggregate as agg
 
-    data, _ = _report(tmp_path, reference_run)
+    data, _ = declared
     df, _, record = reference_run
     finals = agg.final_returns(agg.reported_trials(agg.check_results(df))[0])
     pend = finals[finals["env"] == "Pendulum-v1"]
@@ -299,8 +305,8 @@ def test_another_margin_is_labelled_post_hoc(tmp_path, reference_run):
     assert data["verdicts"]["post_hoc"] and "post hoc: the declared 20%" in data["verdict_lines"][0]
 
 
-def test_the_aggregates_use_the_fixed_references_and_r0_per_algorithm(tmp_path, reference_run):
-    data, _ = _report(tmp_path, reference_run)
+def test_the_aggregates_use_the_fixed_references_and_r0_per_algorithm(declared):
+    data, _ = declared
     assert data["aggregate"]["normalisation"] == "reference"
     r0 = data["ppo_normalised"]["normalising_returns"]["CartPole-v1"]["r0"]
     learned = {(c["env"], c["algo"]): c["untrained_mean"] for c in data["learned"]["cells"]}
@@ -309,8 +315,8 @@ def test_the_aggregates_use_the_fixed_references_and_r0_per_algorithm(tmp_path, 
     assert poi["conclusive"] == (not poi["ci_low"] <= 0.5 <= poi["ci_high"])
 
 
-def test_each_seed_is_judged_against_its_own_untrained_return_and_the_threshold(tmp_path, reference_run):
-    data, _ = _report(tmp_path, reference_run)
+def test_each_seed_is_judged_against_its_own_untrained_return_and_the_threshold(declared):
+    data, _ = declared
     for c in data["learned"]["cells"]:
         ref = REFERENCES[c["env"]]
         threshold = ref["random"] + 0.5 * (ref["reference"] - ref["random"])
@@ -326,8 +332,8 @@ def test_each_seed_is_judged_against_its_own_untrained_return_and_the_threshold(
             assert s["outcome"] == expected
 
 
-def test_the_winners_curse_leaves_out_pairs_at_the_cap(tmp_path, reference_run):
-    data, text = _report(tmp_path, reference_run)
+def test_the_winners_curse_leaves_out_pairs_at_the_cap(declared):
+    data, text = declared
     capped = {(p["env"], p["algo"]) for p in data["search"]["pairs"] if p["capped"]}
     assert capped == {
         (p["env"], p["algo"]) for p in data["search"]["pairs"] if p["winner_tuning_score"] >= 500
