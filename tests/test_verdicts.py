@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from esbench.report import verdicts
-from esbench.report.verdicts import classify, independent_difference, paired_difference, seeds_needed
+from esbench.report.verdicts import classify, independent_difference, paired_mean_difference, seeds_needed
 from esbench.validation import ConfigError
 
 REPS = 4000
@@ -24,7 +24,7 @@ def equivalent_rate(true_diff, n, sd, delta, reps=REPS, paired=False, seed=0) ->
     hits = 0
     for _ in range(reps):
         if paired:
-            d = paired_difference(rng.normal(true_diff, sd, n), delta)
+            d = paired_mean_difference(rng.normal(true_diff, sd, n), delta)
         else:
             d = independent_difference(rng.normal(true_diff, sd, n), rng.normal(0, sd, n), delta)
         hits += verdicts.tost_equivalent(d, delta)
@@ -83,7 +83,7 @@ def test_bootstrap_intervals_cover_at_their_nominal_level(paired):
     reps, n, covered95, covered90 = 600, 40, 0, 0
     for i in range(reps):
         if paired:
-            d = paired_difference(rng.normal(0.3, 1.0, n), 1.0, bootstrap=True, seed=i)
+            d = paired_mean_difference(rng.normal(0.3, 1.0, n), 1.0, bootstrap=True, seed=i)
         else:
             d = independent_difference(
                 rng.normal(0.3, 1, n), rng.normal(0, 1, n), 1.0, bootstrap=True, seed=i

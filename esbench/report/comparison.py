@@ -19,6 +19,7 @@ from esbench.algorithms import algorithm_label
 from esbench.report.aggregate import env_order
 from esbench.report.rules import RULES
 from esbench.report.tables import MISSING_MD, fmt_number
+from esbench.report.verdicts import welch_se_dof
 from esbench.validation import ConfigError
 
 A, B = "eggroll", "openes"
@@ -72,11 +73,10 @@ def welch_interval(x, y, confidence: float = 0.95) -> tuple[float, float] | None
     if x.size < 2 or y.size < 2:
         return None
     diff = float(x.mean() - y.mean())
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    if vx == 0 and vy == 0:
+    se, dof = welch_se_dof(x, y)
+    if se == 0:
         return diff, diff
-    dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))  # Welch-Satterthwaite
-    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(vx + vy))
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, dof) * se)
     return diff - half, diff + half
 
 

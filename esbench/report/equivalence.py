@@ -76,7 +76,7 @@ def _matched(all_finals: pd.DataFrame, matched: dict | None, references: dict, m
             capped = verdicts.is_capped([a[s] for s in seeds], ref.get("cap")) or verdicts.is_capped(
                 [b[s] for s in seeds], ref.get("cap")
             )
-            diff = verdicts.paired_difference(c["differences"], delta, bootstrap=capped)
+            diff = verdicts.paired_mean_difference(c["differences"], delta, bootstrap=capped)
             cells[f"{env} at {algorithm_label(c['configuration_of'])}'s configuration"] = {
                 **verdicts.verdict(diff, delta, gain, "returns at a cap: bootstrap" if capped else ""),
                 "env": env,

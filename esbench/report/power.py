@@ -65,16 +65,15 @@ def plan_power(protocol: Protocol, folder) -> dict:
     summaries = load_summaries(folder)
     final_ids = {(e["env"], e["algo"]): e["trial_id"] for e in record.get("final", [])}
     matched = record.get("matched_trials") or []
+    per_trial = {  # trial id -> its seeds' final returns
+        t: trial.set_index("seed")["final_return"].dropna() for t, trial in finals.groupby("trial_id")
+    }
     rows = []
     for env in dict.fromkeys(e for e, _ in protocol.pairs):
         ref = s.references.get(env)
         if ref is None or (env, A) not in final_ids or (env, B) not in final_ids:
             continue
         delta = s.margin * (ref["reference"] - ref["random"])
-        per_trial = {
-            t: finals.loc[finals["trial_id"] == t].set_index("seed")["final_return"].dropna()
-            for t in {*final_ids.values(), *(m["trial_id"] for m in matched)}
-        }
         a, b = per_trial[final_ids[env, A]], per_trial[final_ids[env, B]]
         pooled = math.sqrt(
             ((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2)

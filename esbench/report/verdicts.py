@@ -89,8 +89,13 @@ def _bootstrap_difference(draws: np.ndarray, estimate: float, dof: float, delta:
     )
 
 
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
+def welch_se_dof(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The standard error of mean(a) - mean(b) for unequal variances, and its Welch-Satterthwaite degrees of
+    freedom (n_a + n_b - 2 when neither side varies)."""
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else a.size + b.size - 2
+    return se, float(dof)
 
 
 def independent_difference(a, b, delta: float, bootstrap: bool = False, seed: int = 0) -> Difference | None:
@@ -102,19 +107,17 @@ def independent_difference(a, b, delta: float, bootstrap: bool = False, seed: in
     if a.size < 2 or b.size < 2:
         return None
     estimate = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else a.size + b.size - 2
+    se, dof = welch_se_dof(a, b)
     if not bootstrap:
         return _t_difference(estimate, se, dof, delta, "welch")
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     draws = a[rng.integers(0, a.size, (BOOTSTRAP_RESAMPLES, a.size))].mean(axis=1) - b[
         rng.integers(0, b.size, (BOOTSTRAP_RESAMPLES, b.size))
     ].mean(axis=1)
     return _bootstrap_difference(draws, estimate, dof, delta)
 
 
-def paired_difference(diffs, delta: float, bootstrap: bool = False, seed: int = 0) -> Difference | None:
+def paired_mean_difference(diffs, delta: float, bootstrap: bool = False, seed: int = 0) -> Difference | None:
     """The mean of per-seed differences: a paired t interval, or a percentile bootstrap over seeds."""
     d = np.asarray(diffs, dtype=float)
     if d.size < 2:
@@ -122,7 +125,7 @@ def paired_difference(diffs, delta: float, bootstrap: bool = False, seed: int = 
     estimate, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(d.size))
     if not bootstrap:
         return _t_difference(estimate, se, d.size - 1, delta, "paired-t")
-    draws = d[_rng(seed).integers(0, d.size, (BOOTSTRAP_RESAMPLES, d.size))].mean(axis=1)
+    draws = d[np.random.default_rng(seed).integers(0, d.size, (BOOTSTRAP_RESAMPLES, d.size))].mean(axis=1)
     return _bootstrap_difference(draws, estimate, d.size - 1, delta)
 
 
