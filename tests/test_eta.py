@@ -1,5 +1,6 @@
 """The run's ETA (runner/eta.py): each (env, algorithm) at its own pace, compiles per program, and a saved
-plan's figures scaled to the run's measured pace; checked with a fake clock against explicit sums."""
+plan's figures scaled to the run's compiles and to each (env, algorithm)'s runs; checked with a fake clock
+against explicit sums."""
 
 import json
 from types import SimpleNamespace
@@ -92,24 +93,36 @@ def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp
     now = clocked(eta)
     eta.started(0)
     now[0] = 5.0
-    eta.compiled(5.0)  # half the planned compile
+    eta.compiled(5.0)  # half the planned compile: this machine runs the plan 2x faster
     eta.advanced(0)
     now[0] = 10.0
-    eta.advanced(50)  # 100 of 200 env steps in 5 s, planned 50 s: this machine runs the plan 10x faster
-    # group 0 at its own pace (0.05 s per env step); group 1 from the plan: 20 s x 0.5 + 40 s x 0.1
-    assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 * 0.5 + 40 * 0.1)
+    eta.advanced(50)  # 100 of 200 env steps in 5 s
+    # group 0 at its own pace (0.05 s per env step); group 1, not yet run, from the plan at the machine
+    # factor: (20 s + 40 s) x 0.5
+    assert eta.remaining_s() == pytest.approx(100 * 0.05 + (20 + 40) * 0.5)
     assert eta.first_projection() == (
-        "run: projected 0m29s in all from its first chunk "
-        "(the saved plan's 2 of 2 programs, scaled to this run's first chunks)"
+        "run: projected 0m45s in all from its first chunk "
+        "(the saved plan's 2 of 2 programs, scaled to this run's compiles and paces)"
     )
     now[0] = 30.0
-    eta.advanced(100)  # the rest took 4x longer (longer episodes): a first chunk alone calibrates the plan
+    eta.advanced(100)  # the rest took 4x longer (longer episodes): env a ran 25 s of a planned 100
     eta.finished(0)
-    assert eta.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.1)
-    later = RunEta([group("b", 100, 1)], planned)  # the next stage of the same command: scaled alike
+    assert eta.remaining_s() == pytest.approx((20 + 40) * 0.5)  # env b is no learner of env a's pace
+    later = RunEta([group("a", 100, 2), group("b", 100, 1)], planned)  # the next stage of the command
     clocked(later)
     later.started(0)
-    assert later.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.1)
+    # env a's planned run at its own factor (25 / 100), its compile and env b at the machine factor
+    assert later.remaining_s() == pytest.approx(10 * 0.5 + 100 * 0.25 + (20 + 40) * 0.5)
+
+
+def test_the_machine_factor_is_the_median_compile_ratio_and_a_pairs_factor_the_geometric_mean():
+    history = EtaHistory()
+    assert history.machine_factor() == 1.0  # nothing compiled yet: the plan as it stands
+    history.compile_ratios += [0.5, 4.0, 1.0]
+    assert history.machine_factor() == 1.0  # one compile slowed by a passing load does not move it
+    history.pair_ratios[("a", "eggroll")] = [0.25, 4.0]
+    assert history.run_factor(("a", "eggroll")) == pytest.approx(1.0)
+    assert history.run_factor(("b", "eggroll")) == 1.0  # never run: the machine factor
 
 
 def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):

@@ -3,24 +3,28 @@
 Each group still to finish costs its compile (if it has not compiled yet) plus its remaining env steps
 (budget x points x seeds) times a pace in seconds per env step. What each is taken from, best first:
 
-- pace: the group's own (env, algorithm) pace measured so far in this run (time outside compiles over
-  env steps done), else in an earlier stage of the same command; else the saved plan's figure for the
-  program (`esbench plan --json`, given with `--plan`), scaled by how this command's groups' first
-  chunks compare with their planned figures (the plan times the untrained policy's updates, as a first
-  chunk runs them: a group's later chunks can differ from both, since ES episodes lengthen as the
-  policy learns); else the mean pace of every group measured so far (rough across envs of very
-  different speeds);
-- compile: the plan's compile time scaled the same way; else the mean compile of the same (env,
+- pace: the running group's own, measured over its chunks so far; else the saved plan's figure for the
+  program (`esbench plan --json`, given with `--plan`) times its (env, algorithm)'s factor below; else
+  its (env, algorithm)'s pace measured in this stage, else in an earlier stage of the same command; else
+  the mean pace of every group measured so far (rough across envs of very different speeds);
+- compile: the plan's compile time times the machine factor; else the mean compile of the same (env,
   algorithm) in this run or an earlier stage; else the mean of every compile so far.
 
-So without a plan the ETA is exact for groups alike (a search's points) and firms up as each (env,
-algorithm) runs its first chunk; with a plan it starts from every program's figure (docs/plan.md
-measures how close both come on the main job).
+The plan timed each program's untrained policy, and a trained one runs at another pace: ES episodes
+lengthen as they learn, and a search's winners differ from its average point. How far is particular to
+each (env, algorithm), so the factor applied to a program's planned run is its (env, algorithm)'s own:
+the geometric mean of its finished groups' run over their planned run in this command. An (env,
+algorithm) not yet run takes the machine factor: the median, over the programs compiled so far, of
+their compile time over the plan's, which carries a plan measured under another load or on another
+machine over to this one (a compile does not learn). So with a plan the ETA starts from every program's
+figure; without one it is exact for groups alike (a search's points) and firms up as each (env,
+algorithm) runs. docs/plan.md measures how close both come on the main job.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -30,23 +34,24 @@ from esbench.validation import ConfigError
 class EtaHistory:
     """What one command's ETAs know beyond their own stage: a saved plan's (compile s, run s outside the
     compile) per program, keyed (env, algo, points, seeds, budget; programs with the same key in the
-    plan's order, as its stages run), how the finished groups compared with their planned times, and
-    each (env, algorithm)'s pace in the stages that have finished."""
+    plan's order, as its stages run), how the compiles and each (env, algorithm)'s runs so far compared
+    with the plan's, and each (env, algorithm)'s pace in the stages that have finished."""
 
     def __init__(self, times: dict[tuple, list[tuple[float, float]]] | None = None):
         self.times = times or {}
-        self.measured, self.planned = [0.0, 0.0], [0.0, 0.0]  # [compiles, runs]
+        self.compile_ratios: list[float] = []  # measured over planned, one per program compiled
         self.pair_runs: dict[tuple, list[float]] = {}  # (env, algo) -> [run seconds, env steps]
         self.compiles: dict[tuple, list[float]] = {}  # (env, algo) -> compile seconds of its groups
+        self.pair_ratios: dict[tuple, list[float]] = {}  # (env, algo) -> measured over planned runs
 
-    def add(self, what: int, measured: float, planned: float) -> None:
-        self.measured[what] += measured
-        self.planned[what] += planned
+    def machine_factor(self) -> float:
+        """This machine's time over the plan's: the median compile ratio so far (1 before any)."""
+        return statistics.median(self.compile_ratios) if self.compile_ratios else 1.0
 
-    def ratio(self, what: int) -> float:
-        """Measured over planned seconds (what 0: compiles, 1: first chunks) so far (1 before any)."""
-        m, p = self.measured[what], self.planned[what]
-        return m / p if m > 0 and p > 0 else 1.0
+    def run_factor(self, pair: tuple) -> float:
+        """`pair`'s runs over their planned runs so far (geometric mean), else the machine factor."""
+        ratios = self.pair_ratios.get(pair)
+        return statistics.geometric_mean(ratios) if ratios else self.machine_factor()
 
     def pace(self, pair: tuple | None = None) -> float | None:
         """Seconds per env step of `pair` in the finished stages (None: of every pair); None if unmeasured."""
@@ -95,8 +100,6 @@ class RunEta:
         self.current = None
         self.resumed_at = None  # the running group's env steps per seed when it started (a checkpoint's)
         self.announced = False
-        self.first_chunk: set[int] = set()  # groups whose first chunk has calibrated the plan
-        self.loop_began = 0.0  # when the running group's chunk loop began
 
     @staticmethod
     def _work(group) -> float:
@@ -134,8 +137,8 @@ class RunEta:
         if i is not None:
             first = i not in self.compile_s  # a group split to fit the device compiles once per program
             self.compile_s[i] = self.compile_s.get(i, 0.0) + seconds
-            if first and self.expected[i] is not None:
-                self.history.add(0, seconds, self.expected[i][0])
+            if first and self.expected[i] is not None and self.expected[i][0] > 0:
+                self.history.compile_ratios.append(seconds / self.expected[i][0])
 
     def advanced(self, env_steps_per_seed: float) -> None:
         """The running group's mean env steps per seed so far (the first call: where it resumes from)."""
@@ -146,18 +149,10 @@ class RunEta:
         if self.resumed_at is None:  # a resumed group's restored env steps are not this run's work
             self.resumed_at = min(env_steps_per_seed, budget)
             self.work[i] *= 1.0 - self.resumed_at / budget
-            self.loop_began = self._clock()
         left = budget - self.resumed_at
         done = min(max(env_steps_per_seed - self.resumed_at, 0.0), left)
         self.done_work[i] = done / left * self.work[i] if left > 0 else 0.0
         self.run_s[i] = self._elapsed_outside_compile(i)
-        if done > 0 and i not in self.first_chunk:
-            self.first_chunk.add(i)
-            if (
-                self.expected[i] is not None
-            ):  # the plan timed the untrained policy's updates: so is this chunk
-                seconds = self._clock() - self.loop_began
-                self.history.add(1, seconds, self.expected[i][1] * self.done_work[i] / self.full[i])
 
     def finished(self, index: int) -> None:
         if index in self.began_at:
@@ -169,6 +164,13 @@ class RunEta:
                 runs = history.pair_runs.setdefault(self.pairs[index], [0.0, 0.0])
                 runs[0] += self.run_s[index]
                 runs[1] += self.work[index]
+                planned = (
+                    self.expected[index][1] * self.work[index] / self.full[index]
+                    if self.expected[index]
+                    else 0
+                )
+                if planned > 0 and self.run_s[index] > 0:
+                    history.pair_ratios.setdefault(self.pairs[index], []).append(self.run_s[index] / planned)
         self.done_work[index] = self.work[index]
         self.finished_groups.add(index)
         if self.current == index:
@@ -191,6 +193,11 @@ class RunEta:
         return seconds, work
 
     def _pace(self, i: int) -> float | None:
+        seconds, work = self._measured([i])
+        if work > 0:
+            return seconds / work
+        if self.expected[i] is not None and self.full[i]:
+            return self.expected[i][1] * self.history.run_factor(self.pairs[i]) / self.full[i]
         same = [j for j, pair in enumerate(self.pairs) if pair == self.pairs[i]]
         seconds, work = self._measured(same)
         if work > 0:
@@ -198,8 +205,6 @@ class RunEta:
         earlier = self.history.pace(self.pairs[i])  # an earlier stage of this command
         if earlier is not None:
             return earlier
-        if self.expected[i] is not None and self.full[i]:
-            return self.expected[i][1] * self.history.ratio(1) / self.full[i]
         seconds, work = self._measured(range(len(self.work)))
         if work > 0:
             return seconds / work
@@ -211,7 +216,7 @@ class RunEta:
 
     def _compile(self, i: int) -> float | None:
         if self.expected[i] is not None:
-            return self.expected[i][0] * self.history.ratio(0)
+            return self.expected[i][0] * self.history.machine_factor()
         pair, earlier = self.pairs[i], self.history.compiles
         same = [self.compile_s[j] for j in self.compile_s if self.pairs[j] == pair] or earlier.get(pair, [])
         known = same or list(self.compile_s.values()) or [c for cs in earlier.values() for c in cs]
@@ -253,7 +258,7 @@ class RunEta:
         elapsed = self._clock() - self.start
         planned = sum(e is not None for e in self.expected)
         basis = (
-            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's first chunks"
+            f"the saved plan's {planned} of {len(self.expected)} programs, scaled to this run's compiles and paces"
             if planned
             else "each (env, algorithm) at its own pace once measured, the pace so far until then"
         )
