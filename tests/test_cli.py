@@ -28,6 +28,17 @@ def test_paper16_expands_to_all_48_combinations(budget):
     resolve_trials(specs)  # every trial validates and its budget fits at least one update
 
 
+def test_learn16_runs_ppo_on_all_16_envs_and_eggroll_on_the_cheap_ones():
+    specs = expand_sweep(load_sweep_file(PAPER16), "learn16")
+    es = {"CartPole-v1", "Pendulum-v1", "brax/inverted_double_pendulum", "jumanji/Game2048-v1"}
+    es |= {"jumanji/Knapsack-v1", "jumanji/Snake-v1"}
+    assert [(s.env, s.algo) for s in specs] == [
+        (e, a) for e in PAPER_ENVS for a in ("eggroll", "ppo") if a == "ppo" or e in es
+    ]
+    assert all(len(s.seeds) == 3 and s.hparams["layer_size"] == 64 for s in specs)
+    resolve_trials(specs)
+
+
 @pytest.mark.parametrize("budget", ["short", "paper"])
 def test_paper16_trials_resolve_to_exactly_their_table_rows(budget):
     """Every one of the 48 trials runs the paper's row: each field the table gives, and nothing else set."""

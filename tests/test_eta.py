@@ -97,32 +97,40 @@ def test_a_saved_plan_gives_every_program_a_time_scaled_to_the_measured_pace(tmp
     eta.advanced(0)
     now[0] = 10.0
     eta.advanced(50)  # 100 of 200 env steps in 5 s
-    # group 0 at its own pace (0.05 s per env step); group 1, not yet run, from the plan at the machine
-    # factor: (20 s + 40 s) x 0.5
-    assert eta.remaining_s() == pytest.approx(100 * 0.05 + (20 + 40) * 0.5)
+    # group 0 at its own pace (0.05 s per env step); group 1, not yet run, from the plan: its compile at the
+    # machine factor (20 s x 0.5), its run as planned (40 s), no (env, algorithm) having finished a run yet
+    assert eta.remaining_s() == pytest.approx(100 * 0.05 + 20 * 0.5 + 40)
     assert eta.first_projection() == (
-        "run: projected 0m45s in all from its first chunk "
+        "run: projected 1m05s in all from its first chunk "
         "(the saved plan's 2 of 2 programs, scaled to this run's compiles and paces)"
     )
     now[0] = 30.0
     eta.advanced(100)  # the rest took 4x longer (longer episodes): env a ran 25 s of a planned 100
     eta.finished(0)
-    assert eta.remaining_s() == pytest.approx((20 + 40) * 0.5)  # env b is no learner of env a's pace
+    # env b's run at the run's factor so far (env a's 25 / 100: this run is faster than the plan); the
+    # compile still at the machine factor (a compile cache makes compiles no guide to runs)
+    assert eta.remaining_s() == pytest.approx(20 * 0.5 + 40 * 0.25)
     later = RunEta([group("a", 100, 2), group("b", 100, 1)], planned)  # the next stage of the command
     clocked(later)
     later.started(0)
-    # env a's planned run at its own factor (25 / 100), its compile and env b at the machine factor
-    assert later.remaining_s() == pytest.approx(10 * 0.5 + 100 * 0.25 + (20 + 40) * 0.5)
+    # env a's planned run at its own factor (25 / 100), env b's at the median of the pairs' (the same);
+    # both compiles at the machine factor
+    assert later.remaining_s() == pytest.approx(10 * 0.5 + 100 * 0.25 + 20 * 0.5 + 40 * 0.25)
 
 
 def test_the_machine_factor_is_the_median_compile_ratio_and_a_pairs_factor_the_geometric_mean():
     history = EtaHistory()
     assert history.machine_factor() == 1.0  # nothing compiled yet: the plan as it stands
+    assert history.run_factor(("b", "eggroll")) == 1.0  # nothing run yet: the plan as it stands
     history.compile_ratios += [0.5, 4.0, 1.0]
     assert history.machine_factor() == 1.0  # one compile slowed by a passing load does not move it
+    assert history.run_factor(("b", "eggroll")) == 1.0  # compiles say nothing of runs
     history.pair_ratios[("a", "eggroll")] = [0.25, 4.0]
+    history.pair_ratios[("c", "ppo")] = [2.0]
+    history.pair_ratios[("d", "ppo")] = [3.0]
     assert history.run_factor(("a", "eggroll")) == pytest.approx(1.0)
-    assert history.run_factor(("b", "eggroll")) == 1.0  # never run: the machine factor
+    # never run: the median of the pairs' factors (1, 2, 3)
+    assert history.run_factor(("b", "eggroll")) == pytest.approx(2.0)
 
 
 def test_a_plan_file_that_is_not_a_saved_plan_is_one_error(tmp_path):

@@ -4,6 +4,7 @@ points, several devices, resume after kill -9, divergence, Ray."""
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import NON_TIME_COLUMNS, TINY_EPISODE, TINY_HPARAMS, tiny_spec
 
 from esbench import cli
@@ -19,6 +21,7 @@ from esbench.algorithms import eggroll, openes
 from esbench.results import ResultStore, load, load_summaries
 from esbench.runner import ConfigError, TrialSpec, expand_sweep, resolve_trial, run_trial, run_trials
 from esbench.runner.backends import group_trials
+from esbench.runner.protocol import prepare_protocol
 from esbench.runner.trial import RunOptions, run_group
 from esbench.validation import build
 
@@ -85,6 +88,51 @@ def test_bad_sweep_gives_one_clear_error_and_writes_nothing(
     assert message in err, err
     assert err.count("error:") == 1
     assert not out.exists()
+
+
+PER_ENV_SWEEP = """
+envs: [CartPole-v1, Pendulum-v1]
+algorithms: {eggroll: {}, openes: {}, ppo: {}}
+budgets:
+  some:
+    algorithms_per_env: {default: [ppo], CartPole-v1: [ppo, eggroll]}
+"""
+
+
+def test_algorithms_per_env_chooses_each_envs_algorithms_in_the_files_order():
+    data = yaml.safe_load(PER_ENV_SWEEP)
+    pairs = [(s.env, s.algo) for s in expand_sweep(data, "some")]
+    assert pairs == [("CartPole-v1", "eggroll"), ("CartPole-v1", "ppo"), ("Pendulum-v1", "ppo")]
+    data["budgets"]["some"]["algorithms_per_env"] = ["openes"]  # a list: every env
+    assert [(s.env, s.algo) for s in expand_sweep(data, "some")] == [
+        ("CartPole-v1", "openes"),
+        ("Pendulum-v1", "openes"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (
+            "{default: [ppo], CartPol-v1: [ppo]}",
+            "algorithms_per_env.CartPol-v1: not one of the budget's envs",
+        ),
+        ("{default: [pp]}", "algorithms_per_env.default: 'pp' is not one of the sweep's algorithms"),
+        ("{default: []}", "algorithms_per_env.default = [] is invalid; allowed: a non-empty list of"),
+        ("{CartPole-v1: [ppo]}", "algorithms_per_env: no algorithms for Pendulum-v1 and no 'default'"),
+    ],
+)
+def test_bad_algorithms_per_env_names_the_problem(value, message):
+    data = yaml.safe_load(PER_ENV_SWEEP.replace("{default: [ppo], CartPole-v1: [ppo, eggroll]}", value))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        expand_sweep(data, "some")
+
+
+def test_the_matched_stage_refuses_an_env_with_one_es():
+    data = yaml.safe_load(PER_ENV_SWEEP)
+    data["budgets"]["some"]["protocol"] = {"matched": True}
+    with pytest.raises(ConfigError, match="CartPole-v1 runs eggroll alone"):
+        prepare_protocol(data, "some")
 
 
 def test_unknown_hyperparameter_suggests_the_close_name():

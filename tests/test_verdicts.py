@@ -332,6 +332,25 @@ def test_each_seed_is_judged_against_its_own_untrained_return_and_the_threshold(
             assert s["outcome"] == expected
 
 
+def test_each_pair_and_each_env_gets_an_outcome_from_its_gain_half_width_and_threshold(declared):
+    data, text = declared
+    rank = ("learned", "improved below the threshold", "not learned")
+    best = {}
+    for c in data["learned"]["cells"]:
+        gain_is_clear = c["final_mean"] - c["untrained_mean"] > c["half_width"]
+        expected = (
+            "not learned"
+            if not gain_is_clear
+            else "learned"
+            if c["final_mean"] >= c["competence_threshold"]
+            else "improved below the threshold"
+        )
+        assert c["outcome"] == expected, c
+        best[c["env"]] = min(best.get(c["env"], "not learned"), expected, key=rank.index)
+    assert {env: e["outcome"] for env, e in data["learned"]["envs"].items()} == best
+    assert "| environment | outcome | by |" in text
+
+
 def test_the_winners_curse_leaves_out_pairs_at_the_cap(declared):
     data, text = declared
     capped = {(p["env"], p["algo"]) for p in data["search"]["pairs"] if p["capped"]}

@@ -13,6 +13,8 @@ from esbench.report.aggregate import valid_evals
 from esbench.report.tables import fmt_number
 
 SEED_OUTCOMES = ("learned", "improved", "not learned")
+# Per (env, algorithm) and per env, best first.
+OUTCOMES = ("learned", "improved below the threshold", "not learned")
 
 
 def untrained_returns(rows: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -93,12 +95,38 @@ def learning_check(
                 "seed_counts": {o: sum(s["outcome"] == o for s in seeds.values()) for o in SEED_OUTCOMES},
             }
         )
+    for cell in cells:
+        cell["outcome"] = cell_outcome(cell)
     return {
         "cells": cells,
         "n": len(cells),
         "n_clear": sum(c["clear"] for c in cells),
         "competence": competence,
+        "envs": env_outcomes(cells),
     }
+
+
+def cell_outcome(cell: dict) -> str:
+    """learned: the final mean above the untrained one by more than its 95% half-width (and, where a competence
+    threshold is declared, at or above it); improved below the threshold: the first only; not learned: neither."""
+    if not cell["clear"]:
+        return "not learned"
+    threshold = cell.get("competence_threshold")
+    return (
+        "learned" if threshold is None or cell["final_mean"] >= threshold else "improved below the threshold"
+    )
+
+
+def env_outcomes(cells: list[dict]) -> dict[str, dict]:
+    """Per env: the best outcome of its algorithms' cells, and the algorithms that reached it."""
+    by_env: dict[str, dict[str, str]] = {}
+    for c in cells:
+        by_env.setdefault(c["env"], {})[c["algo"]] = cell_outcome(c)
+    best = {}
+    for env, outcomes in by_env.items():
+        top = min(outcomes.values(), key=OUTCOMES.index)
+        best[env] = {"outcome": top, "by": [a for a, o in outcomes.items() if o == top]}
+    return best
 
 
 def learning_markdown(check: dict) -> str:
@@ -116,8 +144,8 @@ def learning_markdown(check: dict) -> str:
     lines += [
         "",
         "| environment | algorithm | untrained mean | final mean | gain | 95% half-width | clear "
-        "| threshold | seeds: learned / improved / not learned |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| threshold | outcome | seeds: learned / improved / not learned |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for c in check["cells"]:
         counts = c.get("seed_counts") or {}
@@ -125,6 +153,24 @@ def learning_markdown(check: dict) -> str:
         lines.append(
             f"| {c['env']} | {algorithm_label(c['algo'])} | {fmt_number(c['untrained_mean'])} | "
             f"{fmt_number(c['final_mean'])} | {fmt_number(c['gain'])} | {fmt_number(c['half_width'])} | "
-            f"{'yes' if c['clear'] else 'no'} | {fmt_number(c.get('competence_threshold'))} | {seeds} |"
+            f"{'yes' if c['clear'] else 'no'} | {fmt_number(c.get('competence_threshold'))} | "
+            f"{c['outcome']} | {seeds} |"
         )
+    envs = check["envs"]
+    lines += [
+        "",
+        "Per environment, its best algorithm's outcome (outcome: learned = clear, and at or above the threshold "
+        "where one is declared; improved below the threshold = clear only; not learned = not clear):",
+        "",
+        "| environment | outcome | by |",
+        "|---|---|---|",
+        *(
+            f"| {env} | {e['outcome']} | {', '.join(algorithm_label(a) for a in e['by'])} |"
+            for env, e in envs.items()
+        ),
+        "",
+        "Environments: "
+        + ", ".join(f"{sum(e['outcome'] == k for e in envs.values())} {k}" for k in OUTCOMES)
+        + ".",
+    ]
     return "\n".join(lines) + "\n"

@@ -182,7 +182,7 @@ def prepare_protocol(
         )
     settings = protocol_settings(sweep, skip_search=skip_search, sampler=sampler, pilot=pilot or None)
     chosen_envs = sweep.only(envs)
-    protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos))
+    protocol = Protocol(sweep, settings, tuple((e, a) for e in chosen_envs for a in sweep.algos_on(e)))
     for pair in protocol.pairs:
         if settings.skip_search:
             _resolve(protocol.final_spec(pair, protocol.paper_point(pair)), "final stage")

@@ -137,6 +137,13 @@ def _check_stages(settings: ProtocolSettings, sweep: Sweep, path: str) -> None:
                 f"point, and the sweep has no {' or '.join(missing)}; its algorithms: "
                 f"{', '.join(sweep.algos)}. Add them or drop matched"
             )
+        for env in sweep.envs:
+            on = [a for a in MATCHED_ALGOS if a in sweep.algos_on(env)]
+            if len(on) == 1:
+                raise ConfigError(
+                    f"{path}.matched: {env} runs {on[0]} alone (algorithms_per_env); the matched stage "
+                    f"needs both {' and '.join(MATCHED_ALGOS)} on an env, or neither"
+                )
 
 
 def protocol_settings(sweep: Sweep, **overrides: Any) -> ProtocolSettings:

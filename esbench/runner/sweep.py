@@ -121,6 +121,15 @@ class Sweep:
         """Where the protocol settings live in the file (the budget's section, else the top level's)."""
         return f"{self.path}.protocol" if "protocol" in self.budget_section else "protocol"
 
+    def algos_on(self, env: str) -> tuple[str, ...]:
+        """The algorithms that run on `env`: the budget's `algorithms_per_env` for it (else its `default`), or
+        every algorithm of the file; in the file's order."""
+        chosen = self.budget_section.get("algorithms_per_env")
+        if chosen is None:
+            return tuple(self.algos)
+        names = _per_env(chosen, env, f"{self.path}.algorithms_per_env")
+        return tuple(a for a in self.algos if a in names)
+
     def fixed(self, algo: str) -> set[str]:
         """Hyperparameters the budget sets for `algo` (applied after the search point, so never searched)."""
         names = set((self.budget_section.get("algorithms") or {}).get(algo) or {})
@@ -177,6 +186,30 @@ def _check_envs(envs: list[str], path: str) -> None:
             raise ConfigError(f"{path}[{i}]: {err}") from None
 
 
+def _check_algorithms_per_env(chosen: Any, envs: list[str], algos: dict, path: str) -> None:
+    """`algorithms_per_env`: a list of the file's algorithms, or {env or default: that list}, every env covered."""
+    if chosen is None:
+        return
+    per_env = chosen if isinstance(chosen, dict) else {"default": chosen}
+    for key, names in per_env.items():
+        if key != "default" and key not in envs:
+            raise ConfigError(f"{path}.{key}: not one of the budget's envs.{suggest(key, envs)}")
+        if not isinstance(names, list) or not names or not all(isinstance(a, str) for a in names):
+            raise ConfigError(
+                f"{path}.{key} = {names!r} is invalid; allowed: a non-empty list of: {', '.join(algos)}"
+            )
+        for name in names:
+            if name not in algos:
+                raise ConfigError(
+                    f"{path}.{key}: {name!r} is not one of the sweep's algorithms.{suggest(name, algos)} "
+                    f"Allowed: {', '.join(algos)}"
+                )
+    if "default" not in per_env:
+        missing = [e for e in envs if e not in per_env]
+        if missing:
+            raise ConfigError(f"{path}: no algorithms for {', '.join(missing)} and no 'default'")
+
+
 def parse_sweep(data: dict, budget: str | None = None) -> Sweep:
     """The sweep under `budget` (default: its default_budget), validated; ConfigError on the first problem."""
     check_keys(data, TOP_KEYS, "sweep")
@@ -215,6 +248,9 @@ def parse_sweep(data: dict, budget: str | None = None) -> Sweep:
         all_envs, envs = envs, subset
     else:
         all_envs = envs
+    _check_algorithms_per_env(
+        chosen.get("algorithms_per_env"), envs, algos, f"budgets.{budget}.algorithms_per_env"
+    )
     rows = paper_rows(data.get("paper_rows", False), envs, list(algos))
     sweep = Sweep(
         data, budget, tuple(envs), algos, env_overrides, chosen, trial_defaults, rows, tuple(all_envs)
@@ -237,6 +273,6 @@ def expand_sweep(data: dict, budget: str | None = None, envs=None) -> list[Trial
             owner=f"trial[{env} x {algo}" + (f" x point {p}" if len(points) > 1 else "") + "]",
         )
         for env in chosen
-        for algo in sweep.algos
+        for algo in sweep.algos_on(env)
         for p, point in enumerate(points)
     ]

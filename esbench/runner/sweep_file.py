@@ -48,6 +48,8 @@ expands `search:` and `protocol.space`, protocol_settings.py validates `protocol
         env_steps: {default: 20000, brax/ant: 2000}
         envs: [CartPole-v1]               # a subset of the sweep's envs
         algorithms: {eggroll: {pop_size: 16}}      # hyperparameters applied last
+        algorithms_per_env: {default: [ppo], CartPole-v1: [eggroll, ppo]}  # which run where (a list:
+                                          # on every env; unset: every algorithm on every env)
         env_overrides: {brax/ant: {ppo: {num_envs: 8}}}
         protocol: {search_trials: 4}      # overrides the top-level `protocol` key by key (space: by algorithm)
     default_budget: smoke
@@ -108,6 +110,7 @@ BUDGET_KEYS = (
     *TRIAL_KEYS,
     "envs",
     "algorithms",
+    "algorithms_per_env",
     "env_overrides",
     "protocol",
     "description",
