@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from esbench.report import verdicts
+from esbench.report.learned import seed_outcome
 from esbench.report.verdicts import classify, independent_difference, paired_mean_difference, seeds_needed
 from esbench.validation import ConfigError
 
@@ -349,6 +350,14 @@ def test_each_pair_and_each_env_gets_an_outcome_from_its_gain_half_width_and_thr
         best[c["env"]] = min(best.get(c["env"], "not learned"), expected, key=rank.index)
     assert {env: e["outcome"] for env, e in data["learned"]["envs"].items()} == best
     assert "| environment | outcome | by |" in text
+
+
+def test_a_seed_learned_only_at_a_declared_threshold():
+    assert seed_outcome(5.0, 0.0, 4.0) == "learned"
+    assert seed_outcome(3.0, 0.0, 4.0) == "improved"
+    assert seed_outcome(1e-9, 0.0, None) == "improved"  # no threshold: a gain, however small, is all it shows
+    assert seed_outcome(0.0, 0.0, None) == "not learned"
+    assert seed_outcome(float("nan"), 0.0, None) == "not learned"
 
 
 def test_the_winners_curse_leaves_out_pairs_at_the_cap(declared):

@@ -3,6 +3,13 @@
 navix's symbolic observation is a u8[H, W, 3] grid of (object, colour, state)
 triples; the esbench wrapper flattens it to float32.
 
+Episodes end at navix's registered `max_steps`, 100 for every paper id (MiniGrid gives DoorKey-8x8
+640). Learning signal (docs/learn16.md, `esbench envs --reward-stats`): the only reward is 1 at the
+goal. In 100 steps uniformly random actions reached it in 0 of 64 DoorKey-8x8 episodes (key, door, then
+goal) and 2 of 64 FourRooms ones, so PPO at the learn16 budget (1e5 and 3e5 env steps) learned
+neither, while it learned Dynamic-Obstacles-6x6-Random (a 6x6 room). A reward too sparse for that
+budget, no fault found.
+
 Rendering draws navix's own fully observable RGB view (`navix.observations.rgb`,
 8 px sprites a cell), enlarged to at least `FRAME_MIN_SIZE` px.
 """

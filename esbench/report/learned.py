@@ -35,10 +35,11 @@ def _untrained_per_seed(rows: pd.DataFrame) -> dict[tuple[str, str, int], float]
 
 def seed_outcome(final: float, untrained: float, threshold: float | None) -> str:
     """learned: above its own untrained return and at or above the competence threshold (a return); improved:
-    above its untrained return only; not learned: neither. Without a threshold, above = learned."""
+    above its untrained return only (all a seed can show without a threshold: any gain, however small, is
+    above); not learned: neither."""
     if not (math.isfinite(final) and math.isfinite(untrained)) or final <= untrained:
         return "not learned"
-    return "learned" if threshold is None or final >= threshold else "improved"
+    return "learned" if threshold is not None and final >= threshold else "improved"
 
 
 def learning_check(
@@ -140,6 +141,12 @@ def learning_markdown(check: dict) -> str:
             "",
             f"Per seed (competence {competence:.0%} of the reference gain, declared): learned = above its own "
             "untrained return and at or above the threshold; improved = above its untrained return only.",
+        ]
+    else:
+        lines += [
+            "",
+            "Per seed (no competence threshold declared): improved = above its own untrained return, by any "
+            "amount; not learned = not above it.",
         ]
     lines += [
         "",
