@@ -163,15 +163,15 @@ def _print_reward_stats(console, ids: list[str], episodes: int, policies: str | 
             f"[{stats.reward_min:.3g}, {stats.reward_max:.3g}]",
         )
 
-    key = jax.random.PRNGKey(0)
-    for env_id, env in envs.items():
-        configs = trials[env_id]
+    for env_id, configs in trials.items():
         if configs:  # the trials' episode limit, so that random and trained episodes are alike
-            env = make(env_id, configs[0].get("max_episode_steps"))
-        limit = env.spec.max_episode_steps
-        if not limit:
+            envs[env_id] = make(env_id, configs[0].get("max_episode_steps"))
+        if not envs[env_id].spec.max_episode_steps:
             print(f"error: {env_id} has no episode limit: a first episode might never end", file=sys.stderr)
             return 2
+    key = jax.random.PRNGKey(0)
+    for env_id, env in envs.items():
+        configs, limit = trials[env_id], env.spec.max_episode_steps
         with console.status(f"rolling out {env_id} (random actions) ..."):
             _, reward, done, _ = rollout_program(env, episodes, int(limit))(key, None)
         add(env_id, "random", reward_stats(reward, done))

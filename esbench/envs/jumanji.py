@@ -31,12 +31,6 @@ Actions and masks
 
     The masks are in the observation, so a policy can learn to respect them.
 
-Learning signal (docs/learn16.md, `esbench envs --reward-stats`): Snake-v1 pays 1 a fruit and nothing
-else. Random actions eat in 8% of 64 episodes (0.27% of steps rewarded; death after 29 steps on average).
-In the learn16 budget (1e6 env steps, 1000-step episodes) PPO learned to survive (970 steps) and ate
-in 8-17% of episodes, a gain within the noise of 3 seeds; EGGROLL's greedy population died within 9-14
-steps. A reward too sparse for that budget, no fault found. Game2048-v1 and Knapsack-v1 were learned.
-
     A jumanji id whose action is several integers (MultiDiscreteArray or an
     integer BoundedArray, e.g. Tetris-v0's (rotation, column)) is exposed as one
     Discrete(prod(counts)); index i is decoded row-major like
@@ -60,6 +54,14 @@ Rendering
     three among them) renders through a copy of that viewer switched to its
     "rgb_array" mode, drawing into its own `FRAME_INCHES` x `FRAME_INCHES` figure
     (500x500 px at matplotlib's default 100 dpi).
+
+Learning signal (docs/learn16.md, `esbench envs --reward-stats`)
+    Snake-v1 pays 1 a fruit and nothing else. Random actions eat in 8% of 64 episodes
+    (0.27% of steps rewarded; death after 29 steps on average). In the learn16 budget
+    (1e6 env steps, 1000-step episodes) PPO learned to survive (970 steps) and ate in
+    8-17% of episodes, a gain within the noise of 3 seeds; EGGROLL's greedy population
+    died within 9-14 steps. A reward too sparse for that budget, no fault found.
+    Game2048-v1 and Knapsack-v1 were learned.
 """
 
 from __future__ import annotations
