@@ -119,10 +119,11 @@ def cell_outcome(cell: dict) -> str:
 
 
 def env_outcomes(cells: list[dict]) -> dict[str, dict]:
-    """Per env: the best outcome of its algorithms' cells, and the algorithms that reached it."""
+    """Per env: the best outcome of its algorithms' cells (each with its `outcome`), and the algorithms that
+    reached it."""
     by_env: dict[str, dict[str, str]] = {}
     for c in cells:
-        by_env.setdefault(c["env"], {})[c["algo"]] = cell_outcome(c)
+        by_env.setdefault(c["env"], {})[c["algo"]] = c["outcome"]
     best = {}
     for env, outcomes in by_env.items():
         top = min(outcomes.values(), key=OUTCOMES.index)
